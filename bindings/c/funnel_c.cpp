@@ -1,0 +1,136 @@
+#include "funnel_c.h"
+
+#include <string>
+
+#include "funnel/funnel.hpp"
+
+struct FunnelModel {
+  std::unique_ptr<funnel::Model> model;
+};
+
+struct FunnelFeatures {
+  funnel::Features features;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+FunnelStatus fail(FunnelStatus code, std::string message) {
+  last_error = std::move(message);
+  return code;
+}
+
+FunnelStatus report(const funnel::Status& status) {
+  if (status.is_ok()) return FUNNEL_OK;
+  return fail(static_cast<FunnelStatus>(status.code()), status.message());
+}
+
+FunnelStatus wrap(funnel::Status status, std::unique_ptr<funnel::Model> model, FunnelModel** out) {
+  if (!status) return report(status);
+  *out = new FunnelModel{std::move(model)};
+  return FUNNEL_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* funnel_version(void) { return funnel::kVersion; }
+
+const char* funnel_last_error(void) { return last_error.c_str(); }
+
+FunnelStatus funnel_model_load_file(const char* path, FunnelModel** out) {
+  if (!path || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_load_file: path and out must not be NULL");
+  *out = nullptr;
+  std::unique_ptr<funnel::Model> model;
+  funnel::Status status = funnel::Model::load_file(path, &model);
+  return wrap(std::move(status), std::move(model), out);
+}
+
+FunnelStatus funnel_model_load_bytes(const void* data, size_t size, FunnelModel** out) {
+  if (!data || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_load_bytes: data and out must not be NULL");
+  *out = nullptr;
+  std::unique_ptr<funnel::Model> model;
+  funnel::Status status = funnel::Model::load_bytes(data, size, &model);
+  return wrap(std::move(status), std::move(model), out);
+}
+
+void funnel_model_free(FunnelModel* model) { delete model; }
+
+size_t funnel_model_catalogue_size(const FunnelModel* model) { return model ? model->model->catalogue_size() : 0; }
+
+size_t funnel_model_embedding_dim(const FunnelModel* model) { return model ? model->model->embedding_dim() : 0; }
+
+const char* funnel_model_item_key(const FunnelModel* model, size_t index, size_t* length) {
+  if (!model || index >= model->model->catalogue_size()) return nullptr;
+  const std::string_view key = model->model->item_key(index);
+  if (length) *length = key.size();
+  return key.data();
+}
+
+FunnelFeatures* funnel_features_new(void) { return new FunnelFeatures(); }
+
+void funnel_features_free(FunnelFeatures* features) { delete features; }
+
+FunnelStatus funnel_features_set_string(FunnelFeatures* features, const char* name, const char* value) {
+  if (!features || !name || !value) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_features_set_string: NULL argument");
+  features->features.set(name, std::string(value));
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_features_set_number(FunnelFeatures* features, const char* name, double value) {
+  if (!features || !name) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_features_set_number: NULL argument");
+  features->features.set(name, value);
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_features_set_empty_list(FunnelFeatures* features, const char* name) {
+  if (!features || !name) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_features_set_empty_list: NULL argument");
+  features->features.set(name, std::vector<std::string>{});
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* name, const char* value) {
+  if (!features || !name || !value) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_features_add_to_list: NULL argument");
+  std::vector<std::string> values;
+  if (const funnel::FeatureValue* existing = features->features.find(name)) {
+    if (existing->type() != funnel::FeatureValue::Type::kList)
+      return fail(FUNNEL_INVALID_ARGUMENT, std::string("feature '") + name + "' already holds a single value");
+    values = existing->list_value();
+  }
+  values.emplace_back(value);
+  features->features.set(name, std::move(values));
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out) {
+  if (!model || !user || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_user_embedding: NULL argument");
+  std::vector<float> embedding;
+  if (FunnelStatus s = report(model->model->user_embedding(user->features, &embedding)); s != FUNNEL_OK) return s;
+  std::copy(embedding.begin(), embedding.end(), out);
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k, const char* const* exclude,
+                             size_t exclude_count, uint32_t* out_indices, float* out_scores, size_t* out_count) {
+  if (!model || !user || !out_indices || !out_scores || !out_count || (exclude_count > 0 && !exclude))
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_retrieve: NULL argument");
+  *out_count = 0;
+  funnel::RetrieveOptions options;
+  options.k = k;
+  for (size_t i = 0; i < exclude_count; ++i) {
+    if (!exclude[i]) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_retrieve: exclude[" + std::to_string(i) + "] is NULL");
+    options.exclude.emplace_back(exclude[i]);
+  }
+  std::vector<funnel::Recommendation> recommendations;
+  if (FunnelStatus s = report(model->model->retrieve(user->features, options, &recommendations)); s != FUNNEL_OK) return s;
+  for (size_t i = 0; i < recommendations.size(); ++i) {
+    out_indices[i] = recommendations[i].index;
+    out_scores[i] = recommendations[i].score;
+  }
+  *out_count = recommendations.size();
+  return FUNNEL_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,62 @@
+/* Funnel C ABI: opaque handles, status codes and messages. For C programs, mobile apps (JNI, Swift) and
+ * WASM. Every function that can fail returns a FunnelStatus; on failure funnel_last_error() returns the
+ * message, valid until the next call on the same thread. Strings are UTF-8, NUL-terminated unless a
+ * length is returned beside them. */
+#ifndef FUNNEL_C_H
+#define FUNNEL_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum FunnelStatus {
+  FUNNEL_OK = 0,
+  FUNNEL_INVALID_ARGUMENT = 1,
+  FUNNEL_NOT_FOUND = 2,
+  FUNNEL_IO_ERROR = 3,
+  FUNNEL_CORRUPT_MODEL = 4,
+  FUNNEL_UNSUPPORTED = 5
+} FunnelStatus;
+
+typedef struct FunnelModel FunnelModel;       /* immutable once loaded; share it between threads */
+typedef struct FunnelFeatures FunnelFeatures; /* one request's raw features; one thread at a time */
+
+const char* funnel_version(void);
+const char* funnel_last_error(void);
+
+FunnelStatus funnel_model_load_file(const char* path, FunnelModel** out);
+/* Copies `size` bytes; the caller may free `data` afterwards. */
+FunnelStatus funnel_model_load_bytes(const void* data, size_t size, FunnelModel** out);
+void funnel_model_free(FunnelModel* model);
+
+size_t funnel_model_catalogue_size(const FunnelModel* model);
+size_t funnel_model_embedding_dim(const FunnelModel* model);
+/* The key of catalogue item `index`; *length receives its byte length. NULL when out of range. */
+const char* funnel_model_item_key(const FunnelModel* model, size_t index, size_t* length);
+
+FunnelFeatures* funnel_features_new(void);
+void funnel_features_free(FunnelFeatures* features);
+FunnelStatus funnel_features_set_string(FunnelFeatures* features, const char* name, const char* value);
+FunnelStatus funnel_features_set_number(FunnelFeatures* features, const char* name, double value);
+/* Appends one value to a multi-valued feature (creating it as an empty list first if needed). */
+FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* name, const char* value);
+/* Declares a multi-valued feature with no values (so that "no genres" differs from "missing"). */
+FunnelStatus funnel_features_set_empty_list(FunnelFeatures* features, const char* name);
+
+/* The user's embedding: writes funnel_model_embedding_dim() floats. */
+FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out);
+
+/* Top-k catalogue items for `user`, best first, leaving out the `exclude_count` keys in `exclude`.
+ * Writes at most k entries to out_indices / out_scores and their number to *out_count. */
+FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k,
+                             const char* const* exclude, size_t exclude_count, uint32_t* out_indices,
+                             float* out_scores, size_t* out_count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FUNNEL_C_H */

@@ -1,0 +1,32 @@
+// The rules that turn a raw value into an id. The trainer builds its vocabularies with these same
+// functions, so an id means the same thing at training time and in the SDK.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace funnel {
+
+// The string a number becomes when a categorical feature is given a number: integers print without a
+// decimal point ("196"), so a user id read from a CSV and one passed as a JSON number agree.
+std::string number_to_key(double value);
+
+// 1 + the number of boundaries <= x, so ids 1..boundaries.size() + 1 (0 stays out-of-vocabulary).
+uint32_t bucketize(std::span<const float> boundaries, double x);
+
+// 1 + fnv1a64(value) % buckets.
+uint32_t hash_bucket(std::string_view value, uint32_t buckets);
+
+// The first prefix_length bytes (all of them when prefix_length is 0).
+std::string_view key_prefix(std::string_view value, uint32_t prefix_length);
+
+// Values of a multi-valued feature given as one string; empty parts are dropped ("a||b" -> a, b).
+std::vector<std::string_view> split_values(std::string_view text, std::string_view separator);
+
+// A whole string as a number (no trailing garbage); false for "", "12abc", and strings over 64 bytes.
+bool parse_number(std::string_view text, double* out);
+
+}  // namespace funnel

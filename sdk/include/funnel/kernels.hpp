@@ -1,0 +1,36 @@
+// The inference kernels: the only place where Funnel's inference maths is written. The trainer's
+// evaluation and export call these too. Chosen once at start-up: AVX2+FMA where the CPU has it, a
+// portable version (auto-vectorised, simd128 in WASM) elsewhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace funnel {
+
+struct Hit {
+  uint32_t index;  // catalogue position
+  float score;
+};
+
+namespace kernels {
+
+// Name of the instruction set the kernels run on ("avx2+fma", "generic").
+const char* isa();
+
+float dot(const float* a, const float* b, size_t n);
+
+// out[r] = matrix[r, :] . query for each of `rows` rows of `dim` floats.
+void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, float* out);
+
+// y[o] = bias[o] + weight[o, :] . x, weight row-major [out, in].
+void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, float* y);
+
+// The k best scores in descending order; ties go to the lower index, so results never depend on
+// the scan order. Entries with skip[i] != 0 are left out (skip may be empty).
+void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> skip, std::vector<Hit>* out);
+
+}  // namespace kernels
+}  // namespace funnel

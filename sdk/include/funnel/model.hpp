@@ -1,0 +1,104 @@
+// A loaded Funnel model: verified once, immutable afterwards, safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "funnel/features.hpp"
+#include "funnel/kernels.hpp"
+#include "funnel/status.hpp"
+#include "funnel/tower.hpp"
+
+namespace funnel {
+
+namespace fb {
+struct Model;
+}
+
+// What a feature is, as the file declares it (for inspection and for callers building requests).
+struct FeatureInfo {
+  std::string name;
+  std::string kind;  // "categorical", "multi_categorical", "dense"
+  uint32_t cardinality = 0;
+  uint32_t vocabulary_size = 0;
+  uint32_t hash_buckets = 0;
+};
+
+struct RetrieveOptions {
+  size_t k = 10;
+  // Catalogue keys that must not be returned (items the user has already seen).
+  std::vector<std::string> exclude;
+};
+
+struct Recommendation {
+  std::string_view key;  // points into the model; valid while the model lives
+  uint32_t index;
+  float score;
+};
+
+class Model {
+ public:
+  // Memory-maps the file (read-only) and verifies it.
+  static Status load_file(const std::string& path, std::unique_ptr<Model>* out);
+  // Copies the bytes into aligned memory the model owns, then verifies them.
+  static Status load_bytes(const void* data, size_t size, std::unique_ptr<Model>* out);
+  // Uses the bytes in place: the caller keeps them alive and unchanged for the model's lifetime.
+  // They must be 32-byte aligned, as mmap and the WASM loader provide.
+  static Status load_view(const void* data, size_t size, std::unique_ptr<Model>* out);
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  uint32_t format_version() const;
+  std::string_view producer() const;
+  size_t byte_size() const { return size_; }
+  std::vector<std::pair<std::string, std::string>> metadata() const;
+
+  size_t feature_count() const;
+  FeatureInfo feature_info(size_t index) const;
+  // -1 when the model has no such feature.
+  int feature_index(std::string_view name) const;
+
+  bool has_retrieval() const { return has_retrieval_; }
+  const TowerView& user_tower() const { return user_tower_; }
+  const TowerView& item_tower() const { return item_tower_; }
+  size_t catalogue_size() const { return catalogue_rows_; }
+  uint32_t embedding_dim() const { return catalogue_dim_; }
+  const float* catalogue_embeddings() const { return catalogue_; }
+  std::string_view item_key(size_t index) const;
+  // -1 when the catalogue has no such key.
+  int64_t find_item(std::string_view key) const;
+
+  // Raw values -> ids through the file's vocabularies, for the features `tower` reads. A feature the
+  // tower needs but `raw` lacks is an error naming it; so is a name that is no feature of this model.
+  // Values outside the vocabulary map to the out-of-vocabulary id.
+  Status encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const;
+
+  Status user_embedding(const Features& user, std::vector<float>* out) const;
+  // Inner products of `query` (embedding_dim() floats) with every catalogue item.
+  void score_catalogue(const float* query, float* scores) const;
+  Status retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const;
+
+ private:
+  Model() = default;
+  static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
+  Status validate();
+
+  std::shared_ptr<void> storage_;  // keeps the mapping or the copy alive
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  const fb::Model* root_ = nullptr;
+  bool has_retrieval_ = false;
+  TowerView user_tower_;
+  TowerView item_tower_;
+  const float* catalogue_ = nullptr;
+  size_t catalogue_rows_ = 0;
+  uint32_t catalogue_dim_ = 0;
+};
+
+}  // namespace funnel

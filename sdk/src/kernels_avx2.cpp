@@ -1,0 +1,5 @@
+// Built with -mavx2 -mfma; only called after __builtin_cpu_supports says the CPU has both.
+#include <cstddef>
+
+#define FUNNEL_KERNEL_NS avx2
+#include "kernels_impl.inl"

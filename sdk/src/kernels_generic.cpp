@@ -1,0 +1,4 @@
+#include <cstddef>
+
+#define FUNNEL_KERNEL_NS generic
+#include "kernels_impl.inl"

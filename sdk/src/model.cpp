@@ -1,0 +1,489 @@
+#include "funnel/model.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <cmath>
+#include <limits>
+
+#include "funnel/encoding.hpp"
+#include "funnel/funnel.hpp"
+#include "funnel_generated.h"
+
+namespace funnel {
+
+namespace {
+
+// FlatBuffers cannot address more than 2 GiB; anything claiming more is corrupt before we look further.
+constexpr size_t kMaxFileSize = size_t{1} << 31;
+constexpr size_t kRequiredAlignment = 32;
+
+Status corrupt(std::string message) { return {StatusCode::kCorruptModel, std::move(message)}; }
+
+std::string_view view_of(const flatbuffers::String* s) { return s ? std::string_view(s->data(), s->size()) : std::string_view(); }
+
+const char* kind_name(fb::FeatureKind kind) {
+  switch (kind) {
+    case fb::FeatureKind::Categorical: return "categorical";
+    case fb::FeatureKind::MultiCategorical: return "multi_categorical";
+    case fb::FeatureKind::Dense: return "dense";
+  }
+  return "unknown";
+}
+
+size_t dtype_size(fb::DType dtype) {
+  switch (dtype) {
+    case fb::DType::F32: return 4;
+    case fb::DType::F16: return 2;
+    case fb::DType::I8: return 1;
+  }
+  return 0;
+}
+
+// Checks that `order` lists positions of `strings` in strictly increasing byte order. Strictly
+// increasing keys are distinct, so in-range indices that pass are a permutation: no allocation needed.
+Status check_sorted_index(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* strings,
+                          const flatbuffers::Vector<uint32_t>* order, const std::string& what) {
+  const size_t n = strings ? strings->size() : 0;
+  const size_t m = order ? order->size() : 0;
+  if (n != m) return corrupt(what + ": sorted index has " + std::to_string(m) + " entries for " + std::to_string(n) + " keys");
+  std::string_view previous;
+  for (size_t i = 0; i < m; ++i) {
+    const uint32_t position = order->Get(i);
+    if (position >= n) return corrupt(what + ": sorted index entry " + std::to_string(i) + " is out of range");
+    const std::string_view key = view_of(strings->Get(position));
+    if (i > 0 && !(previous < key))
+      return corrupt(what + ": keys are duplicated or the sorted index is out of order at entry " + std::to_string(i));
+    previous = key;
+  }
+  return Status::ok();
+}
+
+// Position of `key` via the sorted index, or -1.
+int64_t find_sorted(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* strings,
+                    const flatbuffers::Vector<uint32_t>* order, std::string_view key) {
+  if (!strings || !order) return -1;
+  size_t lo = 0, hi = order->size();
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    const uint32_t position = order->Get(static_cast<flatbuffers::uoffset_t>(mid));
+    const std::string_view probe = view_of(strings->Get(position));
+    if (probe < key) {
+      lo = mid + 1;
+    } else if (key < probe) {
+      hi = mid;
+    } else {
+      return position;
+    }
+  }
+  return -1;
+}
+
+template <typename It>
+std::string shape_string(It begin, It end) {
+  std::string out;
+  for (It it = begin; it != end; ++it) {
+    if (!out.empty()) out.push_back('x');
+    out.append(std::to_string(*it));
+  }
+  return out;
+}
+
+}  // namespace
+
+Model::~Model() = default;
+
+Status Model::load_file(const std::string& path, std::unique_ptr<Model>* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    return {error == ENOENT ? StatusCode::kNotFound : StatusCode::kIoError,
+            "cannot open model file '" + path + "': " + std::strerror(error)};
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return {StatusCode::kIoError, "model file '" + path + "' is not a regular file"};
+  }
+  const size_t size = static_cast<size_t>(info.st_size);
+  if (size == 0 || size > kMaxFileSize) {
+    ::close(fd);
+    return corrupt("model file '" + path + "' has an impossible size of " + std::to_string(size) + " bytes");
+  }
+#if defined(__EMSCRIPTEN__)
+  // No real mmap in WASM: read into memory the model owns.
+  std::unique_ptr<Model> model;
+  void* buffer = std::aligned_alloc(kRequiredAlignment, (size + kRequiredAlignment - 1) / kRequiredAlignment * kRequiredAlignment);
+  if (!buffer) {
+    ::close(fd);
+    return {StatusCode::kIoError, "out of memory reading '" + path + "'"};
+  }
+  std::shared_ptr<void> storage(buffer, std::free);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(fd, static_cast<uint8_t*>(buffer) + done, size - done);
+    if (n <= 0) {
+      ::close(fd);
+      return {StatusCode::kIoError, "cannot read model file '" + path + "'"};
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+#else
+  void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int error = errno;
+  ::close(fd);
+  if (mapping == MAP_FAILED) return {StatusCode::kIoError, "cannot mmap model file '" + path + "': " + std::strerror(error)};
+  std::shared_ptr<void> storage(mapping, [size](void* p) { ::munmap(p, size); });
+#endif
+  const Status status = open(storage, static_cast<const uint8_t*>(storage.get()), size, out);
+  if (!status) return {status.code(), "'" + path + "': " + status.message()};
+  return status;
+}
+
+Status Model::load_bytes(const void* data, size_t size, std::unique_ptr<Model>* out) {
+  if (!data || size == 0) return corrupt("empty model buffer");
+  if (size > kMaxFileSize) return corrupt("model buffer of " + std::to_string(size) + " bytes exceeds the 2 GiB format limit");
+  const size_t rounded = (size + kRequiredAlignment - 1) / kRequiredAlignment * kRequiredAlignment;
+  void* buffer = std::aligned_alloc(kRequiredAlignment, rounded);
+  if (!buffer) return {StatusCode::kIoError, "out of memory copying a model of " + std::to_string(size) + " bytes"};
+  std::memcpy(buffer, data, size);
+  std::shared_ptr<void> storage(buffer, std::free);
+  return open(std::move(storage), static_cast<const uint8_t*>(buffer), size, out);
+}
+
+Status Model::load_view(const void* data, size_t size, std::unique_ptr<Model>* out) {
+  if (!data || size == 0) return corrupt("empty model buffer");
+  if (reinterpret_cast<uintptr_t>(data) % kRequiredAlignment != 0)
+    return {StatusCode::kInvalidArgument, "model buffer must be 32-byte aligned for in-place use (use load_bytes to copy)"};
+  return open(nullptr, static_cast<const uint8_t*>(data), size, out);
+}
+
+Status Model::open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out) {
+  out->reset();
+  if (size < 8) return corrupt("file of " + std::to_string(size) + " bytes is too short to be a model");
+  if (size > kMaxFileSize) return corrupt("file of " + std::to_string(size) + " bytes exceeds the 2 GiB format limit");
+  if (!fb::ModelBufferHasIdentifier(data)) {
+    std::string found(reinterpret_cast<const char*>(data) + 4, 4);
+    for (char& c : found)
+      if (c < 0x20 || c > 0x7e) c = '?';
+    return corrupt("not a Funnel model: file identifier is '" + found + "', expected '" + fb::ModelIdentifier() + "'");
+  }
+  flatbuffers::Verifier::Options options;
+  options.max_depth = 32;
+  options.max_tables = 10'000'000;
+  flatbuffers::Verifier verifier(data, size, options);
+  if (!fb::VerifyModelBuffer(verifier))
+    return corrupt("FlatBuffers verification failed: the file is truncated or damaged");
+  std::unique_ptr<Model> model(new Model());
+  model->storage_ = std::move(storage);
+  model->data_ = data;
+  model->size_ = size;
+  model->root_ = fb::GetModel(data);
+  if (Status status = model->validate(); !status) return status;
+  *out = std::move(model);
+  return Status::ok();
+}
+
+// Semantic checks: everything the kernels will index is proven in range here, once, so the hot paths
+// need no checks of their own.
+Status Model::validate() {
+  const fb::Model& m = *root_;
+  if (m.format_version() == 0) return corrupt("format_version is 0");
+  if (m.format_version() > kFormatVersion)
+    return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
+                                          " is newer than this SDK reads (" + std::to_string(kFormatVersion) + ")"};
+
+  const auto* tensors = m.tensors();
+  const size_t tensor_count = tensors ? tensors->size() : 0;
+  for (size_t t = 0; t < tensor_count; ++t) {
+    const fb::Tensor* tensor = tensors->Get(static_cast<flatbuffers::uoffset_t>(t));
+    const std::string name(view_of(tensor->name()));
+    const size_t element = dtype_size(tensor->dtype());
+    if (element == 0) return corrupt("tensor '" + name + "' has an unknown dtype");
+    size_t count = 1;
+    for (uint64_t extent : *tensor->shape()) {
+      if (extent > size_ || (extent != 0 && count > size_ / extent))
+        return corrupt("tensor '" + name + "' has an absurd shape (larger than the file)");
+      count *= static_cast<size_t>(extent);
+    }
+    if (count * element != tensor->data()->size())
+      return corrupt("tensor '" + name + "' holds " + std::to_string(tensor->data()->size()) + " bytes, its shape needs " +
+                     std::to_string(count * element));
+    if (reinterpret_cast<uintptr_t>(tensor->data()->data()) % element != 0)
+      return corrupt("tensor '" + name + "' data is misaligned");
+  }
+
+  const auto* features = m.features();
+  const size_t feature_count = features ? features->size() : 0;
+  for (size_t f = 0; f < feature_count; ++f) {
+    const fb::FeatureSpec* spec = features->Get(static_cast<flatbuffers::uoffset_t>(f));
+    const std::string name(view_of(spec->name()));
+    const std::string where = "feature '" + name + "'";
+    for (size_t g = 0; g < f; ++g)
+      if (view_of(features->Get(static_cast<flatbuffers::uoffset_t>(g))->name()) == name) return corrupt(where + " is declared twice");
+    if (spec->kind() > fb::FeatureKind::MAX) return corrupt(where + " has an unknown kind");
+    if (spec->kind() == fb::FeatureKind::Dense) {
+      if (!(spec->stddev() > 0.0f) || !std::isfinite(spec->mean())) return corrupt(where + " has an invalid normalisation");
+      continue;
+    }
+    if (spec->cardinality() == 0) return corrupt(where + " has cardinality 0");
+    if (spec->oov_id() >= spec->cardinality()) return corrupt(where + ": out-of-vocabulary id is not below the cardinality");
+    const size_t vocabulary = spec->vocabulary() ? spec->vocabulary()->size() : 0;
+    const size_t boundaries = spec->boundaries() ? spec->boundaries()->size() : 0;
+    size_t ids_needed = 1;
+    if (spec->hash_buckets() > 0) {
+      ids_needed = size_t{spec->hash_buckets()} + 1;
+    } else if (boundaries > 0) {
+      for (size_t b = 1; b < boundaries; ++b)
+        if (!(spec->boundaries()->Get(b - 1) < spec->boundaries()->Get(b))) return corrupt(where + ": boundaries are not increasing");
+      ids_needed = boundaries + 2;
+    } else {
+      if (Status status = check_sorted_index(spec->vocabulary(), spec->vocabulary_order(), where + " vocabulary"); !status)
+        return status;
+      ids_needed = vocabulary + 1;
+    }
+    if (ids_needed > spec->cardinality())
+      return corrupt(where + " needs " + std::to_string(ids_needed) + " ids but declares cardinality " +
+                     std::to_string(spec->cardinality()));
+  }
+
+  const auto f32_tensor = [&](uint32_t index, std::initializer_list<uint64_t> shape, const std::string& what,
+                              const fb::Tensor** out) -> Status {
+    if (index >= tensor_count) return corrupt(what + " refers to tensor " + std::to_string(index) + ", which does not exist");
+    const fb::Tensor* tensor = tensors->Get(index);
+    if (tensor->dtype() != fb::DType::F32) return corrupt(what + ": tensor '" + std::string(view_of(tensor->name())) + "' must be f32");
+    const auto* dims = tensor->shape();
+    bool same = dims->size() == shape.size();
+    size_t i = 0;
+    for (uint64_t expected : shape) same = same && dims->Get(static_cast<flatbuffers::uoffset_t>(i++)) == expected;
+    if (!same) {
+      return corrupt(what + ": tensor '" + std::string(view_of(tensor->name())) + "' has shape [" +
+                     shape_string(dims->begin(), dims->end()) + "], expected [" + shape_string(shape.begin(), shape.end()) + "]");
+    }
+    *out = tensor;
+    return Status::ok();
+  };
+
+  const auto build_tower = [&](const fb::Tower* tower, const std::string& what, TowerView* view) -> Status {
+    view->inputs.clear();
+    view->layers.clear();
+    view->l2_normalize = tower->l2_normalize();
+    if (tower->inputs()->size() == 0) return corrupt(what + " has no inputs");
+    for (const fb::TowerInput* input : *tower->inputs()) {
+      if (input->feature() >= feature_count) return corrupt(what + " reads feature " + std::to_string(input->feature()) + ", which does not exist");
+      const fb::FeatureSpec* spec = features->Get(input->feature());
+      const std::string input_what = what + " input '" + std::string(view_of(spec->name())) + "'";
+      TowerInputView in;
+      in.feature = input->feature();
+      if (input->pooling() > fb::Pooling::MAX) return corrupt(input_what + " has an unknown pooling");
+      in.pooling = static_cast<Pooling>(input->pooling());
+      if (spec->kind() == fb::FeatureKind::Dense) {
+        if (input->embedding() != -1) return corrupt(input_what + ": a dense feature has no embedding table");
+      } else {
+        if (input->embedding() < 0) return corrupt(input_what + " has no embedding table");
+        const fb::Tensor* table = nullptr;
+        const uint32_t index = static_cast<uint32_t>(input->embedding());
+        if (index >= tensor_count) return corrupt(input_what + " refers to a tensor that does not exist");
+        const auto* dims = tensors->Get(index)->shape();
+        if (dims->size() != 2 || dims->Get(1) == 0 || dims->Get(1) > 65536) return corrupt(input_what + ": embedding table must be [cardinality, dim]");
+        if (Status s = f32_tensor(index, {spec->cardinality(), dims->Get(1)}, input_what, &table); !s) return s;
+        in.table = reinterpret_cast<const float*>(table->data()->data());
+        in.rows = spec->cardinality();
+        in.dim = static_cast<uint32_t>(dims->Get(1));
+      }
+      view->inputs.push_back(in);
+    }
+    uint32_t width = view->input_dim();
+    size_t l = 0;
+    for (const fb::DenseLayer* layer : *tower->layers()) {
+      const std::string layer_what = what + " layer " + std::to_string(l++);
+      if (layer->weight() >= tensor_count) return corrupt(layer_what + " refers to a weight tensor that does not exist");
+      const auto* dims = tensors->Get(layer->weight())->shape();
+      if (dims->size() != 2 || dims->Get(0) == 0 || dims->Get(0) > 65536) return corrupt(layer_what + ": weight must be [out, in]");
+      const uint32_t out_dim = static_cast<uint32_t>(dims->Get(0));
+      const fb::Tensor *weight = nullptr, *bias = nullptr;
+      if (Status s = f32_tensor(layer->weight(), {out_dim, width}, layer_what + " weight", &weight); !s) return s;
+      if (Status s = f32_tensor(layer->bias(), {out_dim}, layer_what + " bias", &bias); !s) return s;
+      if (layer->activation() > fb::Activation::MAX) return corrupt(layer_what + " has an unknown activation");
+      view->layers.push_back({reinterpret_cast<const float*>(weight->data()->data()),
+                              reinterpret_cast<const float*>(bias->data()->data()), width, out_dim,
+                              static_cast<Activation>(layer->activation())});
+      width = out_dim;
+    }
+    return Status::ok();
+  };
+
+  const fb::RetrievalStage* retrieval = m.retrieval();
+  has_retrieval_ = retrieval != nullptr;
+  if (!retrieval) return Status::ok();
+  if (Status s = build_tower(retrieval->user_tower(), "user tower", &user_tower_); !s) return s;
+  if (Status s = build_tower(retrieval->item_tower(), "item tower", &item_tower_); !s) return s;
+  if (user_tower_.output_dim() != item_tower_.output_dim())
+    return corrupt("user tower outputs " + std::to_string(user_tower_.output_dim()) + " dims, item tower " +
+                   std::to_string(item_tower_.output_dim()));
+  const fb::Catalogue* catalogue = retrieval->catalogue();
+  if (Status s = check_sorted_index(catalogue->keys(), catalogue->key_order(), "catalogue keys"); !s) return s;
+  catalogue_rows_ = catalogue->keys()->size();
+  catalogue_dim_ = user_tower_.output_dim();
+  const fb::Tensor* embeddings = nullptr;
+  if (Status s = f32_tensor(catalogue->embeddings(), {catalogue_rows_, catalogue_dim_}, "catalogue embeddings", &embeddings); !s)
+    return s;
+  catalogue_ = reinterpret_cast<const float*>(embeddings->data()->data());
+  return Status::ok();
+}
+
+uint32_t Model::format_version() const { return root_->format_version(); }
+
+std::string_view Model::producer() const { return view_of(root_->producer()); }
+
+std::vector<std::pair<std::string, std::string>> Model::metadata() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (root_->metadata())
+    for (const fb::KeyValue* kv : *root_->metadata()) out.emplace_back(std::string(view_of(kv->key())), std::string(view_of(kv->value())));
+  return out;
+}
+
+size_t Model::feature_count() const { return root_->features() ? root_->features()->size() : 0; }
+
+FeatureInfo Model::feature_info(size_t index) const {
+  const fb::FeatureSpec* spec = root_->features()->Get(static_cast<flatbuffers::uoffset_t>(index));
+  FeatureInfo info;
+  info.name = std::string(view_of(spec->name()));
+  info.kind = kind_name(spec->kind());
+  info.cardinality = spec->cardinality();
+  info.vocabulary_size = spec->vocabulary() ? spec->vocabulary()->size() : 0;
+  info.hash_buckets = spec->hash_buckets();
+  return info;
+}
+
+int Model::feature_index(std::string_view name) const {
+  for (size_t f = 0; f < feature_count(); ++f)
+    if (view_of(root_->features()->Get(static_cast<flatbuffers::uoffset_t>(f))->name()) == name) return static_cast<int>(f);
+  return -1;
+}
+
+std::string_view Model::item_key(size_t index) const {
+  return view_of(root_->retrieval()->catalogue()->keys()->Get(static_cast<flatbuffers::uoffset_t>(index)));
+}
+
+int64_t Model::find_item(std::string_view key) const {
+  if (!has_retrieval_) return -1;
+  const fb::Catalogue* catalogue = root_->retrieval()->catalogue();
+  return find_sorted(catalogue->keys(), catalogue->key_order(), key);
+}
+
+Status Model::encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const {
+  const size_t count = feature_count();
+  for (const auto& entry : raw.entries())
+    if (feature_index(entry.first) < 0) {
+      std::string known;
+      for (size_t f = 0; f < count; ++f) known += (f ? ", " : "") + feature_info(f).name;
+      return {StatusCode::kInvalidArgument, "unknown feature '" + entry.first + "'; this model's features are: " + known};
+    }
+
+  out->reset(count);
+  for (size_t f = 0; f < count; ++f) {
+    out->offsets[f] = static_cast<uint32_t>(out->ids.size());
+    const bool used = std::any_of(tower.inputs.begin(), tower.inputs.end(), [f](const TowerInputView& in) { return in.feature == f; });
+    if (!used) continue;
+    const fb::FeatureSpec& spec = *root_->features()->Get(static_cast<flatbuffers::uoffset_t>(f));
+    const std::string_view name = view_of(spec.name());
+    const FeatureValue* value = raw.find(name);
+    if (!value) return {StatusCode::kInvalidArgument, "missing feature '" + std::string(name) + "'"};
+
+    if (spec.kind() == fb::FeatureKind::Dense) {
+      double x = 0;
+      if (value->type() == FeatureValue::Type::kNumber) {
+        x = value->number_value();
+      } else if (value->type() != FeatureValue::Type::kString || !parse_number(value->string_value(), &x)) {
+        return {StatusCode::kInvalidArgument, "feature '" + std::string(name) + "' is dense and needs a number"};
+      }
+      out->dense[f] = static_cast<float>((x - spec.mean()) / spec.stddev());
+      continue;
+    }
+
+    const auto id_of_key = [&spec](std::string_view key) -> uint32_t {
+      key = key_prefix(key, spec.prefix_length());
+      if (spec.hash_buckets() > 0) return hash_bucket(key, spec.hash_buckets());
+      if (spec.boundaries() && spec.boundaries()->size() > 0) {
+        double x = 0;
+        if (!parse_number(key, &x)) return spec.oov_id();
+        return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
+      }
+      const int64_t position = find_sorted(spec.vocabulary(), spec.vocabulary_order(), key);
+      return position < 0 ? spec.oov_id() : static_cast<uint32_t>(position + 1);
+    };
+    const auto id_of_number = [&](double x) -> uint32_t {
+      if (spec.boundaries() && spec.boundaries()->size() > 0 && spec.hash_buckets() == 0)
+        return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
+      return id_of_key(number_to_key(x));
+    };
+
+    switch (value->type()) {
+      case FeatureValue::Type::kNumber: out->ids.push_back(id_of_number(value->number_value())); break;
+      case FeatureValue::Type::kString: {
+        const std::string_view text = value->string_value();
+        const std::string_view separator = view_of(spec.separator());
+        // Without a separator a multi-valued feature given as a string is one value.
+        if (spec.kind() == fb::FeatureKind::MultiCategorical) {
+          for (std::string_view part : split_values(text, separator)) out->ids.push_back(id_of_key(part));
+        } else {
+          out->ids.push_back(id_of_key(text));
+        }
+        break;
+      }
+      case FeatureValue::Type::kList:
+        if (spec.kind() != fb::FeatureKind::MultiCategorical)
+          return {StatusCode::kInvalidArgument, "feature '" + std::string(name) + "' is categorical and takes one value, not a list"};
+        for (const std::string& item : value->list_value()) out->ids.push_back(id_of_key(item));
+        break;
+    }
+    // An empty multi-valued feature pools the out-of-vocabulary row, as the trainer does.
+    if (out->ids.size() == out->offsets[f]) out->ids.push_back(spec.oov_id());
+  }
+  out->offsets[count] = static_cast<uint32_t>(out->ids.size());
+  return Status::ok();
+}
+
+Status Model::user_embedding(const Features& user, std::vector<float>* out) const {
+  if (!has_retrieval_) return {StatusCode::kInvalidArgument, "this model has no retrieval stage"};
+  EncodedFeatures encoded;
+  if (Status s = encode(user, user_tower_, &encoded); !s) return s;
+  std::vector<float> scratch(user_tower_.scratch_size());
+  out->resize(user_tower_.output_dim());
+  tower_forward(user_tower_, encoded, scratch.data(), out->data());
+  return Status::ok();
+}
+
+void Model::score_catalogue(const float* query, float* scores) const {
+  kernels::scan_f32(catalogue_, catalogue_rows_, catalogue_dim_, query, scores);
+}
+
+Status Model::retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const {
+  out->clear();
+  if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
+  std::vector<float> query;
+  if (Status s = user_embedding(user, &query); !s) return s;
+  std::vector<float> scores(catalogue_rows_);
+  score_catalogue(query.data(), scores.data());
+  std::vector<uint8_t> skip;
+  if (!options.exclude.empty()) {
+    skip.assign(catalogue_rows_, 0);
+    for (const std::string& key : options.exclude)
+      if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 1;
+  }
+  std::vector<Hit> hits;
+  kernels::top_k(scores, options.k, skip, &hits);
+  out->reserve(hits.size());
+  for (const Hit& hit : hits) out->push_back({item_key(hit.index), hit.index, hit.score});
+  return Status::ok();
+}
+
+}  // namespace funnel

@@ -1,0 +1,299 @@
+// The funnel command-line tool: generate a dataset, train, evaluate, inspect and recommend.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "config.hpp"
+#include "dataset.hpp"
+#include "errors.hpp"
+#include "evaluate.hpp"
+#include "export.hpp"
+#include "funnel/funnel.hpp"
+#include "split.hpp"
+#include "synthetic.hpp"
+#include "two_tower.hpp"
+
+namespace {
+
+using namespace funnel;
+using namespace funnel::train;
+using json = nlohmann::json;
+
+std::unique_ptr<Model> open_model(const std::string& path) {
+  std::unique_ptr<Model> model;
+  if (Status status = Model::load_file(path, &model); !status) throw std::runtime_error(status.to_string());
+  return model;
+}
+
+std::string format_seconds(double seconds) {
+  char buffer[32];
+  if (seconds >= 60) std::snprintf(buffer, sizeof buffer, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  else std::snprintf(buffer, sizeof buffer, "%.1fs", seconds);
+  return buffer;
+}
+
+// ---- generate ----------------------------------------------------------------------------------------
+int run_generate(const std::string& out, const SyntheticOptions& options) {
+  const std::string path = write_synthetic_dataset(out, options);
+  spdlog::info("wrote the synthetic dataset ({} users, {} items) to {}", options.users, options.items, path);
+  return 0;
+}
+
+// ---- train -------------------------------------------------------------------------------------------
+struct TrainArgs {
+  std::string data, data_root, config, out = "model.funnel", metrics_log;
+  std::optional<uint32_t> epochs, batch_size;
+  std::optional<uint64_t> seed;
+};
+
+int run_train(const TrainArgs& args) {
+  TrainConfig config = args.config.empty() ? TrainConfig{} : load_config(args.config);
+  if (args.epochs) config.epochs = *args.epochs;
+  if (args.batch_size) config.batch_size = *args.batch_size;
+  if (args.seed) config.seed = *args.seed;
+  config = config_from_json(config_to_json(config), "command line");  // re-validates overrides
+
+  const auto start = std::chrono::steady_clock::now();
+  const Dataset data = load_dataset(args.data, args.data_root);
+  const Split split = leave_last_out(data);
+  spdlog::info("dataset '{}': {} users, {} items, {} interactions ({} for training)", data.name, data.users.size(),
+               data.items.size(), data.interactions.size(), split.train.size());
+
+  std::ofstream metrics_log;
+  if (!args.metrics_log.empty()) {
+    metrics_log.open(args.metrics_log, std::ios::trunc);
+    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
+  }
+  const bool tty = isatty(STDERR_FILENO);
+  const auto epoch_start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  TrainObserver observer;
+  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
+    if (!tty) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - *epoch_start).count();
+    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
+    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps,
+                 loss, rate, format_seconds(eta).c_str());
+    std::fflush(stderr);
+  };
+  observer.on_epoch = [&, tty](const EpochRecord& r) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s  validation {}", r.epoch, config.epochs, r.loss,
+                 r.samples_per_second, r.validation.summary());
+    if (metrics_log.is_open()) {
+      metrics_log << json{{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
+                          {"validation", r.validation.to_json()}}
+                         .dump()
+                  << "\n";
+      metrics_log.flush();
+    }
+    *epoch_start = std::chrono::steady_clock::now();
+  };
+
+  const TrainResult result = train_two_tower(data, split, config, observer);
+  write_file_atomically(args.out, result.model_file);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("best epoch {} (validation Recall@{}); training {:.0f} samples/s", result.best_epoch, config.select_k,
+               result.samples_per_second);
+  spdlog::info("test  model        {}", result.test.summary());
+  spdlog::info("test  most popular {}", result.popular_test.summary());
+  spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
+  return 0;
+}
+
+// ---- eval --------------------------------------------------------------------------------------------
+int run_eval(const std::string& data_path, const std::string& data_root, const std::string& model_path, bool as_json) {
+  const auto model = open_model(model_path);
+  const Dataset data = load_dataset(data_path, data_root);
+  const Split split = leave_last_out(data);
+  if (!model->has_retrieval()) throw std::runtime_error(model_path + ": the model has no retrieval stage");
+  // Raw features through the SDK's own encoder: the path an application takes.
+  std::vector<int64_t> catalogue_index(data.items.size());
+  for (size_t i = 0; i < data.items.size(); ++i) catalogue_index[i] = model->find_item(data.items.keys[i]);
+  std::vector<float> query, catalogue_scores(model->catalogue_size());
+  const std::vector<uint32_t> ks = {10, 50};
+  const auto scorer = [&](uint32_t user, float* scores) {
+    if (Status s = model->user_embedding(data.users.raw[user], &query); !s)
+      throw DataError("user '" + data.users.keys[user] + "': " + s.to_string());
+    model->score_catalogue(query.data(), catalogue_scores.data());
+    for (size_t i = 0; i < data.items.size(); ++i)
+      scores[i] = catalogue_index[i] >= 0 ? catalogue_scores[static_cast<size_t>(catalogue_index[i])] : -INFINITY;
+  };
+  const RetrievalMetrics metrics = evaluate_ranking(data, split, Holdout::kTest, ks, scorer);
+  const RetrievalMetrics popular = evaluate_most_popular(data, split, Holdout::kTest, ks);
+  if (as_json) {
+    std::cout << json{{"model", metrics.to_json()}, {"most_popular", popular.to_json()}}.dump() << "\n";
+  } else {
+    std::cout << "test users      " << metrics.users << "\n";
+    std::cout << "model           " << metrics.summary() << "\n";
+    std::cout << "most popular    " << popular.summary() << "\n";
+  }
+  return 0;
+}
+
+// ---- inspect -----------------------------------------------------------------------------------------
+int run_inspect(const std::string& path) {
+  const auto model = open_model(path);
+  std::cout << "file            " << path << " (" << model->byte_size() << " bytes)\n";
+  std::cout << "format version  " << model->format_version() << "\n";
+  std::cout << "producer        " << model->producer() << "\n";
+  std::cout << "features        " << model->feature_count() << "\n";
+  for (size_t f = 0; f < model->feature_count(); ++f) {
+    const FeatureInfo info = model->feature_info(f);
+    std::cout << "  " << info.name << "  " << info.kind;
+    if (info.kind != "dense") std::cout << "  ids " << info.cardinality;
+    if (info.vocabulary_size) std::cout << "  vocabulary " << info.vocabulary_size;
+    if (info.hash_buckets) std::cout << "  hashed into " << info.hash_buckets;
+    std::cout << "\n";
+  }
+  if (model->has_retrieval()) {
+    const auto describe = [&model](const char* name, const TowerView& tower) {
+      std::cout << "  " << name << " tower  inputs";
+      for (const TowerInputView& input : tower.inputs)
+        std::cout << " " << model->feature_info(input.feature).name << (input.table ? "[" + std::to_string(input.dim) + "]" : "");
+      std::cout << "  ->  " << tower.input_dim();
+      for (const DenseLayerView& layer : tower.layers)
+        std::cout << " -> " << layer.out << (layer.activation == Activation::kRelu ? " relu" : layer.activation == Activation::kTanh ? " tanh" : "");
+      std::cout << (tower.l2_normalize ? " -> l2" : "") << "\n";
+    };
+    std::cout << "retrieval stage\n";
+    describe("user", model->user_tower());
+    describe("item", model->item_tower());
+    std::cout << "  catalogue     " << model->catalogue_size() << " items x " << model->embedding_dim() << " dims (f32)\n";
+  }
+  for (const auto& [key, value] : model->metadata()) {
+    if (key == "history") continue;  // long; read it with the metrics log instead
+    std::cout << "metadata " << key << " = " << value << "\n";
+  }
+  std::cout << "kernels         " << kernels::isa() << "\n";
+  return 0;
+}
+
+// ---- recommend ---------------------------------------------------------------------------------------
+Features features_from_json(const std::string& text) {
+  json object;
+  try {
+    object = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(std::string("--user: not valid JSON: ") + e.what());
+  }
+  if (!object.is_object()) throw ConfigError("--user: expected a JSON object of feature name -> value");
+  Features features;
+  for (const auto& [name, value] : object.items()) {
+    if (value.is_string()) {
+      features.set(name, value.get<std::string>());
+    } else if (value.is_number()) {
+      features.set(name, value.get<double>());
+    } else if (value.is_array()) {
+      std::vector<std::string> values;
+      for (const json& v : value) {
+        if (v.is_string()) values.push_back(v.get<std::string>());
+        else if (v.is_number()) values.push_back(number_to_key(v.get<double>()));
+        else throw ConfigError("--user: feature '" + name + "': list values must be strings or numbers");
+      }
+      features.set(name, std::move(values));
+    } else {
+      throw ConfigError("--user: feature '" + name + "' must be a string, a number or a list");
+    }
+  }
+  return features;
+}
+
+int run_recommend(const std::string& model_path, std::string user, size_t k, const std::vector<std::string>& exclude, bool as_json) {
+  const auto model = open_model(model_path);
+  if (!user.empty() && user[0] == '@') {
+    std::ifstream in(user.substr(1));
+    if (!in) throw ConfigError(user.substr(1) + ": cannot open");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    user = buffer.str();
+  }
+  RetrieveOptions options;
+  options.k = k;
+  options.exclude = exclude;
+  std::vector<Recommendation> recommendations;
+  const auto start = std::chrono::steady_clock::now();
+  if (Status s = model->retrieve(features_from_json(user), options, &recommendations); !s) throw std::runtime_error(s.to_string());
+  const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  if (as_json) {
+    json items = json::array();
+    for (const Recommendation& r : recommendations) items.push_back({{"key", r.key}, {"index", r.index}, {"score", r.score}});
+    std::cout << json{{"recommendations", items}, {"retrieve_us", micros}}.dump() << "\n";
+  } else {
+    for (size_t i = 0; i < recommendations.size(); ++i)
+      std::printf("%3zu  %-24.*s %.6f\n", i + 1, static_cast<int>(recommendations[i].key.size()), recommendations[i].key.data(),
+                  recommendations[i].score);
+    std::printf("retrieval over %zu items in %.0f us (%s kernels)\n", model->catalogue_size(), micros, kernels::isa());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"funnel: train recommendation models and run them anywhere"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("funnel ") + funnel::kVersion);
+
+  std::string out_dir;
+  SyntheticOptions synthetic;
+  auto* generate = app.add_subcommand("generate", "write the built-in synthetic dataset (CSV files + dataset.json)");
+  generate->add_option("--out", out_dir, "output folder")->required();
+  generate->add_option("--users", synthetic.users, "number of users")->capture_default_str();
+  generate->add_option("--items", synthetic.items, "number of items")->capture_default_str();
+  generate->add_option("--seed", synthetic.seed, "random seed")->capture_default_str();
+
+  TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "train a two-tower retrieval model and export a .funnel file");
+  train_cmd->add_option("--data", train.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  train_cmd->add_option("--data-root", train.data_root, "folder the description's file paths are relative to");
+  train_cmd->add_option("--config", train.config, "training config (JSON); defaults for every missing field")->check(CLI::ExistingFile);
+  train_cmd->add_option("--out", train.out, "model file to write")->capture_default_str();
+  train_cmd->add_option("--epochs", train.epochs, "override the config's epochs");
+  train_cmd->add_option("--batch-size", train.batch_size, "override the config's batch_size");
+  train_cmd->add_option("--seed", train.seed, "override the config's seed");
+  train_cmd->add_option("--metrics-log", train.metrics_log, "write per-epoch metrics as JSON lines");
+
+  std::string eval_data, eval_root, eval_model;
+  bool eval_json = false;
+  auto* eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK)");
+  eval->add_option("--data", eval_data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  eval->add_option("--data-root", eval_root, "folder the description's file paths are relative to");
+  eval->add_option("--model", eval_model, "model file")->required();
+  eval->add_flag("--json", eval_json, "print JSON");
+
+  std::string inspect_path;
+  auto* inspect = app.add_subcommand("inspect", "print what a model file holds");
+  inspect->add_option("model", inspect_path, "model file")->required();
+
+  std::string recommend_model, recommend_user;
+  size_t recommend_k = 10;
+  std::vector<std::string> recommend_exclude;
+  bool recommend_json = false;
+  auto* recommend = app.add_subcommand("recommend", "top-K items for a user given as raw features in JSON");
+  recommend->add_option("--model", recommend_model, "model file")->required();
+  recommend->add_option("--user", recommend_user, "the user's features: a JSON object, or @file")->required();
+  recommend->add_option("-k,--k", recommend_k, "how many items")->capture_default_str();
+  recommend->add_option("--exclude", recommend_exclude, "item keys to leave out (e.g. already seen)")->delimiter(',');
+  recommend->add_flag("--json", recommend_json, "print JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("[%H:%M:%S] %v");
+  try {
+    if (*generate) return run_generate(out_dir, synthetic);
+    if (*train_cmd) return run_train(train);
+    if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
+    if (*inspect) return run_inspect(inspect_path);
+    if (*recommend) return run_recommend(recommend_model, recommend_user, recommend_k, recommend_exclude, recommend_json);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "funnel: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

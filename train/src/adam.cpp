@@ -1,0 +1,38 @@
+#include "adam.hpp"
+
+#include <cmath>
+
+namespace funnel::train {
+
+Adam::Adam(std::vector<Parameter*> parameters, AdamOptions options) : parameters_(std::move(parameters)), options_(options) {
+  for (const Parameter* p : parameters_) {
+    m_.emplace_back(p->size(), 0.0f);
+    v_.emplace_back(p->size(), 0.0f);
+  }
+}
+
+void Adam::step() {
+  ++step_;
+  const double correction1 = 1.0 - std::pow(static_cast<double>(options_.beta1), static_cast<double>(step_));
+  const double correction2 = 1.0 - std::pow(static_cast<double>(options_.beta2), static_cast<double>(step_));
+  // PyTorch's form: p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps).
+  const float step_size = static_cast<float>(options_.learning_rate / correction1);
+  const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(correction2));
+  const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.epsilon;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    Parameter& p = *parameters_[i];
+    float* m = m_[i].data();
+    float* v = v_[i].data();
+    float* value = p.value.data();
+    float* grad = p.grad.data();
+    for (size_t k = 0, n = p.size(); k < n; ++k) {
+      const float g = grad[k];
+      m[k] = b1 * m[k] + (1.0f - b1) * g;
+      v[k] = b2 * v[k] + (1.0f - b2) * g * g;
+      value[k] -= step_size * m[k] / (std::sqrt(v[k]) * inv_sqrt_c2 + eps);
+      grad[k] = 0.0f;
+    }
+  }
+}
+
+}  // namespace funnel::train

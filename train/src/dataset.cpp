@@ -1,0 +1,398 @@
+#include "dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "errors.hpp"
+#include "funnel/encoding.hpp"
+
+namespace funnel::train {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const char* feature_kind_name(FeatureKind kind) {
+  switch (kind) {
+    case FeatureKind::kCategorical: return "categorical";
+    case FeatureKind::kMultiCategorical: return "multi_categorical";
+    case FeatureKind::kDense: return "dense";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct FileSpec {
+  std::string path;
+  char delimiter = ',';
+  char quote = '\0';
+  bool header = false;
+};
+
+// A delimited file read line by line; every error names file, line and field.
+class DelimitedReader {
+ public:
+  explicit DelimitedReader(const FileSpec& spec) : spec_(spec), in_(spec.path, std::ios::binary) {
+    if (!in_) throw DataError(spec.path + ": cannot open file");
+    if (spec.header) next();
+  }
+
+  bool next() {
+    while (std::getline(in_, line_)) {
+      ++line_number_;
+      if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+      if (line_.empty()) continue;
+      split();
+      return true;
+    }
+    return false;
+  }
+
+  const std::string& field(size_t index, const std::string& what) const {
+    if (index >= fields_.size())
+      throw DataError(where() + ": expected at least " + std::to_string(index + 1) + " fields (for " + what + "), found " +
+                      std::to_string(fields_.size()));
+    return fields_[index];
+  }
+  size_t field_count() const { return fields_.size(); }
+  std::string where() const { return spec_.path + ":" + std::to_string(line_number_); }
+  std::string where(size_t index, const std::string& what) const {
+    return where() + ": field " + std::to_string(index + 1) + " (" + what + ")";
+  }
+
+ private:
+  void split() {
+    fields_.clear();
+    std::string current;
+    bool quoted = false;
+    for (size_t i = 0; i < line_.size(); ++i) {
+      const char c = line_[i];
+      if (spec_.quote && c == spec_.quote) {
+        if (quoted && i + 1 < line_.size() && line_[i + 1] == spec_.quote) {
+          current.push_back(c);
+          ++i;
+        } else {
+          quoted = !quoted;
+        }
+      } else if (c == spec_.delimiter && !quoted) {
+        fields_.push_back(std::move(current));
+        current.clear();
+      } else {
+        current.push_back(c);
+      }
+    }
+    if (quoted) throw DataError(where() + ": unterminated quoted field");
+    fields_.push_back(std::move(current));
+  }
+
+  FileSpec spec_;
+  std::ifstream in_;
+  std::string line_;
+  size_t line_number_ = 0;
+  std::vector<std::string> fields_;
+};
+
+template <typename T>
+T get_or(const json& object, const char* key, T fallback, const std::string& where) {
+  if (!object.contains(key)) return fallback;
+  try {
+    return object.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw ConfigError(where + ": field '" + key + "' has the wrong type");
+  }
+}
+
+FileSpec parse_file_spec(const json& object, const fs::path& root, const std::string& where) {
+  FileSpec spec;
+  if (!object.contains("path")) throw ConfigError(where + ": missing field 'path'");
+  spec.path = (root / get_or<std::string>(object, "path", "", where)).lexically_normal().string();
+  const std::string delimiter = get_or<std::string>(object, "delimiter", ",", where);
+  if (delimiter.size() != 1) throw ConfigError(where + ": 'delimiter' must be one character");
+  spec.delimiter = delimiter[0];
+  const std::string quote = get_or<std::string>(object, "quote", spec.delimiter == ',' ? "\"" : "", where);
+  if (quote.size() > 1) throw ConfigError(where + ": 'quote' must be one character or empty");
+  spec.quote = quote.empty() ? '\0' : quote[0];
+  spec.header = get_or<bool>(object, "header", false, where);
+  return spec;
+}
+
+FeatureDef parse_feature(const json& object, const std::string& where) {
+  FeatureDef def;
+  def.name = get_or<std::string>(object, "name", "", where);
+  if (def.name.empty()) throw ConfigError(where + ": a feature needs a 'name'");
+  const std::string here = where + " feature '" + def.name + "'";
+  const std::string kind = get_or<std::string>(object, "kind", "categorical", here);
+  if (kind == "categorical") def.kind = FeatureKind::kCategorical;
+  else if (kind == "multi_categorical") def.kind = FeatureKind::kMultiCategorical;
+  else if (kind == "dense") def.kind = FeatureKind::kDense;
+  else throw ConfigError(here + ": unknown kind '" + kind + "' (categorical, multi_categorical, dense)");
+  def.column = get_or<int>(object, "column", -1, here);
+  def.year_of_date = get_or<bool>(object, "year_of_date", false, here);
+  if (object.contains("flags")) {
+    const json& flags = object.at("flags");
+    def.flags_first_column = get_or<int>(flags, "first_column", -1, here + " flags");
+    def.flag_names = get_or<std::vector<std::string>>(flags, "names", {}, here + " flags");
+    if (def.flags_first_column < 0 || def.flag_names.empty())
+      throw ConfigError(here + ": 'flags' needs 'first_column' and 'names'");
+    if (def.kind != FeatureKind::kMultiCategorical) throw ConfigError(here + ": 'flags' makes a multi_categorical feature");
+  } else if (def.column < 0) {
+    throw ConfigError(here + ": needs a 'column' (0-based)");
+  }
+  def.boundaries = get_or<std::vector<float>>(object, "boundaries", {}, here);
+  for (size_t i = 1; i < def.boundaries.size(); ++i)
+    if (!(def.boundaries[i - 1] < def.boundaries[i])) throw ConfigError(here + ": 'boundaries' must be increasing");
+  def.prefix_length = get_or<uint32_t>(object, "prefix", 0, here);
+  def.hash_buckets = get_or<uint32_t>(object, "hash_buckets", 0, here);
+  def.separator = get_or<std::string>(object, "separator", "", here);
+  if (def.kind == FeatureKind::kDense && (!def.boundaries.empty() || def.hash_buckets || def.prefix_length))
+    throw ConfigError(here + ": a dense feature takes no boundaries, prefix or hashing");
+  return def;
+}
+
+// Encodes one raw value of a categorical feature with the SDK's rules; builds the vocabulary as it goes.
+uint32_t encode_key(FeatureColumn& column, std::unordered_map<std::string, uint32_t>& vocabulary, std::string_view raw) {
+  const FeatureDef& def = column.def;
+  const std::string_view key = key_prefix(raw, def.prefix_length);
+  if (def.hash_buckets > 0) return hash_bucket(key, def.hash_buckets);
+  if (!def.boundaries.empty()) {
+    double x = 0;
+    return parse_number(key, &x) ? bucketize(def.boundaries, x) : 0;
+  }
+  auto [it, inserted] = vocabulary.emplace(std::string(key), static_cast<uint32_t>(column.vocabulary.size() + 1));
+  if (inserted) column.vocabulary.emplace_back(key);
+  return it->second;
+}
+
+std::string year_of(const std::string& text) {
+  for (size_t i = 0; i + 4 <= text.size(); ++i) {
+    if (std::all_of(text.begin() + static_cast<long>(i), text.begin() + static_cast<long>(i + 4), [](char c) { return c >= '0' && c <= '9'; }) &&
+        (i + 4 == text.size() || !(text[i + 4] >= '0' && text[i + 4] <= '9')))
+      return text.substr(i, 4);
+  }
+  return "";
+}
+
+struct TableBuilder {
+  EntityTable table;
+  std::vector<std::unordered_map<std::string, uint32_t>> vocabularies;
+  std::vector<std::vector<double>> dense_values;
+
+  TableBuilder(std::string name, std::vector<FeatureDef> defs) {
+    table.name = std::move(name);
+    for (auto& def : defs) {
+      FeatureColumn column;
+      column.def = std::move(def);
+      table.features.push_back(std::move(column));
+    }
+    vocabularies.resize(table.features.size());
+    dense_values.resize(table.features.size());
+  }
+
+  // Adds a row; `read` gives the raw field of a column (and throws a located DataError if absent).
+  template <typename Read>
+  void add(const std::string& key, Read&& read, const std::string& where) {
+    if (!table.index.emplace(key, static_cast<uint32_t>(table.keys.size())).second)
+      throw DataError(where + ": duplicate " + table.name + " key '" + key + "'");
+    table.keys.push_back(key);
+    Features raw;
+    for (size_t f = 0; f < table.features.size(); ++f) {
+      FeatureColumn& column = table.features[f];
+      const FeatureDef& def = column.def;
+      if (def.flags_first_column >= 0) {
+        std::vector<std::string> values;
+        for (size_t k = 0; k < def.flag_names.size(); ++k) {
+          const std::string& flag = read(static_cast<size_t>(def.flags_first_column) + k, def.name);
+          if (flag == "1") values.push_back(def.flag_names[k]);
+          else if (flag != "0") throw DataError(where + ": flag column " + std::to_string(def.flags_first_column + k + 1) + " (" + def.name + "): expected 0 or 1, found '" + flag + "'");
+        }
+        for (const std::string& value : values) column.ids.push_back(encode_key(column, vocabularies[f], value));
+        raw.set(def.name, std::move(values));
+      } else {
+        std::string text = read(static_cast<size_t>(def.column), def.name);
+        if (def.year_of_date) text = year_of(text);
+        if (def.kind == FeatureKind::kDense) {
+          double x = 0;
+          if (!parse_number(text, &x) || !std::isfinite(x))
+            throw DataError(where + ": field " + std::to_string(def.column + 1) + " (" + def.name + "): '" + text + "' is not a number");
+          dense_values[f].push_back(x);
+          raw.set(def.name, x);
+        } else if (def.kind == FeatureKind::kMultiCategorical) {
+          for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_key(column, vocabularies[f], part));
+          raw.set(def.name, std::move(text));
+        } else {
+          column.ids.push_back(encode_key(column, vocabularies[f], text));
+          raw.set(def.name, std::move(text));
+        }
+      }
+      // An empty multi-valued feature pools the out-of-vocabulary row, as the SDK does.
+      if (def.kind != FeatureKind::kDense && column.ids.size() == column.offsets.back()) column.ids.push_back(0);
+      column.offsets.push_back(static_cast<uint32_t>(column.ids.size()));
+    }
+    table.raw.push_back(std::move(raw));
+  }
+
+  EntityTable finish() {
+    for (size_t f = 0; f < table.features.size(); ++f) {
+      FeatureColumn& column = table.features[f];
+      const FeatureDef& def = column.def;
+      if (def.kind == FeatureKind::kDense) {
+        const auto& values = dense_values[f];
+        double sum = 0, squares = 0;
+        for (double x : values) sum += x;
+        const double mean = values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+        for (double x : values) squares += (x - mean) * (x - mean);
+        const double stddev = values.size() > 1 ? std::sqrt(squares / static_cast<double>(values.size())) : 1.0;
+        column.mean = static_cast<float>(mean);
+        column.stddev = stddev > 1e-12 ? static_cast<float>(stddev) : 1.0f;
+        column.dense.reserve(values.size());
+        for (double x : values) column.dense.push_back(static_cast<float>((x - column.mean) / column.stddev));
+        column.cardinality = 0;
+      } else if (def.hash_buckets > 0) {
+        column.cardinality = def.hash_buckets + 1;
+      } else if (!def.boundaries.empty()) {
+        column.cardinality = static_cast<uint32_t>(def.boundaries.size() + 2);
+      } else {
+        column.cardinality = static_cast<uint32_t>(column.vocabulary.size() + 1);
+      }
+    }
+    return std::move(table);
+  }
+};
+
+std::vector<FeatureDef> parse_features(const json& object, const std::string& where) {
+  std::vector<FeatureDef> defs;
+  if (!object.contains("features") || !object.at("features").is_array())
+    throw ConfigError(where + ": needs a 'features' array");
+  for (const json& feature : object.at("features")) defs.push_back(parse_feature(feature, where));
+  return defs;
+}
+
+// Reads an entity file, or, when the description has none, makes a table whose only feature is the key.
+EntityTable read_entities(const json& description, const char* section, const std::string& name, const fs::path& root,
+                          const std::string& where, const std::vector<std::string>& keys_from_interactions) {
+  if (!description.contains(section)) {
+    FeatureDef def;
+    def.name = name + "_id";
+    def.column = 0;
+    TableBuilder builder(name, {def});
+    for (const std::string& key : keys_from_interactions)
+      builder.add(key, [&key](size_t, const std::string&) -> const std::string& { return key; }, where + " (" + name + " keys)");
+    return builder.finish();
+  }
+  const json& object = description.at(section);
+  const std::string here = where + " '" + section + "'";
+  const FileSpec file = parse_file_spec(object, root, here);
+  const size_t key_column = get_or<size_t>(object, "key", 0, here);
+  TableBuilder builder(name, parse_features(object, here));
+  DelimitedReader reader(file);
+  while (reader.next()) {
+    const std::string& key = reader.field(key_column, name + " key");
+    builder.add(key, [&reader](size_t column, const std::string& what) -> const std::string& { return reader.field(column, what); },
+                reader.where());
+  }
+  if (builder.table.keys.empty()) throw DataError(file.path + ": no " + name + " rows");
+  return builder.finish();
+}
+
+int64_t parse_integer(const std::string& text, const std::string& where) {
+  double x = 0;
+  if (!parse_number(text, &x) || x != std::floor(x)) throw DataError(where + ": '" + text + "' is not an integer");
+  return static_cast<int64_t>(x);
+}
+
+}  // namespace
+
+Dataset load_dataset(const std::string& description_path, const std::string& root_override) {
+  std::ifstream in(description_path);
+  if (!in) throw ConfigError(description_path + ": cannot open dataset description");
+  json description;
+  try {
+    description = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(description_path + ": not valid JSON: " + e.what());
+  }
+  const std::string& where = description_path;
+  fs::path root = fs::path(description_path).parent_path() / get_or<std::string>(description, "root", ".", where);
+  if (!root_override.empty()) root = root_override;
+
+  Dataset data;
+  data.name = get_or<std::string>(description, "name", fs::path(description_path).stem().string(), where);
+  if (!description.contains("interactions")) throw ConfigError(where + ": missing 'interactions'");
+  const json& spec = description.at("interactions");
+  const std::string here = where + " 'interactions'";
+  const FileSpec file = parse_file_spec(spec, root, here);
+  const size_t user_column = get_or<size_t>(spec, "user", 0, here);
+  const size_t item_column = get_or<size_t>(spec, "item", 1, here);
+  const int timestamp_column = get_or<int>(spec, "timestamp", -1, here);
+
+  struct RawInteraction {
+    std::string user, item;
+    int64_t timestamp;
+    std::string where;
+  };
+  std::vector<RawInteraction> raw;
+  std::vector<std::string> user_keys, item_keys;
+  std::unordered_map<std::string, bool> seen_users, seen_items;
+  {
+    DelimitedReader reader(file);
+    while (reader.next()) {
+      RawInteraction r;
+      r.user = reader.field(user_column, "user");
+      r.item = reader.field(item_column, "item");
+      r.timestamp = timestamp_column >= 0
+                        ? parse_integer(reader.field(static_cast<size_t>(timestamp_column), "timestamp"),
+                                        reader.where(static_cast<size_t>(timestamp_column), "timestamp"))
+                        : static_cast<int64_t>(raw.size());
+      r.where = reader.where();
+      if (seen_users.emplace(r.user, true).second) user_keys.push_back(r.user);
+      if (seen_items.emplace(r.item, true).second) item_keys.push_back(r.item);
+      raw.push_back(std::move(r));
+    }
+  }
+  if (raw.empty()) throw DataError(file.path + ": no interactions");
+
+  data.users = read_entities(description, "users", "user", root, where, user_keys);
+  data.items = read_entities(description, "items", "item", root, where, item_keys);
+  for (const auto& a : data.users.features)
+    for (const auto& b : data.items.features)
+      if (a.def.name == b.def.name) throw ConfigError(where + ": feature name '" + a.def.name + "' is used by users and items");
+
+  data.interactions.reserve(raw.size());
+  for (const RawInteraction& r : raw) {
+    const auto user = data.users.index.find(r.user);
+    if (user == data.users.index.end())
+      throw DataError(r.where + ": field " + std::to_string(user_column + 1) + " (user): key '" + r.user + "' is not in the users file");
+    const auto item = data.items.index.find(r.item);
+    if (item == data.items.index.end())
+      throw DataError(r.where + ": field " + std::to_string(item_column + 1) + " (item): key '" + r.item + "' is not in the items file");
+    data.interactions.push_back({user->second, item->second, r.timestamp});
+  }
+  return data;
+}
+
+size_t feature_offset(const Dataset& data, const EntityTable& table) {
+  return &table == &data.items ? data.users.features.size() : 0;
+}
+
+void encode_row(const Dataset& data, const EntityTable& table, size_t row, EncodedFeatures* out) {
+  const size_t total = data.users.features.size() + data.items.features.size();
+  const size_t first = feature_offset(data, table);
+  out->reset(total);
+  for (size_t f = 0; f < total; ++f) {
+    out->offsets[f] = static_cast<uint32_t>(out->ids.size());
+    if (f < first || f >= first + table.features.size()) continue;
+    const FeatureColumn& column = table.features[f - first];
+    if (column.def.kind == FeatureKind::kDense) {
+      out->dense[f] = column.dense[row];
+    } else {
+      const auto ids = column.ids_of(row);
+      out->ids.insert(out->ids.end(), ids.begin(), ids.end());
+    }
+  }
+  out->offsets[total] = static_cast<uint32_t>(out->ids.size());
+}
+
+}  // namespace funnel::train

@@ -1,0 +1,85 @@
+// Datasets: entity tables (users, items) with encoded features, and timestamped interactions, read
+// from delimited files through a small JSON description (docs/dataset-format.md).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "funnel/features.hpp"
+
+namespace funnel::train {
+
+enum class FeatureKind { kCategorical, kMultiCategorical, kDense };
+
+const char* feature_kind_name(FeatureKind kind);
+
+// How one feature is read from a row and encoded.
+struct FeatureDef {
+  std::string name;
+  FeatureKind kind = FeatureKind::kCategorical;
+  int column = -1;  // source column (0-based)
+  // Read-time extraction, trainer only: the year of a date string ("01-Jan-1995" -> "1995"), or 0/1
+  // flag columns turned into a list of names (MovieLens genres).
+  bool year_of_date = false;
+  int flags_first_column = -1;
+  std::vector<std::string> flag_names;
+  // Encoding rules that ship in the model file, so the SDK applies them to raw values too.
+  std::vector<float> boundaries;
+  uint32_t prefix_length = 0;
+  uint32_t hash_buckets = 0;
+  std::string separator;
+};
+
+// One encoded feature of an entity table: ids of row r are ids[offsets[r] .. offsets[r + 1]).
+struct FeatureColumn {
+  FeatureDef def;
+  std::vector<std::string> vocabulary;  // id i + 1 is vocabulary[i]; id 0 is out-of-vocabulary
+  uint32_t cardinality = 1;
+  std::vector<uint32_t> offsets{0};
+  std::vector<uint32_t> ids;
+  std::vector<float> dense;  // normalised, for dense features
+  float mean = 0.0f;
+  float stddev = 1.0f;
+
+  std::span<const uint32_t> ids_of(size_t row) const { return {ids.data() + offsets[row], ids.data() + offsets[row + 1]}; }
+};
+
+struct EntityTable {
+  std::string name;  // "user" or "item"
+  std::vector<std::string> keys;
+  std::unordered_map<std::string, uint32_t> index;
+  std::vector<FeatureColumn> features;
+  std::vector<Features> raw;  // raw values per row, as an application would pass them to the SDK
+
+  size_t size() const { return keys.size(); }
+};
+
+struct Interaction {
+  uint32_t user;
+  uint32_t item;
+  int64_t timestamp;
+};
+
+struct Dataset {
+  std::string name;
+  EntityTable users;
+  EntityTable items;
+  std::vector<Interaction> interactions;
+};
+
+// Reads the dataset that `description_path` describes. File paths in it are relative to its "root"
+// (itself relative to the description's folder), or to `root_override` when that is not empty.
+// Throws DataError naming the file, line and field of the first problem.
+Dataset load_dataset(const std::string& description_path, const std::string& root_override = "");
+
+// Builds the SDK's encoded form of one entity row (ids indexed by the model's feature order: users'
+// features first, then items').
+void encode_row(const Dataset& data, const EntityTable& table, size_t row, EncodedFeatures* out);
+
+// Index of the table's first feature in the model's feature order.
+size_t feature_offset(const Dataset& data, const EntityTable& table);
+
+}  // namespace funnel::train

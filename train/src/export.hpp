@@ -1,0 +1,24 @@
+// Writes a trained model as a .funnel file (sdk/schema/funnel.fbs).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dataset.hpp"
+#include "two_tower.hpp"
+
+namespace funnel::train {
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// The features (vocabularies and encoding rules), both towers' parameters, and the item catalogue: every
+// item of the dataset, in table order, embedded by the SDK's own tower code.
+std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,
+                                      const Metadata& metadata);
+
+// Writes bytes atomically: a temporary file beside `path`, then rename.
+void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+
+}  // namespace funnel::train

@@ -1,0 +1,58 @@
+// Layers as explicit forward/backward pairs over contiguous row-major buffers (batch rows first).
+// Backward accumulates parameter gradients and, where asked, writes the input gradient.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "dataset.hpp"
+#include "parameter.hpp"
+#include "rng.hpp"
+
+namespace funnel::train {
+
+// Embedding bag for one feature: mean (or sum) of the rows of the feature's ids, written into
+// columns [column, column + dim) of an output of width `stride`.
+class EmbeddingBag {
+ public:
+  EmbeddingBag(Parameter* table, bool mean_pooling) : table_(table), mean_(mean_pooling) {}
+  size_t dim() const { return static_cast<size_t>(table_->shape[1]); }
+
+  void forward(const FeatureColumn& feature, std::span<const uint32_t> rows, float* out, size_t stride, size_t column) const;
+  void backward(const FeatureColumn& feature, std::span<const uint32_t> rows, const float* dout, size_t stride, size_t column);
+
+ private:
+  Parameter* table_;
+  bool mean_;
+};
+
+// y = x W^T + b with W [out, in] (the SDK's layout).
+class Linear {
+ public:
+  Linear(Parameter* weight, Parameter* bias) : weight_(weight), bias_(bias) {}
+  size_t in() const { return static_cast<size_t>(weight_->shape[1]); }
+  size_t out() const { return static_cast<size_t>(weight_->shape[0]); }
+  const Parameter& weight() const { return *weight_; }
+  const Parameter& bias() const { return *bias_; }
+  // PyTorch's default: U(+-1/sqrt(fan_in)) for weight and bias.
+  void init(Rng& rng);
+
+  void forward(const float* x, size_t batch, float* y) const;
+  // dx may be nullptr when the input needs no gradient.
+  void backward(const float* x, const float* dy, size_t batch, float* dx);
+
+ private:
+  Parameter* weight_;
+  Parameter* bias_;
+};
+
+void relu_forward(const float* x, size_t n, float* y);
+// dx = dy where the output was positive.
+void relu_backward(const float* y, const float* dy, size_t n, float* dx);
+
+// Row-wise y = x / max(||x||, eps), eps as in the SDK's tower.
+void l2_normalize_forward(const float* x, size_t batch, size_t dim, float* y);
+void l2_normalize_backward(const float* x, const float* y, const float* dy, size_t batch, size_t dim, float* dx);
+
+}  // namespace funnel::train

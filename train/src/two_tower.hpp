@@ -1,0 +1,66 @@
+// Two-tower retrieval: a user tower and an item tower trained with in-batch sampled softmax and Adam.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "config.hpp"
+#include "dataset.hpp"
+#include "evaluate.hpp"
+#include "split.hpp"
+#include "tower_net.hpp"
+
+namespace funnel::train {
+
+class TwoTowerModel {
+ public:
+  TwoTowerModel(const Dataset& data, const TrainConfig& config);
+
+  TowerNet& user_tower() { return user_; }
+  TowerNet& item_tower() { return item_; }
+  const TowerNet& user_tower() const { return user_; }
+  const TowerNet& item_tower() const { return item_; }
+  std::vector<Parameter*> parameters();
+
+ private:
+  Rng rng_;
+  TowerNet user_;
+  TowerNet item_;
+};
+
+struct EpochRecord {
+  uint32_t epoch = 0;
+  double loss = 0;                // mean training loss over the epoch
+  double samples_per_second = 0;  // training loop only
+  RetrievalMetrics validation;
+};
+
+struct TrainObserver {
+  // Called every few steps: epoch (1-based), step within the epoch, steps per epoch, running loss,
+  // samples per second so far in this epoch.
+  std::function<void(uint32_t, size_t, size_t, double, double)> on_progress;
+  std::function<void(const EpochRecord&)> on_epoch;
+};
+
+struct TrainResult {
+  std::vector<uint8_t> model_file;  // the exported model of the best epoch
+  std::vector<EpochRecord> history;
+  uint32_t best_epoch = 0;
+  RetrievalMetrics test;
+  RetrievalMetrics popular_test;  // the most-popular baseline on the same users
+  double train_seconds = 0;
+  double samples_per_second = 0;
+};
+
+// Trains for config.epochs, evaluates validation after each epoch through the SDK, keeps the epoch with
+// the best validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch.
+// Throws TrainingError when the loss stops being finite.
+TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainObserver& observer = {});
+
+// Mean in-batch loss and its gradients for one batch of (user row, item row) positives. Exposed for
+// the gradient checks.
+double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
+                      std::span<const float> log_q, const TrainConfig& config, bool backward);
+
+}  // namespace funnel::train
