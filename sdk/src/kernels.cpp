@@ -61,7 +61,7 @@ void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> ski
   };
   out->clear();
   if (k == 0) return;
-  out->reserve(k);
+  out->reserve(std::min(k, scores.size()));
   // A min-heap (by `better`) of the k best so far: its front is the weakest kept hit.
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!skip.empty() && skip[i]) continue;

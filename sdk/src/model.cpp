@@ -100,6 +100,7 @@ std::string shape_string(It begin, It end) {
 Model::~Model() = default;
 
 Status Model::load_file(const std::string& path, std::unique_ptr<Model>* out) {
+  out->reset();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int error = errno;
@@ -148,6 +149,7 @@ Status Model::load_file(const std::string& path, std::unique_ptr<Model>* out) {
 }
 
 Status Model::load_bytes(const void* data, size_t size, std::unique_ptr<Model>* out) {
+  out->reset();
   if (!data || size == 0) return corrupt("empty model buffer");
   if (size > kMaxFileSize) return corrupt("model buffer of " + std::to_string(size) + " bytes exceeds the 2 GiB format limit");
   const size_t rounded = (size + kRequiredAlignment - 1) / kRequiredAlignment * kRequiredAlignment;
@@ -159,6 +161,7 @@ Status Model::load_bytes(const void* data, size_t size, std::unique_ptr<Model>* 
 }
 
 Status Model::load_view(const void* data, size_t size, std::unique_ptr<Model>* out) {
+  out->reset();
   if (!data || size == 0) return corrupt("empty model buffer");
   if (reinterpret_cast<uintptr_t>(data) % kRequiredAlignment != 0)
     return {StatusCode::kInvalidArgument, "model buffer must be 32-byte aligned for in-place use (use load_bytes to copy)"};

@@ -42,6 +42,7 @@ struct Recommendation {
 
 class Model {
  public:
+  // Every loader leaves *out empty on failure.
   // Memory-maps the file (read-only) and verifies it.
   static Status load_file(const std::string& path, std::unique_ptr<Model>* out);
   // Copies the bytes into aligned memory the model owns, then verifies them.
