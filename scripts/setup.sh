@@ -1,0 +1,43 @@
+# Sourced by demo.sh and test.sh: installs whatever is missing (Debian 12 packages only), once.
+set -euo pipefail
+
+FUNNEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export FUNNEL_ROOT
+# Emscripten 3.1.6 on Debian finds its JS dependencies (acorn) only through NODE_PATH.
+export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+
+FUNNEL_PACKAGES=(
+  cmake make g++ pkg-config       # build
+  libeigen3-dev                   # trainer: dense products
+  libflatbuffers-dev flatbuffers-compiler  # the model file
+  catch2                          # C++ tests (v2)
+  libbenchmark-dev                # bench/
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev  # the funnel CLI, configs, logs
+  emscripten nodejs               # the WASM module and its tests
+)
+
+funnel_setup() {
+  local missing=()
+  for p in "${FUNNEL_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing with apt: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Configures (once) and builds a CMake preset.
+funnel_build() {
+  local preset="$1"
+  echo "==> building preset '$preset'"
+  if [ ! -f "$FUNNEL_ROOT/build/$preset/CMakeCache.txt" ]; then
+    cmake --preset "$preset" -S "$FUNNEL_ROOT" >/dev/null
+  fi
+  cmake --build --preset "$preset"
+}
+
+funnel_setup

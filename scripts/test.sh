@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test: C++ tests in the release and the sanitizer builds, the WASM module's Node tests (parity
+# with the native SDK). Installs whatever is missing first. Tests on real data read ../shared/data and
+# skip, with a message, where it is absent.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$FUNNEL_ROOT"
+start=$(date +%s)
+
+funnel_build release
+echo "==> C++ tests (release)"
+ctest --preset release -j2
+
+funnel_build asan
+echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-data training run is left to release)"
+ctest --preset asan -j2 -E "ml-100k"
+
+funnel_build wasm
+echo "==> JS tests (WASM module in Node, parity with the native SDK)"
+FIXTURE=build/test-fixture
+rm -rf "$FIXTURE"
+build/release/train/funnel generate --out "$FIXTURE/data" --users 400 --items 300 --seed 3 >/dev/null
+build/release/train/funnel train --data "$FIXTURE/data/dataset.json" --out "$FIXTURE/model.funnel" --epochs 2 >/dev/null 2>&1
+node wasm/examples/users_from_csv.mjs "$FIXTURE/data/users.csv" 25 > "$FIXTURE/users.json"
+FUNNEL_BIN="$PWD/build/release/train/funnel" \
+FUNNEL_WASM_PACKAGE="$PWD/build/wasm/package" \
+FUNNEL_TEST_MODEL="$PWD/$FIXTURE/model.funnel" \
+FUNNEL_TEST_USERS="$PWD/$FIXTURE/users.json" \
+  node --test tests/js/
+
+echo "==> all tests passed in $(( $(date +%s) - start ))s"
