@@ -9,6 +9,7 @@ export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
 FUNNEL_PACKAGES=(
   cmake make g++ pkg-config       # build
   libeigen3-dev                   # trainer: dense products
+  zlib1g-dev                      # trainer: gzip-compressed data files
   libflatbuffers-dev flatbuffers-compiler  # the model file
   catch2                          # C++ tests (v2)
   libbenchmark-dev                # bench/

@@ -48,17 +48,31 @@ int run_generate(const std::string& out, const SyntheticOptions& options) {
 
 // ---- train -------------------------------------------------------------------------------------------
 struct TrainArgs {
-  std::string data, data_root, config, out = "model.funnel", metrics_log;
-  std::optional<uint32_t> epochs, batch_size;
+  std::string data, data_root, config, out = "model.funnel", metrics_log, checkpoint, resume;
+  std::optional<uint32_t> epochs, batch_size, threads;
   std::optional<uint64_t> seed;
+  std::vector<std::string> set;
 };
 
+// The run's config: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
+TrainConfig effective_config(const TrainArgs& args) {
+  json object = config_to_json(args.config.empty() ? TrainConfig{} : load_config(args.config));
+  for (const std::string& assignment : args.set) {
+    const size_t equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0) throw ConfigError("--set '" + assignment + "': expected key=value");
+    const std::string key = assignment.substr(0, equals), text = assignment.substr(equals + 1);
+    // A value that parses as JSON is taken as such (numbers, booleans, lists); anything else is a string.
+    object[key] = json::accept(text) ? json::parse(text) : json(text);
+  }
+  if (args.epochs) object["epochs"] = *args.epochs;
+  if (args.batch_size) object["batch_size"] = *args.batch_size;
+  if (args.seed) object["seed"] = *args.seed;
+  if (args.threads) object["threads"] = *args.threads;
+  return config_from_json(object, args.config.empty() ? "command line" : args.config + " + command line");
+}
+
 int run_train(const TrainArgs& args) {
-  TrainConfig config = args.config.empty() ? TrainConfig{} : load_config(args.config);
-  if (args.epochs) config.epochs = *args.epochs;
-  if (args.batch_size) config.batch_size = *args.batch_size;
-  if (args.seed) config.seed = *args.seed;
-  config = config_from_json(config_to_json(config), "command line");  // re-validates overrides
+  const TrainConfig config = effective_config(args);
 
   const auto start = std::chrono::steady_clock::now();
   const Dataset data = load_dataset(args.data, args.data_root);
@@ -73,7 +87,10 @@ int run_train(const TrainArgs& args) {
   }
   const bool tty = isatty(STDERR_FILENO);
   const auto epoch_start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-  TrainObserver observer;
+  TrainOptions options;
+  options.checkpoint = args.checkpoint;
+  options.resume = args.resume;
+  TrainObserver& observer = options.observer;
   observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
     if (!tty) return;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - *epoch_start).count();
@@ -84,23 +101,39 @@ int run_train(const TrainArgs& args) {
   };
   observer.on_epoch = [&, tty](const EpochRecord& r) {
     if (tty) std::fprintf(stderr, "\r\033[K");
-    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s  validation {}", r.epoch, config.epochs, r.loss,
-                 r.samples_per_second, r.validation.summary());
+    std::string drift;
+    for (uint32_t delta : config.drift_deltas) {
+      double mean = 0;
+      int n = 0;
+      for (const DriftRecord& d : r.drift)
+        if (d.delta == delta) mean += d.mean, ++n;
+      if (n) drift += fmt::format(" {}:{:.4f}", delta, mean / n);
+    }
+    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, r.samples_per_second,
+                 r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
+    spdlog::info("    validation {}", r.validation.summary());
     if (metrics_log.is_open()) {
-      metrics_log << json{{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
-                          {"validation", r.validation.to_json()}}
-                         .dump()
-                  << "\n";
+      json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
+                   {"learning_rate", r.learning_rate}, {"steps", r.steps}, {"cbns_active", r.cbns_active},
+                   {"validation", r.validation.to_json()}};
+      json drift_records = json::array();
+      for (const DriftRecord& d : r.drift) drift_records.push_back({{"step", d.step}, {"dt", d.delta}, {"sum", d.sum}, {"mean", d.mean}});
+      line["drift"] = drift_records;
+      metrics_log << line.dump() << "\n";
       metrics_log.flush();
     }
     *epoch_start = std::chrono::steady_clock::now();
   };
+  observer.on_note = [tty](const std::string& note) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("{}", note);
+  };
 
-  const TrainResult result = train_two_tower(data, split, config, observer);
+  const TrainResult result = train_two_tower(data, split, config, options);
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("best epoch {} (validation Recall@{}); training {:.0f} samples/s", result.best_epoch, config.select_k,
-               result.samples_per_second);
+  spdlog::info("best epoch {} (validation Recall@{}){}; training {:.0f} samples/s", result.best_epoch, config.select_k,
+               result.stopped_early ? ", stopped early" : "", result.samples_per_second);
   spdlog::info("test  model        {}", result.test.summary());
   spdlog::info("test  most popular {}", result.popular_test.summary());
   spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
@@ -258,7 +291,11 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--epochs", train.epochs, "override the config's epochs");
   train_cmd->add_option("--batch-size", train.batch_size, "override the config's batch_size");
   train_cmd->add_option("--seed", train.seed, "override the config's seed");
+  train_cmd->add_option("--threads", train.threads, "override the config's threads (0: every core)");
+  train_cmd->add_option("--set", train.set, "override any config field: key=value (repeatable), e.g. --set negatives=cbns");
   train_cmd->add_option("--metrics-log", train.metrics_log, "write per-epoch metrics as JSON lines");
+  train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
+  train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
 
   std::string eval_data, eval_root, eval_model;
   bool eval_json = false;

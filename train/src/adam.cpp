@@ -1,6 +1,7 @@
 #include "adam.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace funnel::train {
 
@@ -11,6 +12,17 @@ Adam::Adam(std::vector<Parameter*> parameters, AdamOptions options) : parameters
   }
 }
 
+void Adam::restore(State state) {
+  if (state.m.size() != m_.size() || state.v.size() != v_.size())
+    throw std::invalid_argument("optimiser state does not match the model's parameters");
+  for (size_t i = 0; i < m_.size(); ++i)
+    if (state.m[i].size() != m_[i].size() || state.v[i].size() != v_[i].size())
+      throw std::invalid_argument("optimiser state does not match parameter '" + parameters_[i]->name + "'");
+  m_ = std::move(state.m);
+  v_ = std::move(state.v);
+  step_ = state.step;
+}
+
 void Adam::step() {
   ++step_;
   const double correction1 = 1.0 - std::pow(static_cast<double>(options_.beta1), static_cast<double>(step_));
@@ -19,6 +31,8 @@ void Adam::step() {
   const float step_size = static_cast<float>(options_.learning_rate / correction1);
   const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(correction2));
   const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.epsilon;
+  // Element-wise and independent: the result does not depend on the number of threads.
+#pragma omp parallel for schedule(dynamic, 1)
   for (size_t i = 0; i < parameters_.size(); ++i) {
     Parameter& p = *parameters_[i];
     float* m = m_[i].data();

@@ -20,6 +20,15 @@ class Adam {
   // One update from the accumulated gradients, which it then zeroes.
   void step();
   long steps() const { return step_; }
+  void set_learning_rate(float rate) { options_.learning_rate = rate; }
+
+  // For checkpoints: the moments of every parameter, in order, and the step count.
+  struct State {
+    std::vector<std::vector<float>> m, v;
+    long step = 0;
+  };
+  State state() const { return {m_, v_, step_}; }
+  void restore(State state);
 
  private:
   std::vector<Parameter*> parameters_;

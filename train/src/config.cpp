@@ -27,6 +27,39 @@ double tidy(float value) {
   return std::strtod(buffer, nullptr);
 }
 
+// Every field once: its JSON name and its member. Reading, writing and the unknown-key check all use it.
+template <typename Visit>
+void for_each_field(TrainConfig& c, Visit&& visit) {
+  visit("embedding_dim", c.embedding_dim);
+  visit("hidden", c.hidden);
+  visit("output_dim", c.output_dim);
+  visit("temperature", c.temperature);
+  visit("logq", c.logq);
+  visit("streaming_alpha", c.streaming_alpha);
+  visit("streaming_buckets", c.streaming_buckets);
+  visit("mask_accidental_hits", c.mask_accidental_hits);
+  visit("negatives", c.negatives);
+  visit("memory_size", c.memory_size);
+  visit("cbns_warmup_steps", c.cbns_warmup_steps);
+  visit("cbns_auto_warmup", c.cbns_auto_warmup);
+  visit("drift_threshold", c.drift_threshold);
+  visit("bank_logq", c.bank_logq);
+  visit("drift_sample", c.drift_sample);
+  visit("drift_interval", c.drift_interval);
+  visit("drift_deltas", c.drift_deltas);
+  visit("batch_size", c.batch_size);
+  visit("epochs", c.epochs);
+  visit("learning_rate", c.learning_rate);
+  visit("lr_schedule", c.lr_schedule);
+  visit("lr_warmup_steps", c.lr_warmup_steps);
+  visit("lr_min_ratio", c.lr_min_ratio);
+  visit("early_stopping_patience", c.early_stopping_patience);
+  visit("seed", c.seed);
+  visit("threads", c.threads);
+  visit("eval_k", c.eval_k);
+  visit("select_k", c.select_k);
+}
+
 }  // namespace
 
 TrainConfig config_from_json(const nlohmann::json& object, const std::string& where) {
@@ -36,18 +69,7 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
     if (!defaults.contains(key)) throw ConfigError(where + ": unknown field '" + key + "'");
 
   TrainConfig c;
-  read(object, "embedding_dim", &c.embedding_dim, where);
-  read(object, "hidden", &c.hidden, where);
-  read(object, "output_dim", &c.output_dim, where);
-  read(object, "temperature", &c.temperature, where);
-  read(object, "logq_correction", &c.logq_correction, where);
-  read(object, "mask_accidental_hits", &c.mask_accidental_hits, where);
-  read(object, "batch_size", &c.batch_size, where);
-  read(object, "epochs", &c.epochs, where);
-  read(object, "learning_rate", &c.learning_rate, where);
-  read(object, "seed", &c.seed, where);
-  read(object, "eval_k", &c.eval_k, where);
-  read(object, "select_k", &c.select_k, where);
+  for_each_field(c, [&](const char* key, auto& member) { read(object, key, &member, where); });
 
   const auto require = [&where](bool ok, const char* message) {
     if (!ok) throw ConfigError(where + ": " + message);
@@ -56,9 +78,21 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.output_dim >= 1 && c.output_dim <= 4096, "output_dim must be in 1..4096");
   for (uint32_t h : c.hidden) require(h >= 1 && h <= 65536, "hidden sizes must be in 1..65536");
   require(c.temperature > 0.0f, "temperature must be positive");
+  require(c.logq == "counts" || c.logq == "streaming" || c.logq == "none", "logq must be 'counts', 'streaming' or 'none'");
+  require(c.streaming_alpha > 0.0f && c.streaming_alpha <= 1.0f, "streaming_alpha must be in (0, 1]");
+  require(c.streaming_buckets >= 1, "streaming_buckets must be at least 1");
+  require(c.negatives == "in_batch" || c.negatives == "cbns", "negatives must be 'in_batch' or 'cbns'");
+  require(c.negatives != "cbns" || c.memory_size >= 1, "memory_size must be at least 1 with CBNS");
+  require(!c.cbns_auto_warmup || c.drift_sample > 0, "cbns_auto_warmup needs the drift monitor (drift_sample > 0)");
+  require(c.drift_threshold > 0.0f, "drift_threshold must be positive");
+  require(!c.drift_deltas.empty(), "drift_deltas must list at least one step count");
+  for (uint32_t d : c.drift_deltas) require(d >= 1 && d < c.drift_interval, "drift_deltas must be in 1..drift_interval-1");
   require(c.batch_size >= 2, "batch_size must be at least 2 (in-batch negatives)");
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");
+  require(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "linear",
+          "lr_schedule must be 'constant', 'cosine' or 'linear'");
+  require(c.lr_min_ratio >= 0.0f && c.lr_min_ratio <= 1.0f, "lr_min_ratio must be in [0, 1]");
   require(!c.eval_k.empty(), "eval_k must list at least one K");
   for (uint32_t k : c.eval_k) require(k >= 1, "eval_k values must be at least 1");
   require(c.select_k >= 1, "select_k must be at least 1");
@@ -77,19 +111,14 @@ TrainConfig load_config(const std::string& path) {
   return config_from_json(object, path);
 }
 
-nlohmann::json config_to_json(const TrainConfig& c) {
-  return {{"embedding_dim", c.embedding_dim},
-          {"hidden", c.hidden},
-          {"output_dim", c.output_dim},
-          {"temperature", tidy(c.temperature)},
-          {"logq_correction", c.logq_correction},
-          {"mask_accidental_hits", c.mask_accidental_hits},
-          {"batch_size", c.batch_size},
-          {"epochs", c.epochs},
-          {"learning_rate", tidy(c.learning_rate)},
-          {"seed", c.seed},
-          {"eval_k", c.eval_k},
-          {"select_k", c.select_k}};
+nlohmann::json config_to_json(const TrainConfig& config) {
+  nlohmann::json out = nlohmann::json::object();
+  TrainConfig copy = config;
+  for_each_field(copy, [&out](const char* key, auto& member) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(member)>, float>) out[key] = tidy(member);
+    else out[key] = member;
+  });
+  return out;
 }
 
 }  // namespace funnel::train

@@ -10,21 +10,48 @@
 namespace funnel::train {
 
 struct TrainConfig {
-  uint32_t embedding_dim = 16;         // per feature
+  // Model.
+  uint32_t embedding_dim = 16;          // per feature
   std::vector<uint32_t> hidden = {64};  // ReLU layers of each tower
-  uint32_t output_dim = 32;            // the shared embedding space
+  uint32_t output_dim = 32;             // the shared embedding space
   float temperature = 0.05f;
-  bool logq_correction = true;
+
+  // Loss: in-batch sampled softmax with logQ correction (CBNS eq. 3-4).
+  std::string logq = "counts";  // "counts" (training frequencies), "streaming" (one-pass estimate), "none"
+  float streaming_alpha = 0.01f;
+  uint32_t streaming_buckets = 1u << 18;
   bool mask_accidental_hits = true;
+
+  // Cross-Batch Negative Sampling (eq. 9).
+  std::string negatives = "in_batch";  // "in_batch" or "cbns"
+  uint32_t memory_size = 2048;         // M: bank entries
+  uint32_t cbns_warmup_steps = 500;    // in-batch only before this many steps...
+  bool cbns_auto_warmup = false;       // ...or, instead, until the feature drift falls below drift_threshold
+  float drift_threshold = 0.02f;       // mean per-item drift over the largest drift_deltas step
+  bool bank_logq = true;               // eq. 9: bank entries keep and subtract their log q
+
+  // Feature drift monitor (eq. 5).
+  uint32_t drift_sample = 256;                // items probed (0 turns the monitor off)
+  uint32_t drift_interval = 100;              // steps between probes
+  std::vector<uint32_t> drift_deltas = {1, 5, 10};
+
+  // Optimisation.
   uint32_t batch_size = 256;
   uint32_t epochs = 20;
   float learning_rate = 1e-3f;
+  std::string lr_schedule = "constant";  // "constant", "cosine" or "linear" decay to lr_min_ratio
+  uint32_t lr_warmup_steps = 0;          // linear warm-up from 0
+  float lr_min_ratio = 0.0f;
+  uint32_t early_stopping_patience = 0;  // stop after this many epochs without a better validation score (0: off)
   uint64_t seed = 0;
+  uint32_t threads = 0;  // 0: every core
+
+  // Evaluation.
   std::vector<uint32_t> eval_k = {10, 50};
   uint32_t select_k = 50;  // the epoch kept is the one with the best validation Recall@select_k
 };
 
-// Throws ConfigError naming `where` and the field for unknown keys and wrong types.
+// Throws ConfigError naming `where` and the field for unknown keys, wrong types and bad values.
 TrainConfig config_from_json(const nlohmann::json& object, const std::string& where);
 TrainConfig load_config(const std::string& path);
 nlohmann::json config_to_json(const TrainConfig& config);

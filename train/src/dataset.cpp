@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "errors.hpp"
 #include "funnel/encoding.hpp"
@@ -27,21 +28,48 @@ namespace {
 
 struct FileSpec {
   std::string path;
-  char delimiter = ',';
+  std::string delimiter = ",";
   char quote = '\0';
   bool header = false;
+};
+
+// Lines of a text file, gzip-compressed or not (zlib reads both).
+class LineSource {
+ public:
+  explicit LineSource(const std::string& path) : file_(gzopen(path.c_str(), "rb")) {
+    if (!file_) throw DataError(path + ": cannot open file");
+    gzbuffer(file_, 1 << 16);
+  }
+  ~LineSource() { gzclose(file_); }
+  LineSource(const LineSource&) = delete;
+  LineSource& operator=(const LineSource&) = delete;
+
+  bool next(std::string* line) {
+    line->clear();
+    char buffer[4096];
+    while (gzgets(file_, buffer, sizeof buffer)) {
+      line->append(buffer);
+      if (!line->empty() && line->back() == '\n') {
+        line->pop_back();
+        return true;
+      }
+    }
+    return !line->empty();
+  }
+
+ private:
+  gzFile file_;
 };
 
 // A delimited file read line by line; every error names file, line and field.
 class DelimitedReader {
  public:
-  explicit DelimitedReader(const FileSpec& spec) : spec_(spec), in_(spec.path, std::ios::binary) {
-    if (!in_) throw DataError(spec.path + ": cannot open file");
+  explicit DelimitedReader(const FileSpec& spec) : spec_(spec), in_(spec.path) {
     if (spec.header) next();
   }
 
   bool next() {
-    while (std::getline(in_, line_)) {
+    while (in_.next(&line_)) {
       ++line_number_;
       if (!line_.empty() && line_.back() == '\r') line_.pop_back();
       if (line_.empty()) continue;
@@ -58,6 +86,7 @@ class DelimitedReader {
     return fields_[index];
   }
   size_t field_count() const { return fields_.size(); }
+  size_t line_number() const { return line_number_; }
   std::string where() const { return spec_.path + ":" + std::to_string(line_number_); }
   std::string where(size_t index, const std::string& what) const {
     return where() + ": field " + std::to_string(index + 1) + " (" + what + ")";
@@ -68,6 +97,7 @@ class DelimitedReader {
     fields_.clear();
     std::string current;
     bool quoted = false;
+    const std::string& delimiter = spec_.delimiter;
     for (size_t i = 0; i < line_.size(); ++i) {
       const char c = line_[i];
       if (spec_.quote && c == spec_.quote) {
@@ -77,9 +107,10 @@ class DelimitedReader {
         } else {
           quoted = !quoted;
         }
-      } else if (c == spec_.delimiter && !quoted) {
+      } else if (!quoted && line_.compare(i, delimiter.size(), delimiter) == 0) {
         fields_.push_back(std::move(current));
         current.clear();
+        i += delimiter.size() - 1;
       } else {
         current.push_back(c);
       }
@@ -89,7 +120,7 @@ class DelimitedReader {
   }
 
   FileSpec spec_;
-  std::ifstream in_;
+  LineSource in_;
   std::string line_;
   size_t line_number_ = 0;
   std::vector<std::string> fields_;
@@ -109,10 +140,9 @@ FileSpec parse_file_spec(const json& object, const fs::path& root, const std::st
   FileSpec spec;
   if (!object.contains("path")) throw ConfigError(where + ": missing field 'path'");
   spec.path = (root / get_or<std::string>(object, "path", "", where)).lexically_normal().string();
-  const std::string delimiter = get_or<std::string>(object, "delimiter", ",", where);
-  if (delimiter.size() != 1) throw ConfigError(where + ": 'delimiter' must be one character");
-  spec.delimiter = delimiter[0];
-  const std::string quote = get_or<std::string>(object, "quote", spec.delimiter == ',' ? "\"" : "", where);
+  spec.delimiter = get_or<std::string>(object, "delimiter", ",", where);
+  if (spec.delimiter.empty()) throw ConfigError(where + ": 'delimiter' must not be empty");
+  const std::string quote = get_or<std::string>(object, "quote", spec.delimiter == "," ? "\"" : "", where);
   if (quote.size() > 1) throw ConfigError(where + ": 'quote' must be one character or empty");
   spec.quote = quote.empty() ? '\0' : quote[0];
   spec.header = get_or<bool>(object, "header", false, where);
@@ -130,7 +160,7 @@ FeatureDef parse_feature(const json& object, const std::string& where) {
   else if (kind == "dense") def.kind = FeatureKind::kDense;
   else throw ConfigError(here + ": unknown kind '" + kind + "' (categorical, multi_categorical, dense)");
   def.column = get_or<int>(object, "column", -1, here);
-  def.year_of_date = get_or<bool>(object, "year_of_date", false, here);
+  def.extract_year = get_or<bool>(object, "extract_year", false, here);
   if (object.contains("flags")) {
     const json& flags = object.at("flags");
     def.flags_first_column = get_or<int>(flags, "first_column", -1, here + " flags");
@@ -166,11 +196,14 @@ uint32_t encode_key(FeatureColumn& column, std::unordered_map<std::string, uint3
   return it->second;
 }
 
+// The last run of exactly four digits: "01-Jan-1995" and "2001: A Space Odyssey (1968)" give 1995 and 1968.
 std::string year_of(const std::string& text) {
-  for (size_t i = 0; i + 4 <= text.size(); ++i) {
-    if (std::all_of(text.begin() + static_cast<long>(i), text.begin() + static_cast<long>(i + 4), [](char c) { return c >= '0' && c <= '9'; }) &&
-        (i + 4 == text.size() || !(text[i + 4] >= '0' && text[i + 4] <= '9')))
-      return text.substr(i, 4);
+  const auto digit = [&text](size_t i) { return text[i] >= '0' && text[i] <= '9'; };
+  for (size_t end = text.size(); end >= 4; --end) {
+    const size_t start = end - 4;
+    if (digit(start) && digit(start + 1) && digit(start + 2) && digit(start + 3) && (end == text.size() || !digit(end)) &&
+        (start == 0 || !digit(start - 1)))
+      return text.substr(start, 4);
   }
   return "";
 }
@@ -212,7 +245,7 @@ struct TableBuilder {
         raw.set(def.name, std::move(values));
       } else {
         std::string text = read(static_cast<size_t>(def.column), def.name);
-        if (def.year_of_date) text = year_of(text);
+        if (def.extract_year) text = year_of(text);
         if (def.kind == FeatureKind::kDense) {
           double x = 0;
           if (!parse_number(text, &x) || !std::isfinite(x))
@@ -285,8 +318,38 @@ EntityTable read_entities(const json& description, const char* section, const st
   const json& object = description.at(section);
   const std::string here = where + " '" + section + "'";
   const FileSpec file = parse_file_spec(object, root, here);
-  const size_t key_column = get_or<size_t>(object, "key", 0, here);
   TableBuilder builder(name, parse_features(object, here));
+  if (get_or<std::string>(object, "format", "delimited", here) == "json_lists") {
+    // {"key": [values...], ...}: column 0 is the key, column 1 the values joined with '|'.
+    std::ifstream in(file.path);
+    if (!in) throw DataError(file.path + ": cannot open file");
+    json lists;
+    try {
+      lists = json::parse(in);
+    } catch (const json::parse_error& e) {
+      throw DataError(file.path + ": not valid JSON: " + e.what());
+    }
+    if (!lists.is_object()) throw DataError(file.path + ": expected a JSON object of key -> list");
+    std::vector<std::string> fields(2);
+    for (const auto& [key, values] : lists.items()) {
+      if (!values.is_array()) throw DataError(file.path + ": key '" + key + "': expected a list");
+      fields[0] = key;
+      fields[1].clear();
+      for (const json& v : values) {
+        if (!fields[1].empty()) fields[1].push_back('|');
+        fields[1] += v.is_string() ? v.get<std::string>() : v.dump();
+      }
+      builder.add(key,
+                  [&](size_t column, const std::string& what) -> const std::string& {
+                    if (column > 1) throw DataError(file.path + ": key '" + key + "': json_lists rows have columns 0 and 1 only (" + what + ")");
+                    return fields[column];
+                  },
+                  file.path + ": key '" + key + "'");
+    }
+    if (builder.table.keys.empty()) throw DataError(file.path + ": no " + name + " rows");
+    return builder.finish();
+  }
+  const size_t key_column = get_or<size_t>(object, "key", 0, here);
   DelimitedReader reader(file);
   while (reader.next()) {
     const std::string& key = reader.field(key_column, name + " key");
@@ -327,29 +390,40 @@ Dataset load_dataset(const std::string& description_path, const std::string& roo
   const size_t user_column = get_or<size_t>(spec, "user", 0, here);
   const size_t item_column = get_or<size_t>(spec, "item", 1, here);
   const int timestamp_column = get_or<int>(spec, "timestamp", -1, here);
+  const std::string format = get_or<std::string>(spec, "format", "delimited", here);
+  if (format != "delimited" && format != "sequences")
+    throw ConfigError(here + ": unknown format '" + format + "' (delimited, sequences)");
 
   struct RawInteraction {
     std::string user, item;
     int64_t timestamp;
-    std::string where;
+    size_t line;
   };
   std::vector<RawInteraction> raw;
   std::vector<std::string> user_keys, item_keys;
   std::unordered_map<std::string, bool> seen_users, seen_items;
+  const auto add = [&](RawInteraction r) {
+    if (seen_users.emplace(r.user, true).second) user_keys.push_back(r.user);
+    if (seen_items.emplace(r.item, true).second) item_keys.push_back(r.item);
+    raw.push_back(std::move(r));
+  };
   {
     DelimitedReader reader(file);
     while (reader.next()) {
-      RawInteraction r;
-      r.user = reader.field(user_column, "user");
-      r.item = reader.field(item_column, "item");
-      r.timestamp = timestamp_column >= 0
-                        ? parse_integer(reader.field(static_cast<size_t>(timestamp_column), "timestamp"),
-                                        reader.where(static_cast<size_t>(timestamp_column), "timestamp"))
-                        : static_cast<int64_t>(raw.size());
-      r.where = reader.where();
-      if (seen_users.emplace(r.user, true).second) user_keys.push_back(r.user);
-      if (seen_items.emplace(r.item, true).second) item_keys.push_back(r.item);
-      raw.push_back(std::move(r));
+      const size_t line = reader.line_number();
+      if (format == "sequences") {
+        // "user item_1 item_2 ...", oldest first: the position is the time.
+        const std::string& user = reader.field(0, "user");
+        if (reader.field_count() < 2) throw DataError(reader.where() + ": a sequence needs a user and at least one item");
+        for (size_t i = 1; i < reader.field_count(); ++i)
+          add({user, reader.field(i, "item"), static_cast<int64_t>(i), line});
+        continue;
+      }
+      add({reader.field(user_column, "user"), reader.field(item_column, "item"),
+           timestamp_column >= 0 ? parse_integer(reader.field(static_cast<size_t>(timestamp_column), "timestamp"),
+                                                 reader.where(static_cast<size_t>(timestamp_column), "timestamp"))
+                                 : static_cast<int64_t>(raw.size()),
+           line});
     }
   }
   if (raw.empty()) throw DataError(file.path + ": no interactions");
@@ -362,12 +436,13 @@ Dataset load_dataset(const std::string& description_path, const std::string& roo
 
   data.interactions.reserve(raw.size());
   for (const RawInteraction& r : raw) {
+    const std::string where_line = file.path + ":" + std::to_string(r.line);
     const auto user = data.users.index.find(r.user);
     if (user == data.users.index.end())
-      throw DataError(r.where + ": field " + std::to_string(user_column + 1) + " (user): key '" + r.user + "' is not in the users file");
+      throw DataError(where_line + ": field " + std::to_string(user_column + 1) + " (user): key '" + r.user + "' is not in the users file");
     const auto item = data.items.index.find(r.item);
     if (item == data.items.index.end())
-      throw DataError(r.where + ": field " + std::to_string(item_column + 1) + " (item): key '" + r.item + "' is not in the items file");
+      throw DataError(where_line + ": item key '" + r.item + "' is not in the items file");
     data.interactions.push_back({user->second, item->second, r.timestamp});
   }
   return data;

@@ -23,7 +23,7 @@ struct FeatureDef {
   int column = -1;  // source column (0-based)
   // Read-time extraction, trainer only: the year of a date string ("01-Jan-1995" -> "1995"), or 0/1
   // flag columns turned into a list of names (MovieLens genres).
-  bool year_of_date = false;
+  bool extract_year = false;
   int flags_first_column = -1;
   std::vector<std::string> flag_names;
   // Encoding rules that ship in the model file, so the SDK applies them to raw values too.

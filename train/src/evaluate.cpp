@@ -5,73 +5,120 @@
 #include <cstdio>
 
 #include "errors.hpp"
+#include "funnel/kernels.hpp"
 #include "funnel/tower.hpp"
 
 namespace funnel::train {
 
-double RetrievalMetrics::recall_at(uint32_t at) const {
-  for (size_t i = 0; i < k.size(); ++i)
-    if (k[i] == at) return recall[i];
+namespace {
+
+double at(const std::vector<uint32_t>& ks, const std::vector<double>& values, uint32_t k) {
+  for (size_t i = 0; i < ks.size(); ++i)
+    if (ks[i] == k) return values[i];
   return std::nan("");
 }
 
-double RetrievalMetrics::ndcg_at(uint32_t at) const {
-  for (size_t i = 0; i < k.size(); ++i)
-    if (k[i] == at) return ndcg[i];
-  return std::nan("");
-}
+}  // namespace
+
+double RetrievalMetrics::recall_at(uint32_t at_k) const { return at(k, recall, at_k); }
+double RetrievalMetrics::ndcg_at(uint32_t at_k) const { return at(k, ndcg, at_k); }
+double RetrievalMetrics::tail_recall_at(uint32_t at_k) const { return at(k, tail_recall, at_k); }
+double RetrievalMetrics::coverage_at(uint32_t at_k) const { return at(k, coverage, at_k); }
 
 nlohmann::json RetrievalMetrics::to_json() const {
-  nlohmann::json out = {{"users", users}};
+  nlohmann::json out = {{"users", users}, {"tail_users", tail_users}, {"mrr", mrr}};
   for (size_t i = 0; i < k.size(); ++i) {
-    out["recall@" + std::to_string(k[i])] = recall[i];
-    out["ndcg@" + std::to_string(k[i])] = ndcg[i];
+    std::string suffix = "@";
+    suffix.append(std::to_string(k[i]));
+    out["recall" + suffix] = recall[i];
+    out["ndcg" + suffix] = ndcg[i];
+    out["hit_rate" + suffix] = hit_rate[i];
+    out["coverage" + suffix] = coverage[i];
+    out["tail_recall" + suffix] = tail_recall[i];
   }
   return out;
 }
 
 std::string RetrievalMetrics::summary() const {
   std::string out;
-  char buffer[64];
+  char buffer[96];
   for (size_t i = 0; i < k.size(); ++i) {
-    std::snprintf(buffer, sizeof buffer, "%sRecall@%u %.4f  NDCG@%u %.4f", i ? "  " : "", k[i], recall[i], k[i], ndcg[i]);
+    std::snprintf(buffer, sizeof buffer, "R@%u %.4f  NDCG@%u %.4f  tail R@%u %.4f  ", k[i], recall[i], k[i], ndcg[i], k[i], tail_recall[i]);
     out += buffer;
   }
-  return out;
+  std::snprintf(buffer, sizeof buffer, "MRR %.4f  coverage@%u %.3f", mrr, k.back(), coverage.back());
+  return out + buffer;
 }
 
 RetrievalMetrics evaluate_ranking(const Dataset& data, const Split& split, Holdout holdout, const std::vector<uint32_t>& ks,
                                   const UserScorer& scorer) {
-  RetrievalMetrics metrics;
-  metrics.k = ks;
-  metrics.recall.assign(ks.size(), 0.0);
-  metrics.ndcg.assign(ks.size(), 0.0);
-  std::vector<float> scores(data.items.size());
-  for (size_t u = 0; u < data.users.size(); ++u) {
-    const int64_t held = holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u];
-    if (held < 0) continue;
-    scorer(static_cast<uint32_t>(u), scores.data());
-    const float threshold = scores[static_cast<size_t>(held)];
-    size_t rank = 0;
-    for (float s : scores) rank += s > threshold;
-    const auto excluded = [&](size_t item) { return static_cast<int64_t>(item) != held && scores[item] > threshold; };
-    for (uint32_t item : split.train_items[u]) rank -= excluded(item);
-    if (holdout == Holdout::kTest && split.validation_item[u] >= 0 &&
-        !std::binary_search(split.train_items[u].begin(), split.train_items[u].end(), static_cast<uint32_t>(split.validation_item[u])))
-      rank -= excluded(static_cast<size_t>(split.validation_item[u]));
-    for (size_t i = 0; i < ks.size(); ++i) {
-      if (rank < ks[i]) {
-        metrics.recall[i] += 1.0;
-        metrics.ndcg[i] += 1.0 / std::log2(static_cast<double>(rank) + 2.0);
-      }
+  const size_t items = data.items.size();
+  const uint32_t max_k = *std::max_element(ks.begin(), ks.end());
+  // Tail items: training count below the median over the catalogue.
+  std::vector<uint32_t> counts = split.item_train_count;
+  std::nth_element(counts.begin(), counts.begin() + static_cast<long>(counts.size() / 2), counts.end());
+  const uint32_t median = counts.empty() ? 0 : counts[counts.size() / 2];
+
+  std::vector<int64_t> held(data.users.size());
+  for (size_t u = 0; u < held.size(); ++u) held[u] = holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u];
+  // Per-user results, reduced in user order afterwards so the metrics do not depend on the thread count.
+  std::vector<int64_t> rank(data.users.size(), -1);
+  std::vector<std::vector<uint32_t>> top(data.users.size());
+
+#pragma omp parallel
+  {
+    std::vector<float> scores(items);
+    std::vector<uint8_t> skip(items);
+    std::vector<Hit> hits;
+#pragma omp for schedule(dynamic, 16)
+    for (size_t u = 0; u < data.users.size(); ++u) {
+      if (held[u] < 0) continue;
+      scorer(static_cast<uint32_t>(u), scores.data());
+      std::fill(skip.begin(), skip.end(), 0);
+      for (uint32_t item : split.train_items[u]) skip[item] = 1;
+      if (holdout == Holdout::kTest && split.validation_item[u] >= 0) skip[static_cast<size_t>(split.validation_item[u])] = 1;
+      skip[static_cast<size_t>(held[u])] = 0;
+      const float threshold = scores[static_cast<size_t>(held[u])];
+      int64_t r = 0;
+      for (size_t i = 0; i < items; ++i) r += !skip[i] && scores[i] > threshold;
+      rank[u] = r;
+      kernels::top_k(scores, max_k, skip, &hits);
+      for (const Hit& hit : hits) top[u].push_back(hit.index);
     }
-    ++metrics.users;
   }
+
+  RetrievalMetrics m;
+  m.k = ks;
+  m.recall.assign(ks.size(), 0.0);
+  m.ndcg.assign(ks.size(), 0.0);
+  m.tail_recall.assign(ks.size(), 0.0);
+  std::vector<std::vector<uint8_t>> covered(ks.size(), std::vector<uint8_t>(items, 0));
+  for (size_t u = 0; u < data.users.size(); ++u) {
+    if (rank[u] < 0) continue;
+    ++m.users;
+    const bool tail = split.item_train_count[static_cast<size_t>(held[u])] < median;
+    m.tail_users += tail;
+    m.mrr += 1.0 / static_cast<double>(rank[u] + 1);
+    for (size_t i = 0; i < ks.size(); ++i) {
+      if (rank[u] < ks[i]) {
+        m.recall[i] += 1.0;
+        m.ndcg[i] += 1.0 / std::log2(static_cast<double>(rank[u]) + 2.0);
+        m.tail_recall[i] += tail;
+      }
+      for (size_t j = 0; j < top[u].size() && j < ks[i]; ++j) covered[i][top[u][j]] = 1;
+    }
+  }
+  const double users = static_cast<double>(std::max<size_t>(m.users, 1));
   for (size_t i = 0; i < ks.size(); ++i) {
-    metrics.recall[i] /= std::max<size_t>(metrics.users, 1);
-    metrics.ndcg[i] /= std::max<size_t>(metrics.users, 1);
+    m.recall[i] /= users;
+    m.ndcg[i] /= users;
+    m.tail_recall[i] /= static_cast<double>(std::max<size_t>(m.tail_users, 1));
+    m.coverage.push_back(static_cast<double>(std::count(covered[i].begin(), covered[i].end(), 1)) /
+                         static_cast<double>(std::max<size_t>(items, 1)));
   }
-  return metrics;
+  m.hit_rate = m.recall;
+  m.mrr /= users;
+  return m;
 }
 
 RetrievalMetrics evaluate_model(const Model& model, const Dataset& data, const Split& split, Holdout holdout,
@@ -79,9 +126,11 @@ RetrievalMetrics evaluate_model(const Model& model, const Dataset& data, const S
   if (!model.has_retrieval() || model.catalogue_size() != data.items.size())
     throw TrainingError("the model's catalogue does not match the dataset's items");
   const TowerView& tower = model.user_tower();
-  std::vector<float> scratch(tower.scratch_size()), query(tower.output_dim());
-  EncodedFeatures encoded;
   return evaluate_ranking(data, split, holdout, ks, [&](uint32_t user, float* scores) {
+    thread_local EncodedFeatures encoded;
+    thread_local std::vector<float> scratch, query;
+    scratch.resize(tower.scratch_size());
+    query.resize(tower.output_dim());
     encode_row(data, data.users, user, &encoded);
     tower_forward(tower, encoded, scratch.data(), query.data());
     model.score_catalogue(query.data(), scores);

@@ -70,7 +70,11 @@ void Linear::backward(const float* x, const float* dy, size_t batch, float* dx) 
   ConstMatrixMap dY(dy, n, o);
   MatrixMap dW(weight_->grad.data(), o, i);
   dW.noalias() += dY.transpose() * X;
-  Eigen::Map<Eigen::RowVectorXf>(bias_->grad.data(), o) += dY.colwise().sum();
+  // A plain loop: Eigen's vectorised column sums split the rows by the buffer's address alignment,
+  // which would make the rounding, and so the trained model, depend on the heap.
+  float* db = bias_->grad.data();
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t k = 0; k < out(); ++k) db[k] += dy[b * out() + k];
   if (dx) {
     ConstMatrixMap W(weight_->value.data(), o, i);
     MatrixMap(dx, n, i).noalias() = dY * W;

@@ -31,6 +31,10 @@ class Rng {
     return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * uniform());
   }
 
+  // For checkpoints.
+  uint64_t state() const { return state_; }
+  void restore(uint64_t state) { state_ = state; }
+
   template <typename T>
   void shuffle(std::vector<T>& values) {
     for (size_t i = values.size(); i > 1; --i) std::swap(values[i - 1], values[below(i)]);

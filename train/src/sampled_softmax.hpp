@@ -1,5 +1,6 @@
 // In-batch sampled softmax for two-tower retrieval (CBNS eq. 3-4): row r's logits are
-// u_r . v_c / tau - log q(item_c) over the batch's items c, with the diagonal as the target.
+// u_r . v_c / tau - log q(item_c) over the batch's items c, with the diagonal as the target, plus
+// optional extra negative columns from a memory bank (CBNS eq. 9) that receive no gradient.
 #pragma once
 
 #include <cstddef>
@@ -14,13 +15,24 @@ struct SampledSoftmaxOptions {
   // logQ correction: subtract log q(item) from every column, correcting the popularity bias of
   // in-batch negatives.
   bool logq_correction = true;
-  // An off-diagonal column holding row r's own positive item is an accidental hit: excluded.
+  // A column holding row r's own positive item (other than the diagonal) is an accidental hit: excluded.
   bool mask_accidental_hits = true;
 };
 
+// Extra negative columns: detached item embeddings with their log q and item ids.
+struct NegativeBank {
+  const float* embeddings = nullptr;  // [count, dim]
+  const float* log_q = nullptr;       // [count]
+  const uint32_t* items = nullptr;    // [count]
+  size_t count = 0;
+  // Eq. 9 subtracts each bank entry's log q as in-batch columns do; false drops it on bank columns only.
+  bool apply_logq = true;
+};
+
 // Mean cross-entropy over the batch. u, v: [batch, dim] (row-major); items: the batch's item ids (for
-// hit masking); log_q: log q of each row's item. Writes du, dv ([batch, dim]) when not null.
+// hit masking); log_q: log q of each row's item. Writes du, dv ([batch, dim]) when not null. Rows are
+// spread over the OpenMP threads; the result does not depend on their number.
 double sampled_softmax(const float* u, const float* v, std::span<const uint32_t> items, std::span<const float> log_q,
-                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv);
+                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank = {});
 
 }  // namespace funnel::train

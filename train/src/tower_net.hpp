@@ -26,6 +26,8 @@ class TowerNet {
   const float* forward(std::span<const uint32_t> rows);
   // Accumulates parameter gradients for the last forward's rows from d loss / d output.
   void backward(const float* d_output);
+  // The last forward's output.
+  const float* output() const { return output_.data(); }
 
   std::vector<Parameter*> parameters();
   // Embedding table of input feature f (nullptr for a dense feature).

@@ -1,14 +1,19 @@
 #include "two_tower.hpp"
 
+#include <omp.h>
+
 #include <chrono>
 #include <cmath>
 #include <numeric>
 
 #include "adam.hpp"
+#include "cbns.hpp"
+#include "checkpoint.hpp"
 #include "errors.hpp"
 #include "export.hpp"
 #include "funnel/model.hpp"
-#include "sampled_softmax.hpp"
+#include "logq.hpp"
+#include "lr_schedule.hpp"
 
 namespace funnel::train {
 
@@ -24,19 +29,32 @@ std::vector<Parameter*> TwoTowerModel::parameters() {
 }
 
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
-                      std::span<const float> log_q, const TrainConfig& config, bool backward) {
-  const float* u = model.user_tower().forward(users);
-  const float* v = model.item_tower().forward(items);
+                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank) {
+  const float* u = nullptr;
+  const float* v = nullptr;
+  // The towers are independent until the loss: one thread each.
+#pragma omp parallel sections
+  {
+#pragma omp section
+    u = model.user_tower().forward(users);
+#pragma omp section
+    v = model.item_tower().forward(items);
+  }
   const size_t dim = model.user_tower().output_dim();
   SampledSoftmaxOptions options;
   options.temperature = config.temperature;
-  options.logq_correction = config.logq_correction;
+  options.logq_correction = config.logq != "none";
   options.mask_accidental_hits = config.mask_accidental_hits;
-  if (!backward) return sampled_softmax(u, v, items, log_q, dim, options, nullptr, nullptr);
+  if (!backward) return sampled_softmax(u, v, items, log_q, dim, options, nullptr, nullptr, bank);
   std::vector<float> du(users.size() * dim), dv(items.size() * dim);
-  const double loss = sampled_softmax(u, v, items, log_q, dim, options, du.data(), dv.data());
-  model.user_tower().backward(du.data());
-  model.item_tower().backward(dv.data());
+  const double loss = sampled_softmax(u, v, items, log_q, dim, options, du.data(), dv.data(), bank);
+#pragma omp parallel sections
+  {
+#pragma omp section
+    model.user_tower().backward(du.data());
+#pragma omp section
+    model.item_tower().backward(dv.data());
+  }
   return loss;
 }
 
@@ -46,17 +64,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-struct Snapshot {
-  std::vector<std::vector<float>> values;
-  void take(const std::vector<Parameter*>& parameters) {
-    values.resize(parameters.size());
-    for (size_t i = 0; i < parameters.size(); ++i) values[i] = parameters[i]->value;
-  }
-  void restore(const std::vector<Parameter*>& parameters) const {
-    for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = values[i];
-  }
-};
-
 RetrievalMetrics evaluate_in_memory(const std::vector<uint8_t>& file, const Dataset& data, const Split& split, Holdout holdout,
                                     const std::vector<uint32_t>& ks) {
   std::unique_ptr<Model> model;
@@ -65,100 +72,274 @@ RetrievalMetrics evaluate_in_memory(const std::vector<uint8_t>& file, const Data
   return evaluate_model(*model, data, split, holdout, ks);
 }
 
+nlohmann::json drift_json(const std::vector<DriftRecord>& records, const std::vector<uint32_t>& deltas) {
+  nlohmann::json out = nlohmann::json::object();
+  for (uint32_t delta : deltas) {
+    double sum = 0, mean = 0;
+    size_t n = 0;
+    for (const DriftRecord& r : records)
+      if (r.delta == delta) {
+        sum += r.sum;
+        mean += r.mean;
+        ++n;
+      }
+    if (n) out["dt=" + std::to_string(delta)] = {{"sum", sum / static_cast<double>(n)}, {"mean", mean / static_cast<double>(n)}, {"probes", n}};
+  }
+  return out;
+}
+
+// What the model file keeps of an epoch. Timings stay out: the same seed must give the same file.
+nlohmann::json epoch_json(const EpochRecord& r, const std::vector<uint32_t>& deltas) {
+  return {{"epoch", r.epoch},
+          {"loss", r.loss},
+          {"learning_rate", r.learning_rate},
+          {"steps", r.steps},
+          {"cbns_active", r.cbns_active},
+          {"drift", drift_json(r.drift, deltas)},
+          {"validation", r.validation.to_json()}};
+}
+
+// Everything a run needs to continue exactly where it stopped.
+struct RunState {
+  uint32_t epochs_done = 0;
+  long step = 0;
+  bool cbns_active = false;
+  long cbns_start_step = -1;
+  double best_score = -1.0;
+  uint32_t best_epoch = 0;
+  uint32_t epochs_without_improvement = 0;
+  std::vector<std::vector<float>> best_values;
+  nlohmann::json history = nlohmann::json::array();
+};
+
 }  // namespace
 
-TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainObserver& observer) {
-  if (split.train.empty()) throw TrainingError("no training interactions");
+TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options) {
+  if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
+  omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
+  const TrainObserver& observer = options.observer;
   std::vector<uint32_t> ks = config.eval_k;
   if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
 
   TwoTowerModel model(data, config);
   std::vector<Parameter*> parameters = model.parameters();
   Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f});
+  const size_t dim = config.output_dim;
+  const bool cbns = config.negatives == "cbns";
+  MemoryBank bank(cbns ? config.memory_size : 0, dim);
+  StreamingFrequency streaming(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha);
+  const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, split.train.size());
 
-  // q(item) = training frequency (CBNS eq. 4's sampling probability under in-batch sampling).
-  std::vector<float> item_log_q(data.items.size(), 0.0f);
-  for (size_t i = 0; i < data.items.size(); ++i)
-    if (split.item_train_count[i] > 0)
-      item_log_q[i] = static_cast<float>(std::log(static_cast<double>(split.item_train_count[i]) / static_cast<double>(split.train.size())));
+  // The drift sample: fixed items, drawn uniformly from those seen in training.
+  std::vector<uint32_t> drift_sample;
+  {
+    std::vector<uint32_t> trained;
+    for (uint32_t i = 0; i < data.items.size(); ++i)
+      if (split.item_train_count[i] > 0) trained.push_back(i);
+    Rng drift_rng(config.seed ^ 0xD1F7ull);
+    drift_rng.shuffle(trained);
+    trained.resize(std::min<size_t>(trained.size(), config.drift_sample));
+    drift_sample = std::move(trained);
+  }
+  DriftMonitor drift(drift_sample, config.drift_deltas, config.drift_interval);
+  const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
+    const float* v = model.item_tower().forward(rows);
+    std::copy(v, v + rows.size() * model.item_tower().output_dim(), out);
+  };
 
   Rng shuffle_rng(config.seed ^ 0x5DEECE66Dull);
+  RunState run;
+  if (!options.resume.empty()) {
+    const Checkpoint checkpoint = load_checkpoint(options.resume);
+    const nlohmann::json& h = checkpoint.header;
+    if (h.value("dataset", "") != data.name || h.value("users", size_t{0}) != data.users.size() ||
+        h.value("items", size_t{0}) != data.items.size())
+      throw TrainingError(options.resume + ": the checkpoint was written for another dataset");
+    if (h.at("hidden").get<std::vector<uint32_t>>() != config.hidden || h.value("output_dim", 0u) != config.output_dim ||
+        h.value("embedding_dim", 0u) != config.embedding_dim)
+      throw TrainingError(options.resume + ": the checkpoint's model shape differs from the config's");
+    for (Parameter* p : parameters) p->value = checkpoint.float_array("param/" + p->name);
+    Adam::State adam_state;
+    for (Parameter* p : parameters) {
+      adam_state.m.push_back(checkpoint.float_array("adam_m/" + p->name));
+      adam_state.v.push_back(checkpoint.float_array("adam_v/" + p->name));
+      run.best_values.push_back(checkpoint.float_array("best/" + p->name));
+    }
+    adam_state.step = h.at("step").get<long>();
+    adam.restore(std::move(adam_state));
+    MemoryBank::State bank_state{checkpoint.float_array("bank/embeddings"), checkpoint.float_array("bank/log_q"),
+                                 checkpoint.integer_array("bank/items"), h.at("bank_head").get<size_t>(), h.at("bank_size").get<size_t>()};
+    bank.restore(bank_state);
+    streaming.restore({checkpoint.float_array("streaming/last_step"), checkpoint.float_array("streaming/gap")});
+    shuffle_rng.restore(h.at("shuffle_rng").get<uint64_t>());
+    run.epochs_done = h.at("epochs_done").get<uint32_t>();
+    run.step = h.at("step").get<long>();
+    run.cbns_active = h.at("cbns_active").get<bool>();
+    run.cbns_start_step = h.at("cbns_start_step").get<long>();
+    run.best_score = h.at("best_score").get<double>();
+    run.best_epoch = h.at("best_epoch").get<uint32_t>();
+    run.epochs_without_improvement = h.at("epochs_without_improvement").get<uint32_t>();
+    run.history = h.at("history");
+    if (observer.on_note)
+      observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
+                       std::to_string(run.step) + ")");
+  }
+
+  const auto save = [&](const std::string& path) {
+    Checkpoint c;
+    c.header = {{"dataset", data.name},      {"users", data.users.size()},
+                {"items", data.items.size()}, {"hidden", config.hidden},
+                {"output_dim", config.output_dim}, {"embedding_dim", config.embedding_dim},
+                {"config", config_to_json(config)}, {"epochs_done", run.epochs_done},
+                {"step", run.step},           {"cbns_active", run.cbns_active},
+                {"cbns_start_step", run.cbns_start_step}, {"best_score", run.best_score},
+                {"best_epoch", run.best_epoch}, {"epochs_without_improvement", run.epochs_without_improvement},
+                {"shuffle_rng", shuffle_rng.state()}, {"history", run.history}};
+    const Adam::State adam_state = adam.state();
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      c.floats["param/" + parameters[i]->name] = parameters[i]->value;
+      c.floats["adam_m/" + parameters[i]->name] = adam_state.m[i];
+      c.floats["adam_v/" + parameters[i]->name] = adam_state.v[i];
+      c.floats["best/" + parameters[i]->name] = run.best_values.empty() ? parameters[i]->value : run.best_values[i];
+    }
+    const MemoryBank::State bank_state = bank.state();
+    c.floats["bank/embeddings"] = bank_state.embeddings;
+    c.floats["bank/log_q"] = bank_state.log_q;
+    c.integers["bank/items"] = bank_state.items;
+    c.header["bank_head"] = bank_state.head;
+    c.header["bank_size"] = bank_state.size;
+    const StreamingFrequency::State streaming_state = streaming.state();
+    c.floats["streaming/last_step"] = streaming_state.last_step;
+    c.floats["streaming/gap"] = streaming_state.gap;
+    save_checkpoint(path, c);
+  };
+
   std::vector<uint32_t> order(split.train.size());
   std::iota(order.begin(), order.end(), 0u);
   std::vector<uint32_t> users, items;
   std::vector<float> log_q;
-
-  TrainResult result;
-  Snapshot best;
-  double best_score = -1.0;
-  double total_train_seconds = 0.0;
-  size_t total_samples = 0;
+  const size_t steps_per_epoch = (order.size() + config.batch_size - 1) / config.batch_size;
+  const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
   const Metadata no_metadata;
-  const size_t steps = (order.size() + config.batch_size - 1) / config.batch_size;
+  TrainResult result;
+  double train_seconds = 0.0;
+  size_t samples = 0;
+  bool stop = false;
 
-  for (uint32_t epoch = 1; epoch <= config.epochs; ++epoch) {
+  for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs && !stop; ++epoch) {
+    // The permutation is drawn from the epoch's own state, so a resumed run shuffles as the original did.
+    std::iota(order.begin(), order.end(), 0u);
     shuffle_rng.shuffle(order);
+    drift.reset_probe();
+    EpochRecord record;
+    record.epoch = epoch;
     const auto start = Clock::now();
     double loss_sum = 0.0;
-    for (size_t step = 0; step < steps; ++step) {
-      const size_t begin = step * config.batch_size;
+    size_t batches = 0;
+    float rate = config.learning_rate;
+    for (size_t s = 0; s < steps_per_epoch; ++s) {
+      const size_t begin = s * config.batch_size;
       const size_t end = std::min(order.size(), begin + config.batch_size);
       if (end - begin < 2) continue;  // a softmax over one column has nothing to learn from
       users.clear();
       items.clear();
-      log_q.clear();
       for (size_t i = begin; i < end; ++i) {
         const Interaction& x = split.train[order[i]];
         users.push_back(x.user);
         items.push_back(x.item);
-        log_q.push_back(item_log_q[x.item]);
       }
-      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true);
+      if (config.logq == "streaming") {
+        streaming.update(run.step, items, &log_q);
+      } else {
+        log_q.clear();
+        for (uint32_t item : items) log_q.push_back(count_log_q[item]);
+      }
+      rate = learning_rate_at(config, run.step, total_steps);
+      adam.set_learning_rate(rate);
+      const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq) : NegativeBank{};
+      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives);
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
-                            std::to_string(step + 1) + "; lower learning_rate or raise temperature");
+                            std::to_string(s + 1) + " (learning rate " + std::to_string(rate) +
+                            "); the last checkpoint holds the last good epoch. Lower learning_rate or raise temperature");
       adam.step();
+      // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave.
+      if (cbns) bank.enqueue(model.item_tower().output(), log_q.data(), items.data(), items.size());
+      ++run.step;
       loss_sum += loss;
-      if (observer.on_progress && (step % 16 == 0 || step + 1 == steps))
-        observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1),
+      ++batches;
+
+      if (config.drift_sample > 0)
+        for (const DriftRecord& d : drift.after_step(run.step, dim, embed_items)) {
+          record.drift.push_back(d);
+          if (cbns && !run.cbns_active && config.cbns_auto_warmup && d.delta == config.drift_deltas.back() &&
+              d.mean < config.drift_threshold) {
+            run.cbns_active = true;
+            run.cbns_start_step = run.step;
+            if (observer.on_note)
+              observer.on_note("CBNS on at step " + std::to_string(run.step) + ": feature drift " + std::to_string(d.mean) +
+                               " per item over " + std::to_string(d.delta) + " steps, below " + std::to_string(config.drift_threshold));
+          }
+        }
+      if (cbns && !run.cbns_active && !config.cbns_auto_warmup && run.step >= static_cast<long>(config.cbns_warmup_steps)) {
+        run.cbns_active = true;
+        run.cbns_start_step = run.step;
+        if (observer.on_note) observer.on_note("CBNS on at step " + std::to_string(run.step) + " (after the in-batch warm-up)");
+      }
+      if (observer.on_progress && (s % 16 == 0 || s + 1 == steps_per_epoch))
+        observer.on_progress(epoch, s + 1, steps_per_epoch, loss_sum / static_cast<double>(batches),
                              static_cast<double>(end) / std::max(seconds_since(start), 1e-9));
     }
     const double seconds = seconds_since(start);
-    total_train_seconds += seconds;
-    total_samples += order.size();
+    train_seconds += seconds;
+    samples += order.size();
 
-    EpochRecord record;
-    record.epoch = epoch;
-    record.loss = loss_sum / static_cast<double>(steps);
+    record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
     record.samples_per_second = static_cast<double>(order.size()) / seconds;
+    record.learning_rate = rate;
+    record.steps = run.step;
+    record.cbns_active = run.cbns_active;
     record.validation = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kValidation, ks);
     result.history.push_back(record);
-    if (observer.on_epoch) observer.on_epoch(record);
+    run.history.push_back(epoch_json(record, config.drift_deltas));
+    run.epochs_done = epoch;
     const double score = record.validation.recall_at(config.select_k);
-    if (score > best_score) {
-      best_score = score;
-      result.best_epoch = epoch;
-      best.take(parameters);
+    if (score > run.best_score) {
+      run.best_score = score;
+      run.best_epoch = epoch;
+      run.epochs_without_improvement = 0;
+      run.best_values.clear();
+      for (const Parameter* p : parameters) run.best_values.push_back(p->value);
+    } else {
+      ++run.epochs_without_improvement;
+    }
+    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
+    if (!options.checkpoint.empty()) save(options.checkpoint);
+    if (observer.on_epoch) observer.on_epoch(record);
+    if (config.early_stopping_patience > 0 && run.epochs_without_improvement >= config.early_stopping_patience) {
+      stop = true;
+      result.stopped_early = true;
+      if (observer.on_note)
+        observer.on_note("early stop after epoch " + std::to_string(epoch) + ": no better validation Recall@" +
+                         std::to_string(config.select_k) + " for " + std::to_string(run.epochs_without_improvement) + " epochs");
     }
   }
 
-  best.restore(parameters);
-  result.train_seconds = total_train_seconds;
-  result.samples_per_second = static_cast<double>(total_samples) / total_train_seconds;
+  for (size_t i = 0; i < parameters.size() && !run.best_values.empty(); ++i) parameters[i]->value = run.best_values[i];
+  result.best_epoch = run.best_epoch;
+  result.cbns_start_step = run.cbns_start_step;
+  result.train_seconds = train_seconds;
+  result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;
   result.test = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kTest, ks);
   result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
 
-  nlohmann::json history = nlohmann::json::array();
-  for (const EpochRecord& r : result.history)
-    history.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
-                       {"validation", r.validation.to_json()}});
   const Metadata metadata = {
       {"dataset", data.name},
       {"config", config_to_json(config).dump()},
       {"best_epoch", std::to_string(result.best_epoch)},
       {"test_metrics", result.test.to_json().dump()},
       {"most_popular_test_metrics", result.popular_test.to_json().dump()},
-      {"history", history.dump()},
+      {"history", run.history.dump()},
   };
   result.model_file = export_two_tower(data, model, config, metadata);
   return result;

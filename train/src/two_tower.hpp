@@ -1,13 +1,17 @@
-// Two-tower retrieval: a user tower and an item tower trained with in-batch sampled softmax and Adam.
+// Two-tower retrieval: a user tower and an item tower trained with in-batch sampled softmax (logQ
+// corrected), optionally with Cross-Batch Negative Sampling, and Adam.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "config.hpp"
 #include "dataset.hpp"
 #include "evaluate.hpp"
+#include "feature_drift.hpp"
+#include "sampled_softmax.hpp"
 #include "split.hpp"
 #include "tower_net.hpp"
 
@@ -32,7 +36,11 @@ class TwoTowerModel {
 struct EpochRecord {
   uint32_t epoch = 0;
   double loss = 0;                // mean training loss over the epoch
-  double samples_per_second = 0;  // training loop only
+  double samples_per_second = 0;  // training loop only (no evaluation)
+  double learning_rate = 0;       // at the epoch's last step
+  long steps = 0;                 // optimiser steps so far
+  bool cbns_active = false;       // whether the memory bank was in use at the epoch's end
+  std::vector<DriftRecord> drift;  // the epoch's feature-drift probes
   RetrievalMetrics validation;
 };
 
@@ -41,26 +49,35 @@ struct TrainObserver {
   // samples per second so far in this epoch.
   std::function<void(uint32_t, size_t, size_t, double, double)> on_progress;
   std::function<void(const EpochRecord&)> on_epoch;
+  std::function<void(const std::string&)> on_note;  // one-off events: CBNS switched on, early stop, resume
+};
+
+struct TrainOptions {
+  std::string checkpoint;  // written atomically after every epoch when not empty
+  std::string resume;      // continue from this checkpoint when not empty
+  TrainObserver observer;
 };
 
 struct TrainResult {
   std::vector<uint8_t> model_file;  // the exported model of the best epoch
   std::vector<EpochRecord> history;
   uint32_t best_epoch = 0;
+  bool stopped_early = false;
+  long cbns_start_step = -1;  // the step CBNS started at (-1: never)
   RetrievalMetrics test;
   RetrievalMetrics popular_test;  // the most-popular baseline on the same users
   double train_seconds = 0;
   double samples_per_second = 0;
 };
 
-// Trains for config.epochs, evaluates validation after each epoch through the SDK, keeps the epoch with
-// the best validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch.
-// Throws TrainingError when the loss stops being finite.
-TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainObserver& observer = {});
+// Trains, evaluates validation after each epoch through the SDK, keeps the epoch with the best
+// validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch. Throws
+// TrainingError when the loss stops being finite; the last checkpoint is then the last good epoch.
+TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
 
-// Mean in-batch loss and its gradients for one batch of (user row, item row) positives. Exposed for
-// the gradient checks.
+// Mean loss and gradients for one batch of (user row, item row) positives, with optional memory-bank
+// negatives. The batch's item embeddings stay readable in model.item_tower().output().
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
-                      std::span<const float> log_q, const TrainConfig& config, bool backward);
+                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank = {});
 
 }  // namespace funnel::train

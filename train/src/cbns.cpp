@@ -1,0 +1,45 @@
+#include "cbns.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace funnel::train {
+
+MemoryBank::MemoryBank(size_t capacity, size_t dim)
+    : capacity_(capacity), dim_(dim), embeddings_(capacity * dim), log_q_(capacity), items_(capacity) {}
+
+void MemoryBank::enqueue(const float* embeddings, const float* log_q, const uint32_t* items, size_t count) {
+  if (capacity_ == 0) return;
+  const size_t skip = count > capacity_ ? count - capacity_ : 0;
+  for (size_t i = skip; i < count; ++i) {
+    std::copy(embeddings + i * dim_, embeddings + (i + 1) * dim_, embeddings_.begin() + static_cast<long>(head_ * dim_));
+    log_q_[head_] = log_q[i];
+    items_[head_] = items[i];
+    head_ = (head_ + 1) % capacity_;
+    size_ = std::min(size_ + 1, capacity_);
+  }
+}
+
+NegativeBank MemoryBank::negatives(bool apply_logq) const {
+  // Until the bank is full, the filled slots are 0 .. size-1 (writing starts at slot 0).
+  return {embeddings_.data(), log_q_.data(), items_.data(), size_, apply_logq};
+}
+
+uint32_t MemoryBank::item_by_age(size_t age) const {
+  if (age >= size_) throw std::out_of_range("memory bank: no entry of that age");
+  const size_t oldest = size_ < capacity_ ? 0 : head_;
+  return items_[(oldest + age) % capacity_];
+}
+
+void MemoryBank::restore(const State& state) {
+  if (state.embeddings.size() != capacity_ * dim_ || state.items.size() != capacity_ || state.log_q.size() != capacity_ ||
+      state.head >= std::max<size_t>(capacity_, 1) || state.size > capacity_)
+    throw std::invalid_argument("memory bank state does not match its capacity and dimension");
+  embeddings_ = state.embeddings;
+  log_q_ = state.log_q;
+  items_ = state.items;
+  head_ = state.head;
+  size_ = state.size;
+}
+
+}  // namespace funnel::train
