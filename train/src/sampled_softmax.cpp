@@ -1,10 +1,23 @@
 #include "sampled_softmax.hpp"
 
+#include <omp.h>
+
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace funnel::train {
+
+namespace {
+
+// [begin, end) of part `index` of `count` equal parts of n.
+std::pair<Eigen::Index, Eigen::Index> part(Eigen::Index n, int index, int count) {
+  return {n * index / count, n * (index + 1) / count};
+}
+
+}  // namespace
 
 double sampled_softmax(const float* u, const float* v, std::span<const uint32_t> items, std::span<const float> log_q,
                        size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank) {
@@ -14,51 +27,73 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
   const auto d = static_cast<Eigen::Index>(dim);
   Eigen::Map<const Matrix> U(u, n, d), V(v, n, d), Bank(bank.embeddings, m, d);
   const float inv_tau = 1.0f / options.temperature;
-  constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
-  // Columns: the batch's items, then the bank's entries.
-  Matrix logits(n, n + m);
-  logits.leftCols(n).noalias() = U * V.transpose();
-  if (m > 0) logits.rightCols(m).noalias() = U * Bank.transpose();
-  std::vector<float> column_shift(static_cast<size_t>(n + m), 0.0f);
+  // Columns: the batch's items, then the bank's entries, each shifted by its log q.
+  Eigen::RowVectorXf shift = Eigen::RowVectorXf::Zero(n + m);
   if (options.logq_correction) {
-    for (Eigen::Index c = 0; c < n; ++c) column_shift[static_cast<size_t>(c)] = log_q[static_cast<size_t>(c)];
+    for (Eigen::Index c = 0; c < n; ++c) shift(c) = log_q[static_cast<size_t>(c)];
     if (bank.apply_logq)
-      for (Eigen::Index c = 0; c < m; ++c) column_shift[static_cast<size_t>(n + c)] = bank.log_q[c];
+      for (Eigen::Index c = 0; c < m; ++c) shift(n + c) = bank.log_q[c];
+  }
+  // Accidental hits: columns sorted by item, so each row finds the columns holding its positive.
+  std::vector<std::pair<uint32_t, uint32_t>> by_item;
+  if (options.mask_accidental_hits) {
+    by_item.reserve(static_cast<size_t>(n + m));
+    for (Eigen::Index c = 0; c < n + m; ++c)
+      by_item.emplace_back(c < n ? items[static_cast<size_t>(c)] : bank.items[c - n], static_cast<uint32_t>(c));
+    std::sort(by_item.begin(), by_item.end());
   }
 
+  Matrix logits(n, n + m);
   std::vector<double> row_loss(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static)
-  for (Eigen::Index r = 0; r < n; ++r) {
-    auto row = logits.row(r).array();
-    const uint32_t positive = items[static_cast<size_t>(r)];
-    for (Eigen::Index c = 0; c < n + m; ++c) {
-      const bool hit = options.mask_accidental_hits && c != r && (c < n ? items[static_cast<size_t>(c)] : bank.items[c - n]) == positive;
-      row(c) = hit ? kMasked : row(c) * inv_tau - column_shift[static_cast<size_t>(c)];
+  const bool gradients = du || dv;
+  const float grad_scale = inv_tau / static_cast<float>(n);
+  // Each thread owns a block of rows (logits, softmax, dU) and then a block of columns (dV). The split
+  // is by rows, so every value is computed by the same arithmetic whatever the thread count.
+#pragma omp parallel
+  {
+    const auto [r0, r1] = part(n, omp_get_thread_num(), omp_get_num_threads());
+    const Eigen::Index rows = r1 - r0;
+    if (rows > 0) {
+      auto block = logits.middleRows(r0, rows);
+      block.leftCols(n).noalias() = U.middleRows(r0, rows) * V.transpose();
+      if (m > 0) block.rightCols(m).noalias() = U.middleRows(r0, rows) * Bank.transpose();
+      block = (block * inv_tau).rowwise() - shift;
+      for (Eigen::Index r = r0; r < r1; ++r) {
+        auto row = logits.row(r).array();
+        const uint32_t positive = items[static_cast<size_t>(r)];
+        if (options.mask_accidental_hits) {
+          auto it = std::lower_bound(by_item.begin(), by_item.end(), std::make_pair(positive, uint32_t{0}));
+          for (; it != by_item.end() && it->first == positive; ++it)
+            if (it->second != static_cast<uint32_t>(r)) row(it->second) = -std::numeric_limits<float>::infinity();
+        }
+        // Log-softmax; the gradient of the mean CE is (softmax - onehot) / n.
+        const float top = row.maxCoeff();
+        const float target = row(r);
+        row = (row - top).exp();
+        const double sum = row.template cast<double>().sum();
+        row_loss[static_cast<size_t>(r)] = std::log(sum) + static_cast<double>(top) - static_cast<double>(target);
+        if (gradients) {
+          row *= grad_scale / static_cast<float>(sum);  // now d loss / d (u . v)
+          row(r) -= grad_scale;
+        }
+      }
+      if (du) {
+        Eigen::Map<Matrix> dU(du, n, d);
+        dU.middleRows(r0, rows).noalias() = block.leftCols(n) * V;
+        if (m > 0) dU.middleRows(r0, rows).noalias() += block.rightCols(m) * Bank;  // the bank itself gets no gradient
+      }
     }
-    // Log-softmax; the gradient of the mean CE is (softmax - onehot) / n.
-    const float top = row.maxCoeff();
-    const float target = row(r);
-    row = (row - top).exp();
-    const double sum = row.template cast<double>().sum();
-    row_loss[static_cast<size_t>(r)] = std::log(sum) + static_cast<double>(top) - static_cast<double>(target);
-    row /= static_cast<float>(sum);
-    row(r) -= 1.0f;
+    if (dv) {
+#pragma omp barrier
+      const auto [c0, c1] = part(n, omp_get_thread_num(), omp_get_num_threads());
+      if (c1 > c0)
+        Eigen::Map<Matrix>(dv, n, d).middleRows(c0, c1 - c0).noalias() = logits.middleCols(c0, c1 - c0).transpose() * U;
+    }
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;
-  loss /= static_cast<double>(n);
-
-  if (du || dv) {
-    logits *= inv_tau / static_cast<float>(n);  // now d loss / d (u . v)
-    if (du) {
-      Eigen::Map<Matrix> dU(du, n, d);
-      dU.noalias() = logits.leftCols(n) * V;
-      if (m > 0) dU.noalias() += logits.rightCols(m) * Bank;  // the bank itself gets no gradient
-    }
-    if (dv) Eigen::Map<Matrix>(dv, n, d).noalias() = logits.leftCols(n).transpose() * U;
-  }
-  return loss;
+  return loss / static_cast<double>(n);
 }
 
 }  // namespace funnel::train
