@@ -54,6 +54,30 @@ TEST_CASE("CBNS softmax: gradients with a memory bank, which itself gets none", 
   }
 }
 
+TEST_CASE("CBNS softmax: the balanced item gradient is the in-batch softmax's", "[gradient][cbns]") {
+  Rng rng(22);
+  const size_t batch = 6, dim = 3, bank_size = 9;
+  const std::vector<float> u = random_values(batch * dim, rng, 0.7), v = random_values(batch * dim, rng, 0.7);
+  const std::vector<float> bank_embeddings = random_values(bank_size * dim, rng, 0.7);
+  const std::vector<float> bank_log_q = random_values(bank_size, rng, 1.0);
+  const std::vector<uint32_t> bank_items = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<uint32_t> items = {1, 11, 12, 13, 14, 11};
+  const std::vector<float> log_q = random_values(batch, rng, 1.0);
+  SampledSoftmaxOptions options;
+  options.temperature = 0.3f;
+  std::vector<float> du_full(u.size()), dv_full(v.size()), du_balanced(u.size()), dv_balanced(v.size()), dv_in_batch(v.size());
+  NegativeBank bank{bank_embeddings.data(), bank_log_q.data(), bank_items.data(), bank_size, true, false};
+  const double loss = sampled_softmax(u.data(), v.data(), items, log_q, dim, options, du_full.data(), dv_full.data(), bank);
+  bank.balanced_item_gradient = true;
+  CHECK(sampled_softmax(u.data(), v.data(), items, log_q, dim, options, du_balanced.data(), dv_balanced.data(), bank) == loss);
+  sampled_softmax(u.data(), v.data(), items, log_q, dim, options, nullptr, dv_in_batch.data());
+  for (size_t i = 0; i < u.size(); ++i) CHECK(du_balanced[i] == Approx(du_full[i]).margin(1e-6));  // the user side is unchanged
+  for (size_t i = 0; i < v.size(); ++i) CHECK(dv_balanced[i] == Approx(dv_in_batch[i]).margin(1e-6));
+  double full = 0, in_batch = 0;
+  for (size_t i = 0; i < v.size(); ++i) full += std::fabs(dv_full[i] - dv_in_batch[i]), in_batch += std::fabs(dv_in_batch[i]);
+  CHECK(full > 1e-3 * in_batch);  // and the paper's item gradient is a different one
+}
+
 TEST_CASE("CBNS softmax: bank entries holding the row's positive are masked", "[cbns]") {
   // One row, positive item 4; the bank holds item 4 (masked) and item 5 (a real negative).
   const std::vector<float> u = {1, 0}, v = {1, 0};

@@ -48,7 +48,7 @@ int run_generate(const std::string& out, const SyntheticOptions& options) {
 
 // ---- train -------------------------------------------------------------------------------------------
 struct TrainArgs {
-  std::string data, data_root, config, out = "model.funnel", metrics_log, checkpoint, resume;
+  std::string data, data_root, config, out = "model.funnel", metrics_log, checkpoint, resume, report;
   std::optional<uint32_t> epochs, batch_size, threads;
   std::optional<uint64_t> seed;
   std::vector<std::string> set;
@@ -137,6 +137,23 @@ int run_train(const TrainArgs& args) {
   spdlog::info("test  model        {}", result.test.summary());
   spdlog::info("test  most popular {}", result.popular_test.summary());
   spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
+  if (!args.report.empty()) {
+    std::vector<json> validation;
+    for (const EpochRecord& r : result.history) validation.push_back(r.validation.to_json());
+    const json report = {{"dataset", data.name},
+                         {"config", config_to_json(config)},
+                         {"best_epoch", result.best_epoch},
+                         {"stopped_early", result.stopped_early},
+                         {"cbns_start_step", result.cbns_start_step},
+                         {"test", result.test.to_json()},
+                         {"most_popular_test", result.popular_test.to_json()},
+                         {"per_epoch_validation", validation},
+                         {"train_samples", static_cast<double>(split.train.size()) * static_cast<double>(result.history.size())},
+                         {"train_seconds", result.train_seconds},
+                         {"samples_per_second", result.samples_per_second},
+                         {"total_seconds", total}};
+    std::ofstream(args.report) << report.dump(2) << "\n";
+  }
   return 0;
 }
 
@@ -294,6 +311,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--threads", train.threads, "override the config's threads (0: every core)");
   train_cmd->add_option("--set", train.set, "override any config field: key=value (repeatable), e.g. --set negatives=cbns");
   train_cmd->add_option("--metrics-log", train.metrics_log, "write per-epoch metrics as JSON lines");
+  train_cmd->add_option("--report", train.report, "write the run's final metrics and throughput as JSON");
   train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
   train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
 

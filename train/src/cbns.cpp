@@ -20,9 +20,9 @@ void MemoryBank::enqueue(const float* embeddings, const float* log_q, const uint
   }
 }
 
-NegativeBank MemoryBank::negatives(bool apply_logq) const {
+NegativeBank MemoryBank::negatives(bool apply_logq, bool balanced_item_gradient) const {
   // Until the bank is full, the filled slots are 0 .. size-1 (writing starts at slot 0).
-  return {embeddings_.data(), log_q_.data(), items_.data(), size_, apply_logq};
+  return {embeddings_.data(), log_q_.data(), items_.data(), size_, apply_logq, balanced_item_gradient};
 }
 
 uint32_t MemoryBank::item_by_age(size_t age) const {

@@ -44,6 +44,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("cbns_auto_warmup", c.cbns_auto_warmup);
   visit("drift_threshold", c.drift_threshold);
   visit("bank_logq", c.bank_logq);
+  visit("cbns_balanced_item_gradient", c.cbns_balanced_item_gradient);
   visit("drift_sample", c.drift_sample);
   visit("drift_interval", c.drift_interval);
   visit("drift_deltas", c.drift_deltas);

@@ -29,6 +29,7 @@ struct TrainConfig {
   bool cbns_auto_warmup = false;       // ...or, instead, until the feature drift falls below drift_threshold
   float drift_threshold = 0.02f;       // mean per-item drift over the largest drift_deltas step
   bool bank_logq = true;               // eq. 9: bank entries keep and subtract their log q
+  bool cbns_balanced_item_gradient = false;  // the item tower learns from the in-batch columns' softmax alone
 
   // Feature drift monitor (eq. 5).
   uint32_t drift_sample = 256;                // items probed (0 turns the monitor off)

@@ -45,6 +45,8 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
   }
 
   Matrix logits(n, n + m);
+  const bool balanced = bank.balanced_item_gradient && m > 0 && dv;
+  Matrix item_grad(balanced ? n : 0, balanced ? n : 0);  // the in-batch softmax's gradient, for dV
   std::vector<double> row_loss(static_cast<size_t>(n));
   const bool gradients = du || dv;
   const float grad_scale = inv_tau / static_cast<float>(n);
@@ -75,6 +77,11 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
         row_loss[static_cast<size_t>(r)] = std::log(sum) + static_cast<double>(top) - static_cast<double>(target);
         if (gradients) {
           row *= grad_scale / static_cast<float>(sum);  // now d loss / d (u . v)
+          if (balanced) {
+            const float in_batch = row.head(n).sum();
+            item_grad.row(r) = row.head(n).matrix() * (grad_scale / in_batch);  // rows of p / P(batch), scaled
+            item_grad(r, r) -= grad_scale;
+          }
           row(r) -= grad_scale;
         }
       }
@@ -87,8 +94,10 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
     if (dv) {
 #pragma omp barrier
       const auto [c0, c1] = part(n, omp_get_thread_num(), omp_get_num_threads());
-      if (c1 > c0)
-        Eigen::Map<Matrix>(dv, n, d).middleRows(c0, c1 - c0).noalias() = logits.middleCols(c0, c1 - c0).transpose() * U;
+      if (c1 > c0) {
+        auto columns = balanced ? item_grad.middleCols(c0, c1 - c0) : logits.middleCols(c0, c1 - c0);
+        Eigen::Map<Matrix>(dv, n, d).middleRows(c0, c1 - c0).noalias() = columns.transpose() * U;
+      }
     }
   }
   double loss = 0.0;

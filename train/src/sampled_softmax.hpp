@@ -27,6 +27,12 @@ struct NegativeBank {
   size_t count = 0;
   // Eq. 9 subtracts each bank entry's log q as in-batch columns do; false drops it on bank columns only.
   bool apply_logq = true;
+  // The item tower's gradient. false (eq. 9 as written): the full softmax's, restricted to the in-batch
+  // columns; the bank's share of the softmax then pushes no item away, while every positive still pulls
+  // its item towards its user, and the items drift together. true: the in-batch softmax's (the batch
+  // columns renormalised), so pull and push on items balance as without a bank; the user tower still
+  // learns from every column. See docs/studies/retrieval.md.
+  bool balanced_item_gradient = false;
 };
 
 // Mean cross-entropy over the batch. u, v: [batch, dim] (row-major); items: the batch's item ids (for

@@ -256,7 +256,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
       }
       rate = learning_rate_at(config, run.step, total_steps);
       adam.set_learning_rate(rate);
-      const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq) : NegativeBank{};
+      const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
       const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives);
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
