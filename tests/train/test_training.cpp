@@ -6,6 +6,7 @@
 
 #include "checkpoint.hpp"
 #include "errors.hpp"
+#include "adam.hpp"
 #include "lr_schedule.hpp"
 #include "split.hpp"
 #include "support.hpp"
@@ -160,4 +161,28 @@ TEST_CASE("Training: early stopping and the CBNS switch are reported", "[trainin
   REQUIRE(!notes.empty());
   CHECK_THAT(notes.front(), Contains("CBNS on") && Contains("drift"));
   CHECK(auto_warm.history.back().cbns_active);
+}
+
+TEST_CASE("Lazy Adam: touched rows move as with dense Adam, untouched rows stay", "[training][optimizer]") {
+  Parameter dense("dense", {4, 2}), lazy("lazy", {4, 2});
+  for (Parameter* p : {&dense, &lazy}) {
+    p->make_sparse(2);
+    for (size_t i = 0; i < p->size(); ++i) p->value[i] = 0.1f * static_cast<float>(i);
+  }
+  Adam dense_adam({&dense}, {0.01f, 0.9f, 0.999f, 1e-8f, false});
+  Adam lazy_adam({&lazy}, {0.01f, 0.9f, 0.999f, 1e-8f, true});
+  for (int step = 0; step < 3; ++step) {
+    for (Parameter* p : {&dense, &lazy}) {
+      p->grad[2] = 0.5f;  // row 1 only
+      p->grad[3] = -0.25f;
+      p->touch(1);
+    }
+    dense_adam.step();
+    lazy_adam.step();
+  }
+  CHECK(lazy.value[2] == dense.value[2]);
+  CHECK(lazy.value[3] == dense.value[3]);
+  for (size_t i : {0u, 1u, 4u, 5u, 6u, 7u}) CHECK(lazy.value[i] == Approx(0.1 * i));  // untouched rows
+  CHECK(lazy.touched.empty());
+  CHECK(dense.grad[2] == 0.0f);
 }

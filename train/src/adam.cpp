@@ -1,5 +1,6 @@
 #include "adam.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -31,21 +32,40 @@ void Adam::step() {
   const float step_size = static_cast<float>(options_.learning_rate / correction1);
   const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(correction2));
   const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.epsilon;
-  // Element-wise and independent: the result does not depend on the number of threads.
-#pragma omp parallel for schedule(dynamic, 1)
+  // Work items of at most 64K floats, so that one large table does not leave a thread idle. Updates
+  // are element-wise and independent: the result does not depend on the number of threads.
+  struct Chunk {
+    size_t parameter, begin, end;
+  };
+  std::vector<Chunk> chunks;
+  constexpr size_t kChunk = 1 << 16;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     Parameter& p = *parameters_[i];
-    float* m = m_[i].data();
-    float* v = v_[i].data();
-    float* value = p.value.data();
-    float* grad = p.grad.data();
-    for (size_t k = 0, n = p.size(); k < n; ++k) {
+    if (p.sparse && options_.lazy) {
+      for (uint32_t row : p.touched) chunks.push_back({i, row * p.row_size, (row + 1) * p.row_size});
+    } else {
+      for (size_t begin = 0; begin < p.size(); begin += kChunk) chunks.push_back({i, begin, std::min(p.size(), begin + kChunk)});
+    }
+  }
+#pragma omp parallel for schedule(dynamic, 16)
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Chunk& chunk = chunks[c];
+    float* m = m_[chunk.parameter].data();
+    float* v = v_[chunk.parameter].data();
+    float* value = parameters_[chunk.parameter]->value.data();
+    float* grad = parameters_[chunk.parameter]->grad.data();
+    for (size_t k = chunk.begin; k < chunk.end; ++k) {
       const float g = grad[k];
       m[k] = b1 * m[k] + (1.0f - b1) * g;
       v[k] = b2 * v[k] + (1.0f - b2) * g * g;
       value[k] -= step_size * m[k] / (std::sqrt(v[k]) * inv_sqrt_c2 + eps);
       grad[k] = 0.0f;
     }
+  }
+  for (Parameter* p : parameters_) {
+    if (!p->sparse) continue;
+    for (uint32_t row : p->touched) p->is_touched[row] = 0;
+    p->touched.clear();
   }
 }
 

@@ -1,4 +1,4 @@
-// Adam (Kingma & Ba) with dense moments, as the PyTorch reference uses.
+// Adam (Kingma & Ba): dense moments, as the PyTorch reference uses, or lazy on embedding tables.
 #pragma once
 
 #include <vector>
@@ -12,6 +12,10 @@ struct AdamOptions {
   float beta1 = 0.9f;
   float beta2 = 0.999f;
   float epsilon = 1e-8f;
+  // Lazy Adam (as TensorFlow's LazyAdam and PyTorch's SparseAdam): embedding rows that no example of
+  // the step touched keep their moments and values. The cost of a step then follows the batch, not the
+  // table sizes; the bias correction still uses the global step.
+  bool lazy = false;
 };
 
 class Adam {

@@ -51,6 +51,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("batch_size", c.batch_size);
   visit("epochs", c.epochs);
   visit("learning_rate", c.learning_rate);
+  visit("optimizer", c.optimizer);
   visit("lr_schedule", c.lr_schedule);
   visit("lr_warmup_steps", c.lr_warmup_steps);
   visit("lr_min_ratio", c.lr_min_ratio);
@@ -91,6 +92,7 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.batch_size >= 2, "batch_size must be at least 2 (in-batch negatives)");
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");
+  require(c.optimizer == "adam" || c.optimizer == "lazy_adam", "optimizer must be 'adam' or 'lazy_adam'");
   require(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "linear",
           "lr_schedule must be 'constant', 'cosine' or 'linear'");
   require(c.lr_min_ratio >= 0.0f && c.lr_min_ratio <= 1.0f, "lr_min_ratio must be in [0, 1]");

@@ -40,6 +40,7 @@ struct TrainConfig {
   uint32_t batch_size = 256;
   uint32_t epochs = 20;
   float learning_rate = 1e-3f;
+  std::string optimizer = "adam";  // "adam" (dense moments, as the reference) or "lazy_adam" (touched embedding rows only)
   std::string lr_schedule = "constant";  // "constant", "cosine" or "linear" decay to lr_min_ratio
   uint32_t lr_warmup_steps = 0;          // linear warm-up from 0
   float lr_min_ratio = 0.0f;

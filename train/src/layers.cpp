@@ -45,6 +45,7 @@ void EmbeddingBag::backward(const FeatureColumn& feature, std::span<const uint32
     for (uint32_t id : ids) {
       float* g = table_->grad.data() + static_cast<size_t>(id) * d;
       for (size_t k = 0; k < d; ++k) g[k] += scale * dy[k];
+      if (table_->sparse) table_->touch(id);
     }
   }
 }

@@ -14,6 +14,7 @@ TowerNet::TowerNet(const EntityTable& table, size_t first_feature, const TrainCo
     storage_.push_back(std::make_unique<Parameter>(prefix + "/embedding/" + column.def.name,
                                                    std::vector<uint64_t>{column.cardinality, config.embedding_dim}));
     Parameter* p = storage_.back().get();
+    p->make_sparse(config.embedding_dim);
     // PyTorch's nn.Embedding default, N(0, 1), as the reference uses.
     for (float& x : p->value) x = static_cast<float>(rng.normal());
     embeddings_.push_back(p);

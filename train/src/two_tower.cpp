@@ -1,6 +1,9 @@
 #include "two_tower.hpp"
 
 #include <omp.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -62,6 +65,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Adam's second moments of rarely-touched embedding rows decay geometrically into the subnormal range,
+// where x86 float arithmetic is about a hundred times slower: a dense step over a large table took
+// 20 ns per float. Flushing subnormals to zero on every training thread costs no accuracy that matters.
+void flush_subnormals_to_zero() {
+#if defined(__SSE__)
+#pragma omp parallel
+  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ | DAZ
+#endif
+}
+
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 RetrievalMetrics evaluate_in_memory(const std::vector<uint8_t>& file, const Dataset& data, const Split& split, Holdout holdout,
@@ -117,13 +130,14 @@ struct RunState {
 TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options) {
   if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
+  flush_subnormals_to_zero();
   const TrainObserver& observer = options.observer;
   std::vector<uint32_t> ks = config.eval_k;
   if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
 
   TwoTowerModel model(data, config);
   std::vector<Parameter*> parameters = model.parameters();
-  Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f});
+  Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"});
   const size_t dim = config.output_dim;
   const bool cbns = config.negatives == "cbns";
   MemoryBank bank(cbns ? config.memory_size : 0, dim);
