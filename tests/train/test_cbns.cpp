@@ -7,25 +7,14 @@
 #include "logq.hpp"
 #include "rng.hpp"
 #include "sampled_softmax.hpp"
+#include "gradient_check.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;
+using funnel::test::expect_close;
 using funnel::test::numeric_gradient;
+using funnel::test::random_values;
 
-namespace {
-
-std::vector<float> random_values(size_t n, Rng& rng, double scale) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
-
-void expect_close(double analytic, double numeric, const std::string& what) {
-  INFO(what << ": analytic " << analytic << ", numeric " << numeric);
-  CHECK(std::fabs(analytic - numeric) <= 2e-3 + 2e-2 * std::fabs(numeric));
-}
-
-}  // namespace
 
 TEST_CASE("CBNS softmax: gradients with a memory bank, which itself gets none", "[gradient][cbns]") {
   Rng rng(21);

@@ -6,30 +6,21 @@
 #include "layers.hpp"
 #include "rng.hpp"
 #include "sampled_softmax.hpp"
+#include "gradient_check.hpp"
 #include "support.hpp"
 #include "two_tower.hpp"
 
 using namespace funnel::train;
+using funnel::test::expect_close;
 using funnel::test::numeric_gradient;
+using funnel::test::random_values;
 
 namespace {
-
-std::vector<float> random_values(size_t n, Rng& rng, double scale = 1.0) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
 
 double weighted_sum(const std::vector<float>& values, const std::vector<float>& weights) {
   double sum = 0.0;
   for (size_t i = 0; i < values.size(); ++i) sum += static_cast<double>(values[i]) * weights[i];
   return sum;
-}
-
-// Compares analytic and numeric gradients with a tolerance that float32 finite differences can meet.
-void expect_close(double analytic, double numeric, const std::string& what) {
-  INFO(what << ": analytic " << analytic << ", numeric " << numeric);
-  CHECK(std::fabs(analytic - numeric) <= 2e-3 + 2e-2 * std::fabs(numeric));
 }
 
 }  // namespace
