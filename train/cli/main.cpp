@@ -86,14 +86,14 @@ int run_train(const TrainArgs& args) {
     if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
   }
   const bool tty = isatty(STDERR_FILENO);
-  const auto epoch_start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  auto epoch_start = std::chrono::steady_clock::now();
   TrainOptions options;
   options.checkpoint = args.checkpoint;
   options.resume = args.resume;
   TrainObserver& observer = options.observer;
   observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
     if (!tty) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - *epoch_start).count();
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
     std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps,
                  loss, rate, format_seconds(eta).c_str());
@@ -122,7 +122,7 @@ int run_train(const TrainArgs& args) {
       metrics_log << line.dump() << "\n";
       metrics_log.flush();
     }
-    *epoch_start = std::chrono::steady_clock::now();
+    epoch_start = std::chrono::steady_clock::now();
   };
   observer.on_note = [tty](const std::string& note) {
     if (tty) std::fprintf(stderr, "\r\033[K");
