@@ -48,6 +48,7 @@ class Reader {
  private:
   void copy(void* out, size_t size) {
     if (size > bytes_.size() - at_) fail("truncated");
+    if (size == 0) return;  // an empty array has no storage to copy into (memcpy wants a valid pointer)
     std::memcpy(out, bytes_.data() + at_, size);
     at_ += size;
   }
