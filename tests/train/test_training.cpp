@@ -117,6 +117,18 @@ TEST_CASE("Checkpoint: damaged files are refused with the file's name", "[checkp
   CHECK_THROWS_WITH(load_checkpoint(truncated), Contains("cut.ckpt") && Contains("not a usable checkpoint"));
   const std::string foreign = dir.write("foreign.ckpt", "definitely not a checkpoint file");
   CHECK_THROWS_WITH(load_checkpoint(foreign), Contains("magic"));
+
+  // A well-formed file that lacks what a run needs is refused by name, not with a bare library error.
+  const Dataset& data = funnel::test::small_dataset();
+  const TrainConfig config = quick_config();
+  Checkpoint partial;
+  partial.header = {{"dataset", data.name}, {"users", data.users.size()}, {"items", data.items.size()},
+                    {"hidden", config.hidden}, {"output_dim", config.output_dim}, {"embedding_dim", config.embedding_dim}};
+  save_checkpoint(dir.file("partial.ckpt"), partial);
+  TrainOptions resuming;
+  resuming.resume = dir.file("partial.ckpt");
+  CHECK_THROWS_WITH(train_two_tower(data, leave_last_out(data), config, resuming),
+                    Contains("partial.ckpt") && Contains("the checkpoint has no array"));
 }
 
 TEST_CASE("Learning-rate schedule: warm-up, cosine and linear decay", "[training]") {

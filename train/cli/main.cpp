@@ -102,13 +102,8 @@ int run_train(const TrainArgs& args) {
   observer.on_epoch = [&, tty](const EpochRecord& r) {
     if (tty) std::fprintf(stderr, "\r\033[K");
     std::string drift;
-    for (uint32_t delta : config.drift_deltas) {
-      double mean = 0;
-      int n = 0;
-      for (const DriftRecord& d : r.drift)
-        if (d.delta == delta) mean += d.mean, ++n;
-      if (n) drift += fmt::format(" {}:{:.4f}", delta, mean / n);
-    }
+    for (uint32_t delta : config.drift_deltas)
+      if (const DriftAverage a = average_drift(r.drift, delta); a.probes) drift += fmt::format(" {}:{:.4f}", delta, a.mean);
     spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, r.samples_per_second,
                  r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
     spdlog::info("    validation {}", r.validation.summary());

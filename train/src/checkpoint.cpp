@@ -61,13 +61,13 @@ class Reader {
 
 const std::vector<float>& Checkpoint::float_array(const std::string& name) const {
   const auto it = floats.find(name);
-  if (it == floats.end()) throw TrainingError("checkpoint has no array '" + name + "'");
+  if (it == floats.end()) throw TrainingError(path + ": the checkpoint has no array '" + name + "'");
   return it->second;
 }
 
 const std::vector<uint32_t>& Checkpoint::integer_array(const std::string& name) const {
   const auto it = integers.find(name);
-  if (it == integers.end()) throw TrainingError("checkpoint has no array '" + name + "'");
+  if (it == integers.end()) throw TrainingError(path + ": the checkpoint has no array '" + name + "'");
   return it->second;
 }
 
@@ -95,6 +95,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   const std::vector<char> magic = reader.array<char>(sizeof kMagic);
   if (std::memcmp(magic.data(), kMagic, sizeof kMagic) != 0) reader.fail("wrong magic (not a Funnel checkpoint)");
   Checkpoint checkpoint;
+  checkpoint.path = path;
   try {
     checkpoint.header = nlohmann::json::parse(reader.text(reader.u64()));
     for (const auto& entry : checkpoint.header.at("_floats"))

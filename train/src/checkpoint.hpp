@@ -11,6 +11,7 @@
 namespace funnel::train {
 
 struct Checkpoint {
+  std::string path;  // set by load_checkpoint, for messages
   nlohmann::json header;
   std::map<std::string, std::vector<float>> floats;
   std::map<std::string, std::vector<uint32_t>> integers;

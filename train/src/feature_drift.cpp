@@ -6,6 +6,21 @@
 
 namespace funnel::train {
 
+DriftAverage average_drift(const std::vector<DriftRecord>& records, uint32_t delta) {
+  DriftAverage average;
+  for (const DriftRecord& r : records)
+    if (r.delta == delta) {
+      average.sum += r.sum;
+      average.mean += r.mean;
+      ++average.probes;
+    }
+  if (average.probes) {
+    average.sum /= static_cast<double>(average.probes);
+    average.mean /= static_cast<double>(average.probes);
+  }
+  return average;
+}
+
 DriftMonitor::DriftMonitor(std::vector<uint32_t> sample, std::vector<uint32_t> deltas, uint32_t interval)
     : sample_(std::move(sample)), deltas_(std::move(deltas)), interval_(interval) {
   std::sort(deltas_.begin(), deltas_.end());

@@ -18,6 +18,13 @@ struct DriftRecord {
   double mean = 0;     // per item: comparable across sample sizes (embeddings are unit vectors: 0..2)
 };
 
+// The average of the probes with gap `delta` (sum and per-item mean); probes = 0 when there were none.
+struct DriftAverage {
+  double sum = 0, mean = 0;
+  size_t probes = 0;
+};
+DriftAverage average_drift(const std::vector<DriftRecord>& records, uint32_t delta);
+
 class DriftMonitor {
  public:
   // Embeds `sample` (item rows) every `interval` steps (at t0) and again at t0 + dt for each dt in

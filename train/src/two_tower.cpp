@@ -87,17 +87,9 @@ RetrievalMetrics evaluate_in_memory(const std::vector<uint8_t>& file, const Data
 
 nlohmann::json drift_json(const std::vector<DriftRecord>& records, const std::vector<uint32_t>& deltas) {
   nlohmann::json out = nlohmann::json::object();
-  for (uint32_t delta : deltas) {
-    double sum = 0, mean = 0;
-    size_t n = 0;
-    for (const DriftRecord& r : records)
-      if (r.delta == delta) {
-        sum += r.sum;
-        mean += r.mean;
-        ++n;
-      }
-    if (n) out["dt=" + std::to_string(delta)] = {{"sum", sum / static_cast<double>(n)}, {"mean", mean / static_cast<double>(n)}, {"probes", n}};
-  }
+  for (uint32_t delta : deltas)
+    if (const DriftAverage a = average_drift(records, delta); a.probes)
+      out["dt=" + std::to_string(delta)] = {{"sum", a.sum}, {"mean", a.mean}, {"probes", a.probes}};
   return out;
 }
 
@@ -163,7 +155,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
 
   Rng shuffle_rng(config.seed ^ 0x5DEECE66Dull);
   RunState run;
-  if (!options.resume.empty()) {
+  if (!options.resume.empty()) try {
     const Checkpoint checkpoint = load_checkpoint(options.resume);
     const nlohmann::json& h = checkpoint.header;
     if (h.value("dataset", "") != data.name || h.value("users", size_t{0}) != data.users.size() ||
@@ -197,6 +189,10 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
     if (observer.on_note)
       observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
                        std::to_string(run.step) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw TrainingError(options.resume + ": the checkpoint's header is incomplete: " + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw TrainingError(options.resume + ": the checkpoint does not fit this run: " + e.what());
   }
 
   const auto save = [&](const std::string& path) {
