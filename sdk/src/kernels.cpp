@@ -10,6 +10,9 @@ namespace funnel::kernels {
   void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, float* out);      \
   void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, \
                      float* y);                                                                     \
+  void dense_forward_batch(const float* weight, const float* bias, size_t out, size_t in, const float* x,   \
+                           size_t batch, float* y);                                                         \
+  void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y);                \
   }
 FUNNEL_DECLARE_KERNELS(generic)
 #if defined(FUNNEL_HAVE_AVX2)
@@ -24,15 +27,17 @@ struct Table {
   float (*dot)(const float*, const float*, size_t);
   void (*scan_f32)(const float*, size_t, size_t, const float*, float*);
   void (*dense_forward)(const float*, const float*, size_t, size_t, const float*, float*);
+  void (*dense_forward_batch)(const float*, const float*, size_t, size_t, const float*, size_t, float*);
+  void (*matmul)(const float*, size_t, size_t, const float*, size_t, float*);
 };
 
 Table choose() {
 #if defined(FUNNEL_HAVE_AVX2)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::dense_forward};
+    return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul};
 #endif
-  return {"generic", generic::dot, generic::scan_f32, generic::dense_forward};
+  return {"generic", generic::dot, generic::scan_f32, generic::dense_forward, generic::dense_forward_batch, generic::matmul};
 }
 
 const Table& table() {
@@ -52,6 +57,15 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 
 void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, float* y) {
   table().dense_forward(weight, bias, out, in, x, y);
+}
+
+void dense_forward_batch(const float* weight, const float* bias, size_t out, size_t in, const float* x, size_t batch,
+                         float* y) {
+  table().dense_forward_batch(weight, bias, out, in, x, batch, y);
+}
+
+void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y) {
+  table().matmul(x, rows, in, w, out, y);
 }
 
 void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> skip, std::vector<Hit>* out) {

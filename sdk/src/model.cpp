@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "funnel/encoding.hpp"
@@ -273,39 +274,54 @@ Status Model::validate() {
     *out = tensor;
     return Status::ok();
   };
+  const auto f32_data = [](const fb::Tensor* tensor) { return reinterpret_cast<const float*>(tensor->data()->data()); };
 
-  const auto build_tower = [&](const fb::Tower* tower, const std::string& what, TowerView* view) -> Status {
-    view->inputs.clear();
-    view->layers.clear();
-    view->l2_normalize = tower->l2_normalize();
-    if (tower->inputs()->size() == 0) return corrupt(what + " has no inputs");
-    for (const fb::TowerInput* input : *tower->inputs()) {
+  // A table [rows, dim] with dim in 1..65536; *dim receives it.
+  const auto embedding_table = [&](uint32_t index, uint32_t rows, const std::string& what, const float** out,
+                                   uint32_t* dim) -> Status {
+    if (index >= tensor_count) return corrupt(what + " refers to a tensor that does not exist");
+    const auto* dims = tensors->Get(index)->shape();
+    if (dims->size() != 2 || dims->Get(1) == 0 || dims->Get(1) > 65536) return corrupt(what + ": embedding table must be [cardinality, dim]");
+    const fb::Tensor* table = nullptr;
+    if (Status s = f32_tensor(index, {rows, dims->Get(1)}, what, &table); !s) return s;
+    *out = f32_data(table);
+    *dim = static_cast<uint32_t>(dims->Get(1));
+    return Status::ok();
+  };
+
+  // `column_of` maps a feature index to the index the view stores (itself, or an item-table column).
+  const auto build_inputs = [&](const flatbuffers::Vector<flatbuffers::Offset<fb::TowerInput>>* inputs, const std::string& what,
+                                const std::function<int64_t(uint32_t)>& column_of, std::vector<TowerInputView>* views) -> Status {
+    views->clear();
+    if (!inputs) return Status::ok();
+    for (const fb::TowerInput* input : *inputs) {
       if (input->feature() >= feature_count) return corrupt(what + " reads feature " + std::to_string(input->feature()) + ", which does not exist");
       const fb::FeatureSpec* spec = features->Get(input->feature());
       const std::string input_what = what + " input '" + std::string(view_of(spec->name())) + "'";
+      const int64_t column = column_of(input->feature());
+      if (column < 0) return corrupt(input_what + " is not a column of the item table");
       TowerInputView in;
-      in.feature = input->feature();
+      in.feature = static_cast<uint32_t>(column);
       if (input->pooling() > fb::Pooling::MAX) return corrupt(input_what + " has an unknown pooling");
       in.pooling = static_cast<Pooling>(input->pooling());
       if (spec->kind() == fb::FeatureKind::Dense) {
         if (input->embedding() != -1) return corrupt(input_what + ": a dense feature has no embedding table");
       } else {
         if (input->embedding() < 0) return corrupt(input_what + " has no embedding table");
-        const fb::Tensor* table = nullptr;
-        const uint32_t index = static_cast<uint32_t>(input->embedding());
-        if (index >= tensor_count) return corrupt(input_what + " refers to a tensor that does not exist");
-        const auto* dims = tensors->Get(index)->shape();
-        if (dims->size() != 2 || dims->Get(1) == 0 || dims->Get(1) > 65536) return corrupt(input_what + ": embedding table must be [cardinality, dim]");
-        if (Status s = f32_tensor(index, {spec->cardinality(), dims->Get(1)}, input_what, &table); !s) return s;
-        in.table = reinterpret_cast<const float*>(table->data()->data());
+        if (Status s = embedding_table(static_cast<uint32_t>(input->embedding()), spec->cardinality(), input_what, &in.table, &in.dim); !s)
+          return s;
         in.rows = spec->cardinality();
-        in.dim = static_cast<uint32_t>(dims->Get(1));
       }
-      view->inputs.push_back(in);
+      views->push_back(in);
     }
-    uint32_t width = view->input_dim();
+    return Status::ok();
+  };
+
+  const auto build_layers = [&](const flatbuffers::Vector<flatbuffers::Offset<fb::DenseLayer>>* layers, uint32_t width,
+                                const std::string& what, std::vector<DenseLayerView>* views) -> Status {
+    views->clear();
     size_t l = 0;
-    for (const fb::DenseLayer* layer : *tower->layers()) {
+    for (const fb::DenseLayer* layer : *layers) {
       const std::string layer_what = what + " layer " + std::to_string(l++);
       if (layer->weight() >= tensor_count) return corrupt(layer_what + " refers to a weight tensor that does not exist");
       const auto* dims = tensors->Get(layer->weight())->shape();
@@ -315,13 +331,110 @@ Status Model::validate() {
       if (Status s = f32_tensor(layer->weight(), {out_dim, width}, layer_what + " weight", &weight); !s) return s;
       if (Status s = f32_tensor(layer->bias(), {out_dim}, layer_what + " bias", &bias); !s) return s;
       if (layer->activation() > fb::Activation::MAX) return corrupt(layer_what + " has an unknown activation");
-      view->layers.push_back({reinterpret_cast<const float*>(weight->data()->data()),
-                              reinterpret_cast<const float*>(bias->data()->data()), width, out_dim,
-                              static_cast<Activation>(layer->activation())});
+      DenseLayerView view{f32_data(weight), f32_data(bias), width, out_dim, static_cast<Activation>(layer->activation())};
+      if (view.activation == Activation::kPRelu) {
+        const fb::Tensor* alpha = nullptr;
+        if (layer->prelu_alpha() < 0) return corrupt(layer_what + " is PRelu without an alpha tensor");
+        if (Status s = f32_tensor(static_cast<uint32_t>(layer->prelu_alpha()), {out_dim}, layer_what + " alpha", &alpha); !s) return s;
+        view.alpha = f32_data(alpha);
+      }
+      views->push_back(view);
       width = out_dim;
     }
     return Status::ok();
   };
+
+  const auto same_index = [](uint32_t feature) -> int64_t { return feature; };
+  const auto build_tower = [&](const fb::Tower* tower, const std::string& what, TowerView* view) -> Status {
+    view->l2_normalize = tower->l2_normalize();
+    if (tower->inputs()->size() == 0) return corrupt(what + " has no inputs");
+    if (Status s = build_inputs(tower->inputs(), what, same_index, &view->inputs); !s) return s;
+    return build_layers(tower->layers(), view->input_dim(), what, &view->layers);
+  };
+
+  if (const fb::ItemTable* items = m.items()) {
+    if (Status s = check_sorted_index(items->keys(), items->key_order(), "item table keys"); !s) return s;
+    const size_t columns = items->features()->size();
+    if (columns == 0) return corrupt("item table has no feature columns");
+    if (items->ids()->size() != items->keys()->size() * columns)
+      return corrupt("item table holds " + std::to_string(items->ids()->size()) + " ids for " + std::to_string(items->keys()->size()) +
+                     " items of " + std::to_string(columns) + " features");
+    for (size_t c = 0; c < columns; ++c) {
+      const uint32_t f = items->features()->Get(static_cast<flatbuffers::uoffset_t>(c));
+      if (f >= feature_count || features->Get(f)->kind() != fb::FeatureKind::Categorical)
+        return corrupt("item table column " + std::to_string(c) + " is not a categorical feature of the model");
+      const uint32_t cardinality = features->Get(f)->cardinality();
+      for (size_t r = 0; r < items->keys()->size(); ++r)
+        if (items->ids()->Get(static_cast<flatbuffers::uoffset_t>(r * columns + c)) >= cardinality)
+          return corrupt("item table: item '" + std::string(view_of(items->keys()->Get(static_cast<flatbuffers::uoffset_t>(r)))) +
+                         "' has an id of feature '" + std::string(view_of(features->Get(f)->name())) + "' beyond its cardinality");
+    }
+  }
+
+  if (const fb::RankingStage* ranking = m.ranking()) {
+    const fb::ItemTable* items = m.items();
+    if (!items) return corrupt("the ranking stage needs the model's item table");
+    const auto column_of = [items](uint32_t feature) -> int64_t {
+      for (size_t c = 0; c < items->features()->size(); ++c)
+        if (items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)) == feature) return static_cast<int64_t>(c);
+      return -1;
+    };
+    RankerView& view = ranker_;
+    view.item_columns = static_cast<uint32_t>(items->features()->size());
+    view.max_behaviours = ranking->max_behaviours();
+    if (Status s = build_inputs(ranking->user_inputs(), "ranking user", same_index, &view.user_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->item_inputs(), "ranking item", column_of, &view.item_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->behaviour_inputs(), "ranking behaviour", column_of, &view.behaviour_inputs); !s) return s;
+    if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt("ranking stage: behaviour inputs with max_behaviours 0");
+    view.coactions.clear();
+    size_t index = 0;
+    if (ranking->coactions()) {
+      for (const fb::CoAction* unit : *ranking->coactions()) {
+        const std::string what = "co-action " + std::to_string(index++);
+        CoActionView co;
+        const int64_t induction = column_of(unit->induction_feature());
+        if (induction < 0) return corrupt(what + ": the induction feature is not a column of the item table");
+        co.induction_column = static_cast<uint32_t>(induction);
+        co.feed_sequence = unit->feed_sequence();
+        if (co.feed_sequence) {
+          const int64_t feed = column_of(unit->feed_feature());
+          if (feed < 0) return corrupt(what + ": a sequence feed must be a column of the item table");
+          co.feed = static_cast<uint32_t>(feed);
+        } else {
+          if (unit->feed_feature() >= feature_count || features->Get(unit->feed_feature())->kind() != fb::FeatureKind::Categorical)
+            return corrupt(what + ": a user feed must be a categorical feature");
+          co.feed = unit->feed_feature();
+        }
+        if (unit->layer_sizes()->size() == 0 || unit->layer_sizes()->size() > 16) return corrupt(what + " needs 1 to 16 micro-MLP layers");
+        for (uint32_t size : *unit->layer_sizes()) {
+          if (size == 0 || size > 4096) return corrupt(what + ": micro-MLP layer sizes must be in 1..4096");
+          co.layer_sizes.push_back(size);
+        }
+        if (unit->orders() == 0 || unit->orders() > 8) return corrupt(what + ": orders must be in 1..8");
+        co.orders = unit->orders();
+        co.bias = unit->bias();
+        co.order_independent = unit->order_independent();
+        const uint32_t feed_feature = co.feed_sequence ? items->features()->Get(co.feed) : co.feed;
+        if (Status s = embedding_table(unit->feed_table(), features->Get(feed_feature)->cardinality(), what + " feed", &co.feed_table, &co.feed_dim); !s)
+          return s;
+        const uint32_t induction_feature = unit->induction_feature();
+        const fb::Tensor* table = nullptr;
+        if (Status s = f32_tensor(unit->induction_table(), {features->Get(induction_feature)->cardinality(), co.induction_width()},
+                                  what + " induction", &table);
+            !s)
+          return s;
+        co.induction_table = f32_data(table);
+        view.coactions.push_back(std::move(co));
+      }
+    }
+    if (Status s = build_layers(ranking->layers(), view.input_dim(), "ranking", &view.layers); !s) return s;
+    if (view.layers.empty() || view.layers.back().out != 1) return corrupt("ranking stage: the last layer must have one output (the logit)");
+    ranking_user_features_.assign(feature_count, 0);
+    for (const TowerInputView& in : view.user_inputs) ranking_user_features_[in.feature] = 1;
+    for (const CoActionView& co : view.coactions)
+      if (!co.feed_sequence) ranking_user_features_[co.feed] = 1;
+    has_ranking_ = true;
+  }
 
   const fb::RetrievalStage* retrieval = m.retrieval();
   has_retrieval_ = retrieval != nullptr;
@@ -383,6 +496,12 @@ int64_t Model::find_item(std::string_view key) const {
 }
 
 Status Model::encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const {
+  std::vector<uint8_t> used(feature_count(), 0);
+  for (const TowerInputView& in : tower.inputs) used[in.feature] = 1;
+  return encode_used(raw, used, out);
+}
+
+Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const {
   const size_t count = feature_count();
   for (const auto& entry : raw.entries())
     if (feature_index(entry.first) < 0) {
@@ -394,8 +513,7 @@ Status Model::encode(const Features& raw, const TowerView& tower, EncodedFeature
   out->reset(count);
   for (size_t f = 0; f < count; ++f) {
     out->offsets[f] = static_cast<uint32_t>(out->ids.size());
-    const bool used = std::any_of(tower.inputs.begin(), tower.inputs.end(), [f](const TowerInputView& in) { return in.feature == f; });
-    if (!used) continue;
+    if (!used[f]) continue;
     const fb::FeatureSpec& spec = *root_->features()->Get(static_cast<flatbuffers::uoffset_t>(f));
     const std::string_view name = view_of(spec.name());
     const FeatureValue* value = raw.find(name);
@@ -486,6 +604,58 @@ Status Model::retrieve(const Features& user, const RetrieveOptions& options, std
   kernels::top_k(scores, options.k, skip, &hits);
   out->reserve(hits.size());
   for (const Hit& hit : hits) out->push_back({item_key(hit.index), hit.index, hit.score});
+  return Status::ok();
+}
+
+size_t Model::item_table_size() const { return root_->items() ? root_->items()->keys()->size() : 0; }
+
+uint32_t Model::item_column_feature(size_t column) const {
+  return root_->items()->features()->Get(static_cast<flatbuffers::uoffset_t>(column));
+}
+
+int64_t Model::find_ranking_item(std::string_view key) const {
+  const fb::ItemTable* items = root_->items();
+  return items ? find_sorted(items->keys(), items->key_order(), key) : -1;
+}
+
+Status Model::encode_items(std::span<const std::string> keys, bool unknown_is_error, std::vector<uint32_t>* ids) const {
+  const fb::ItemTable* items = root_->items();
+  if (!items) return {StatusCode::kInvalidArgument, "this model has no item table"};
+  const size_t columns = items->features()->size();
+  ids->resize(keys.size() * columns);
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const int64_t row = find_sorted(items->keys(), items->key_order(), keys[k]);
+    for (size_t c = 0; c < columns; ++c) {
+      uint32_t id = 0;
+      if (row >= 0) {
+        id = items->ids()->Get(static_cast<flatbuffers::uoffset_t>(static_cast<size_t>(row) * columns + c));
+      } else if (unknown_is_error) {
+        return {StatusCode::kNotFound, "item '" + keys[k] + "' is not in the model's item table"};
+      } else {
+        id = root_->features()->Get(items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)))->oov_id();
+      }
+      (*ids)[k * columns + c] = id;
+    }
+  }
+  return Status::ok();
+}
+
+Status Model::rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+                   std::vector<float>* probabilities) const {
+  probabilities->clear();
+  if (!has_ranking_) return {StatusCode::kInvalidArgument, "this model has no ranking stage"};
+  EncodedFeatures encoded;
+  if (Status s = encode_used(user, ranking_user_features_, &encoded); !s) return s;
+  std::vector<uint32_t> behaviour_ids, candidate_ids;
+  // A behaviour the model never saw still counts as one, with out-of-vocabulary features, as an unseen
+  // value does at training time; a candidate it cannot describe is the caller's mistake.
+  if (Status s = encode_items(behaviours, false, &behaviour_ids); !s) return s;
+  if (Status s = encode_items(candidates, true, &candidate_ids); !s) return s;
+  RankInput input{&encoded, behaviour_ids.data(), behaviours.size(), candidate_ids.data(), candidates.size()};
+  RankScratch scratch;
+  probabilities->resize(candidates.size());
+  rank_logits(ranker_, input, &scratch, probabilities->data());
+  for (float& p : *probabilities) p = 1.0f / (1.0f + std::exp(-p));
   return Status::ok();
 }
 

@@ -21,21 +21,21 @@ size_t TowerView::scratch_size() const {
   return 2 * widest;
 }
 
-namespace {
-
-void activate(Activation activation, float* x, size_t n) {
-  switch (activation) {
+void activate(const DenseLayerView& layer, float* y) {
+  const size_t n = layer.out;
+  switch (layer.activation) {
     case Activation::kNone: break;
     case Activation::kRelu:
-      for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
       break;
     case Activation::kTanh:
-      for (size_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      for (size_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
+      break;
+    case Activation::kPRelu:
+      for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : layer.alpha[i] * y[i];
       break;
   }
 }
-
-}  // namespace
 
 void tower_forward(const TowerView& tower, const EncodedFeatures& features, float* scratch, float* out) {
   const size_t half = tower.scratch_size() / 2;
@@ -65,7 +65,7 @@ void tower_forward(const TowerView& tower, const EncodedFeatures& features, floa
   size_t width = tower.input_dim();
   for (const auto& layer : tower.layers) {
     kernels::dense_forward(layer.weight, layer.bias, layer.out, layer.in, x, y);
-    activate(layer.activation, y, layer.out);
+    activate(layer, y);
     std::swap(x, y);
     width = layer.out;
   }

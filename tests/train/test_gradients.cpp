@@ -56,6 +56,22 @@ TEST_CASE("ReLU: gradient away from the kink", "[gradient]") {
   for (size_t i = 0; i < x.size(); ++i) expect_close(dx[i], numeric_gradient(x[i], loss), "dx");
 }
 
+TEST_CASE("PReLU: gradients of the input and alpha, away from the kink", "[gradient]") {
+  Rng rng(21);
+  const size_t batch = 5, units = 4;
+  std::vector<float> x = random_values(batch * units, rng), alpha = random_values(units, rng, 0.3);
+  std::vector<float> w = random_values(batch * units, rng), y(batch * units), dx(batch * units), dalpha(units, 0.0f);
+  for (float& v : x)
+    if (std::fabs(v) < 0.05f) v = -0.5f;
+  const auto loss = [&] {
+    prelu_forward(x.data(), batch, units, alpha.data(), y.data());
+    return weighted_sum(y, w);
+  };
+  prelu_backward(x.data(), w.data(), batch, units, alpha.data(), dx.data(), dalpha.data());
+  for (size_t i = 0; i < x.size(); ++i) expect_close(dx[i], numeric_gradient(x[i], loss), "dx");
+  for (size_t k = 0; k < units; ++k) expect_close(dalpha[k], numeric_gradient(alpha[k], loss), "dalpha");
+}
+
 TEST_CASE("L2 normalisation: gradient", "[gradient]") {
   Rng rng(3);
   const size_t batch = 3, dim = 6;

@@ -1,4 +1,4 @@
-// The funnel command-line tool: generate a dataset, train, evaluate, inspect and recommend.
+// The funnel command-line tool: generate a dataset, train (retrieval or ranking), evaluate, inspect, recommend, rank.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -13,9 +13,11 @@
 #include "config.hpp"
 #include "dataset.hpp"
 #include "errors.hpp"
+#include "ctr_data.hpp"
 #include "evaluate.hpp"
 #include "export.hpp"
 #include "funnel/funnel.hpp"
+#include "ranker.hpp"
 #include "split.hpp"
 #include "synthetic.hpp"
 #include "two_tower.hpp"
@@ -54,9 +56,8 @@ struct TrainArgs {
   std::vector<std::string> set;
 };
 
-// The run's config: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
-TrainConfig effective_config(const TrainArgs& args) {
-  json object = config_to_json(args.config.empty() ? TrainConfig{} : load_config(args.config));
+// The run's config as JSON: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
+json apply_overrides(json object, const TrainArgs& args) {
   for (const std::string& assignment : args.set) {
     const size_t equals = assignment.find('=');
     if (equals == std::string::npos || equals == 0) throw ConfigError("--set '" + assignment + "': expected key=value");
@@ -68,7 +69,14 @@ TrainConfig effective_config(const TrainArgs& args) {
   if (args.batch_size) object["batch_size"] = *args.batch_size;
   if (args.seed) object["seed"] = *args.seed;
   if (args.threads) object["threads"] = *args.threads;
-  return config_from_json(object, args.config.empty() ? "command line" : args.config + " + command line");
+  return object;
+}
+
+std::string config_source(const TrainArgs& args) { return args.config.empty() ? "command line" : args.config + " + command line"; }
+
+TrainConfig effective_config(const TrainArgs& args) {
+  return config_from_json(apply_overrides(config_to_json(args.config.empty() ? TrainConfig{} : load_config(args.config)), args),
+                          config_source(args));
 }
 
 int run_train(const TrainArgs& args) {
@@ -152,6 +160,82 @@ int run_train(const TrainArgs& args) {
   return 0;
 }
 
+// ---- train-ranker ------------------------------------------------------------------------------------
+int run_train_ranker(const TrainArgs& args) {
+  const RankerConfig config = ranker_config_from_json(
+      apply_overrides(ranker_config_to_json(args.config.empty() ? RankerConfig{} : load_ranker_config(args.config)), args),
+      config_source(args));
+  const auto start = std::chrono::steady_clock::now();
+  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options());
+  const CtrInstances& in = ctr.instances;
+  spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {} ({} negative{} per positive)",
+               ctr.data.name, ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(),
+               config.negatives, config.negatives == 1 ? "" : "s");
+
+  std::ofstream metrics_log;
+  if (!args.metrics_log.empty()) {
+    metrics_log.open(args.metrics_log, std::ios::trunc);
+    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
+  }
+  const auto metrics = [](const CtrMetrics& m) {
+    return json{{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}};
+  };
+  const auto summary = [](const CtrMetrics& m) { return fmt::format("AUC {:.4f}  GAUC {:.4f}  LogLoss {:.4f}", m.auc, m.gauc, m.logloss); };
+  const bool tty = isatty(STDERR_FILENO);
+  auto epoch_start = std::chrono::steady_clock::now();
+  RankerObserver observer;
+  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
+    if (!tty) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
+    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps, loss,
+                 rate, format_seconds(eta).c_str());
+    std::fflush(stderr);
+  };
+  observer.on_epoch = [&, tty](const RankerEpoch& r) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s", r.epoch, config.epochs, r.loss, r.samples_per_second);
+    if (r.validation.instances) spdlog::info("    validation {}", summary(r.validation));
+    spdlog::info("    test       {}", summary(r.test));
+    if (metrics_log.is_open()) {
+      metrics_log << json{{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
+                          {"validation", metrics(r.validation)}, {"test", metrics(r.test)}}.dump()
+                  << "\n";
+      metrics_log.flush();
+    }
+    epoch_start = std::chrono::steady_clock::now();
+  };
+
+  const RankerResult result = train_ranker(ctr, config, observer);
+  write_file_atomically(args.out, result.model_file);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,
+               result.best_epoch, in.validation.size() ? "best validation AUC" : "no validation split: the last", result.samples_per_second);
+  spdlog::info("test  {}", summary(result.test));
+  spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
+  if (!args.report.empty()) {
+    json epochs = json::array();
+    for (const RankerEpoch& r : result.history)
+      epochs.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"train_seconds", r.train_seconds}, {"validation", metrics(r.validation)},
+                        {"test", metrics(r.test)}});
+    const json report = {{"dataset", ctr.data.name},
+                         {"config", ranker_config_to_json(config)},
+                         {"parameters", result.parameters},
+                         {"instances", {{"train", in.train.size()}, {"validation", in.validation.size()}, {"test", in.test.size()}}},
+                         {"best_epoch", result.best_epoch},
+                         {"validation", metrics(result.validation)},
+                         {"test", metrics(result.test)},
+                         {"per_epoch", epochs},
+                         {"train_samples", result.train_samples},
+                         {"train_seconds", result.train_seconds},
+                         {"samples_per_second", result.samples_per_second},
+                         {"threads", config.threads},
+                         {"total_seconds", total}};
+    std::ofstream(args.report) << report.dump(2) << "\n";
+  }
+  return 0;
+}
+
 // ---- eval --------------------------------------------------------------------------------------------
 int run_eval(const std::string& data_path, const std::string& data_root, const std::string& model_path, bool as_json) {
   const auto model = open_model(model_path);
@@ -229,8 +313,40 @@ int run_inspect(const std::string& path) {
                   (total - squares) / (static_cast<double>(n) * static_cast<double>(n - 1)));
     }
   }
+  if (model->has_ranking()) {
+    const RankerView& ranker = model->ranker();
+    std::cout << "ranking stage\n";
+    const auto describe = [&](const char* name, const std::vector<TowerInputView>& inputs, bool item_columns) {
+      if (inputs.empty()) return;
+      std::cout << "  " << name;
+      for (const TowerInputView& input : inputs) {
+        const size_t feature = item_columns ? model->item_column_feature(input.feature) : input.feature;
+        std::cout << " " << model->feature_info(feature).name << "[" << input.dim << "]";
+      }
+      std::cout << "\n";
+    };
+    describe("user inputs     ", ranker.user_inputs, false);
+    describe("candidate inputs", ranker.item_inputs, true);
+    describe(ranker.behaviour_inputs.empty() || ranker.behaviour_inputs[0].pooling == Pooling::kSum ? "behaviours (sum) "
+                                                                                                    : "behaviours (mean)",
+             ranker.behaviour_inputs, true);
+    std::cout << "  max behaviours   " << ranker.max_behaviours << "\n";
+    for (const CoActionView& unit : ranker.coactions) {
+      const std::string feed = unit.feed_sequence ? "behaviour " + model->feature_info(model->item_column_feature(unit.feed)).name
+                                                  : "user " + model->feature_info(unit.feed).name;
+      std::cout << "  co-action        " << model->feature_info(model->item_column_feature(unit.induction_column)).name << " -> " << feed
+                << "  micro-MLP " << unit.feed_dim;
+      for (uint32_t size : unit.layer_sizes) std::cout << "->" << size;
+      std::cout << (unit.bias ? " with bias" : " no bias") << ", " << unit.orders << " order" << (unit.orders > 1 ? "s" : "")
+                << (unit.order_independent ? " (independent)" : "") << ", " << unit.output_dim() << " outputs\n";
+    }
+    std::cout << "  MLP              " << ranker.input_dim();
+    for (const DenseLayerView& layer : ranker.layers)
+      std::cout << " -> " << layer.out << (layer.activation == Activation::kPRelu ? " prelu" : layer.activation == Activation::kRelu ? " relu" : "");
+    std::cout << " (logit)\n  item table       " << model->item_table_size() << " items\n";
+  }
   for (const auto& [key, value] : model->metadata()) {
-    if (key == "history") continue;  // long; read it with the metrics log instead
+    if (key == "history" || key == "ranking_epochs") continue;  // long; read it with the metrics log instead
     std::cout << "metadata " << key << " = " << value << "\n";
   }
   std::cout << "kernels         " << kernels::isa() << "\n";
@@ -296,6 +412,37 @@ int run_recommend(const std::string& model_path, std::string user, size_t k, con
   return 0;
 }
 
+// ---- rank --------------------------------------------------------------------------------------------
+int run_rank(const std::string& model_path, std::string user, const std::vector<std::string>& behaviours,
+             const std::vector<std::string>& candidates, bool as_json) {
+  const auto model = open_model(model_path);
+  if (!model->has_ranking()) throw std::runtime_error(model_path + ": the model has no ranking stage");
+  if (!user.empty() && user[0] == '@') {
+    std::ifstream in(user.substr(1));
+    if (!in) throw ConfigError(user.substr(1) + ": cannot open");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    user = buffer.str();
+  }
+  std::vector<float> probabilities;
+  const auto start = std::chrono::steady_clock::now();
+  if (Status s = model->rank(features_from_json(user), behaviours, candidates, &probabilities); !s) throw std::runtime_error(s.to_string());
+  const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  std::vector<size_t> order(candidates.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probabilities[a] > probabilities[b]; });
+  if (as_json) {
+    json items = json::array();
+    for (size_t i : order) items.push_back({{"key", candidates[i]}, {"probability", probabilities[i]}});
+    std::cout << json{{"ranked", items}, {"rank_us", micros}}.dump() << "\n";
+  } else {
+    for (size_t r = 0; r < order.size(); ++r) std::printf("%3zu  %-24s %.6f\n", r + 1, candidates[order[r]].c_str(), probabilities[order[r]]);
+    std::printf("ranked %zu candidates with %zu behaviours in %.0f us (%s kernels)\n", candidates.size(), behaviours.size(), micros,
+                kernels::isa());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -327,6 +474,30 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
   train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
 
+  TrainArgs ranker;
+  auto* ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
+  ranker_cmd->add_option("--data", ranker.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  ranker_cmd->add_option("--data-root", ranker.data_root, "folder the description's file paths are relative to");
+  ranker_cmd->add_option("--config", ranker.config, "ranking config (JSON); defaults for every missing field")->check(CLI::ExistingFile);
+  ranker_cmd->add_option("--out", ranker.out, "model file to write")->capture_default_str();
+  ranker_cmd->add_option("--epochs", ranker.epochs, "override the config's epochs");
+  ranker_cmd->add_option("--batch-size", ranker.batch_size, "override the config's batch_size");
+  ranker_cmd->add_option("--seed", ranker.seed, "override the config's seed");
+  ranker_cmd->add_option("--threads", ranker.threads, "override the config's threads (0: every core)");
+  ranker_cmd->add_option("--set", ranker.set, "override any config field: key=value (repeatable), e.g. --set model=dnn");
+  ranker_cmd->add_option("--metrics-log", ranker.metrics_log, "write per-epoch metrics as JSON lines");
+  ranker_cmd->add_option("--report", ranker.report, "write the run's final metrics and throughput as JSON");
+
+  std::string rank_model, rank_user = "{}";
+  std::vector<std::string> rank_behaviours, rank_candidates;
+  bool rank_json = false;
+  auto* rank = app.add_subcommand("rank", "click probabilities of candidate items for a user and their behaviour sequence");
+  rank->add_option("--model", rank_model, "model file")->required();
+  rank->add_option("--user", rank_user, "the user's features: a JSON object, or @file")->capture_default_str();
+  rank->add_option("--behaviours", rank_behaviours, "item keys the user interacted with, oldest first")->delimiter(',');
+  rank->add_option("--candidates", rank_candidates, "item keys to score")->delimiter(',')->required();
+  rank->add_flag("--json", rank_json, "print JSON");
+
   std::string eval_data, eval_root, eval_model;
   bool eval_json = false;
   auto* eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK)");
@@ -355,6 +526,8 @@ int main(int argc, char** argv) {
   try {
     if (*generate) return run_generate(out_dir, synthetic);
     if (*train_cmd) return run_train(train);
+    if (*ranker_cmd) return run_train_ranker(ranker);
+    if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json);
     if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
     if (*inspect) return run_inspect(inspect_path);
     if (*recommend) return run_recommend(recommend_model, recommend_user, recommend_k, recommend_exclude, recommend_json);

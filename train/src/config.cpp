@@ -1,31 +1,13 @@
 #include "config.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-
+#include "config_io.hpp"
 #include "errors.hpp"
 
 namespace funnel::train {
 
 namespace {
 
-template <typename T>
-void read(const nlohmann::json& object, const char* key, T* out, const std::string& where) {
-  if (!object.contains(key)) return;
-  try {
-    *out = object.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(where + ": field '" + key + "' has the wrong type");
-  }
-}
-
-// A float as the decimal a person wrote (0.05, not 0.05000000074505806).
-double tidy(float value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.7g", static_cast<double>(value));
-  return std::strtod(buffer, nullptr);
-}
+using config_io::read;
 
 // Every field once: its JSON name and its member. Reading, writing and the unknown-key check all use it.
 template <typename Visit>
@@ -65,10 +47,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
 }  // namespace
 
 TrainConfig config_from_json(const nlohmann::json& object, const std::string& where) {
-  if (!object.is_object()) throw ConfigError(where + ": a config is a JSON object");
-  const nlohmann::json defaults = config_to_json(TrainConfig{});
-  for (const auto& [key, value] : object.items())
-    if (!defaults.contains(key)) throw ConfigError(where + ": unknown field '" + key + "'");
+  config_io::check_known_keys(object, config_to_json(TrainConfig{}), where);
 
   TrainConfig c;
   for_each_field(c, [&](const char* key, auto& member) { read(object, key, &member, where); });
@@ -102,25 +81,12 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   return c;
 }
 
-TrainConfig load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open config");
-  nlohmann::json object;
-  try {
-    object = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError(path + ": not valid JSON: " + e.what());
-  }
-  return config_from_json(object, path);
-}
+TrainConfig load_config(const std::string& path) { return config_from_json(config_io::parse_file(path), path); }
 
 nlohmann::json config_to_json(const TrainConfig& config) {
   nlohmann::json out = nlohmann::json::object();
   TrainConfig copy = config;
-  for_each_field(copy, [&out](const char* key, auto& member) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(member)>, float>) out[key] = tidy(member);
-    else out[key] = member;
-  });
+  for_each_field(copy, [&out](const char* key, auto& member) { out[key] = config_io::to_json_value(member); });
   return out;
 }
 

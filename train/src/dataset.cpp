@@ -161,6 +161,7 @@ FeatureDef parse_feature(const json& object, const std::string& where) {
   else throw ConfigError(here + ": unknown kind '" + kind + "' (categorical, multi_categorical, dense)");
   def.column = get_or<int>(object, "column", -1, here);
   def.extract_year = get_or<bool>(object, "extract_year", false, here);
+  def.first = get_or<std::string>(object, "first", "", here);
   if (object.contains("flags")) {
     const json& flags = object.at("flags");
     def.flags_first_column = get_or<int>(flags, "first_column", -1, here + " flags");
@@ -191,6 +192,8 @@ uint32_t encode_key(FeatureColumn& column, std::unordered_map<std::string, uint3
     double x = 0;
     return parse_number(key, &x) ? bucketize(def.boundaries, x) : 0;
   }
+  // An empty first part is no value: kept out of the vocabulary, it is out-of-vocabulary here and in the SDK.
+  if (key.empty() && !def.first.empty()) return 0;
   auto [it, inserted] = vocabulary.emplace(std::string(key), static_cast<uint32_t>(column.vocabulary.size() + 1));
   if (inserted) column.vocabulary.emplace_back(key);
   return it->second;
@@ -208,93 +211,6 @@ std::string year_of(const std::string& text) {
   return "";
 }
 
-struct TableBuilder {
-  EntityTable table;
-  std::vector<std::unordered_map<std::string, uint32_t>> vocabularies;
-  std::vector<std::vector<double>> dense_values;
-
-  TableBuilder(std::string name, std::vector<FeatureDef> defs) {
-    table.name = std::move(name);
-    for (auto& def : defs) {
-      FeatureColumn column;
-      column.def = std::move(def);
-      table.features.push_back(std::move(column));
-    }
-    vocabularies.resize(table.features.size());
-    dense_values.resize(table.features.size());
-  }
-
-  // Adds a row; `read` gives the raw field of a column (and throws a located DataError if absent).
-  template <typename Read>
-  void add(const std::string& key, Read&& read, const std::string& where) {
-    if (!table.index.emplace(key, static_cast<uint32_t>(table.keys.size())).second)
-      throw DataError(where + ": duplicate " + table.name + " key '" + key + "'");
-    table.keys.push_back(key);
-    Features raw;
-    for (size_t f = 0; f < table.features.size(); ++f) {
-      FeatureColumn& column = table.features[f];
-      const FeatureDef& def = column.def;
-      if (def.flags_first_column >= 0) {
-        std::vector<std::string> values;
-        for (size_t k = 0; k < def.flag_names.size(); ++k) {
-          const std::string& flag = read(static_cast<size_t>(def.flags_first_column) + k, def.name);
-          if (flag == "1") values.push_back(def.flag_names[k]);
-          else if (flag != "0") throw DataError(where + ": flag column " + std::to_string(def.flags_first_column + k + 1) + " (" + def.name + "): expected 0 or 1, found '" + flag + "'");
-        }
-        for (const std::string& value : values) column.ids.push_back(encode_key(column, vocabularies[f], value));
-        raw.set(def.name, std::move(values));
-      } else {
-        std::string text = read(static_cast<size_t>(def.column), def.name);
-        if (def.extract_year) text = year_of(text);
-        if (def.kind == FeatureKind::kDense) {
-          double x = 0;
-          if (!parse_number(text, &x) || !std::isfinite(x))
-            throw DataError(where + ": field " + std::to_string(def.column + 1) + " (" + def.name + "): '" + text + "' is not a number");
-          dense_values[f].push_back(x);
-          raw.set(def.name, x);
-        } else if (def.kind == FeatureKind::kMultiCategorical) {
-          for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_key(column, vocabularies[f], part));
-          raw.set(def.name, std::move(text));
-        } else {
-          column.ids.push_back(encode_key(column, vocabularies[f], text));
-          raw.set(def.name, std::move(text));
-        }
-      }
-      // An empty multi-valued feature pools the out-of-vocabulary row, as the SDK does.
-      if (def.kind != FeatureKind::kDense && column.ids.size() == column.offsets.back()) column.ids.push_back(0);
-      column.offsets.push_back(static_cast<uint32_t>(column.ids.size()));
-    }
-    table.raw.push_back(std::move(raw));
-  }
-
-  EntityTable finish() {
-    for (size_t f = 0; f < table.features.size(); ++f) {
-      FeatureColumn& column = table.features[f];
-      const FeatureDef& def = column.def;
-      if (def.kind == FeatureKind::kDense) {
-        const auto& values = dense_values[f];
-        double sum = 0, squares = 0;
-        for (double x : values) sum += x;
-        const double mean = values.empty() ? 0.0 : sum / static_cast<double>(values.size());
-        for (double x : values) squares += (x - mean) * (x - mean);
-        const double stddev = values.size() > 1 ? std::sqrt(squares / static_cast<double>(values.size())) : 1.0;
-        column.mean = static_cast<float>(mean);
-        column.stddev = stddev > 1e-12 ? static_cast<float>(stddev) : 1.0f;
-        column.dense.reserve(values.size());
-        for (double x : values) column.dense.push_back(static_cast<float>((x - column.mean) / column.stddev));
-        column.cardinality = 0;
-      } else if (def.hash_buckets > 0) {
-        column.cardinality = def.hash_buckets + 1;
-      } else if (!def.boundaries.empty()) {
-        column.cardinality = static_cast<uint32_t>(def.boundaries.size() + 2);
-      } else {
-        column.cardinality = static_cast<uint32_t>(column.vocabulary.size() + 1);
-      }
-    }
-    return std::move(table);
-  }
-};
-
 std::vector<FeatureDef> parse_features(const json& object, const std::string& where) {
   std::vector<FeatureDef> defs;
   if (!object.contains("features") || !object.at("features").is_array())
@@ -310,7 +226,7 @@ EntityTable read_entities(const json& description, const char* section, const st
     FeatureDef def;
     def.name = name + "_id";
     def.column = 0;
-    TableBuilder builder(name, {def});
+    EntityTableBuilder builder(name, {def});
     for (const std::string& key : keys_from_interactions)
       builder.add(key, [&key](size_t, const std::string&) -> const std::string& { return key; }, where + " (" + name + " keys)");
     return builder.finish();
@@ -318,7 +234,7 @@ EntityTable read_entities(const json& description, const char* section, const st
   const json& object = description.at(section);
   const std::string here = where + " '" + section + "'";
   const FileSpec file = parse_file_spec(object, root, here);
-  TableBuilder builder(name, parse_features(object, here));
+  EntityTableBuilder builder(name, parse_features(object, here));
   if (get_or<std::string>(object, "format", "delimited", here) == "json_lists") {
     // {"key": [values...], ...}: column 0 is the key, column 1 the values joined with '|'.
     std::ifstream in(file.path);
@@ -346,7 +262,7 @@ EntityTable read_entities(const json& description, const char* section, const st
                   },
                   file.path + ": key '" + key + "'");
     }
-    if (builder.table.keys.empty()) throw DataError(file.path + ": no " + name + " rows");
+    if (builder.size() == 0) throw DataError(file.path + ": no " + name + " rows");
     return builder.finish();
   }
   const size_t key_column = get_or<size_t>(object, "key", 0, here);
@@ -356,7 +272,7 @@ EntityTable read_entities(const json& description, const char* section, const st
     builder.add(key, [&reader](size_t column, const std::string& what) -> const std::string& { return reader.field(column, what); },
                 reader.where());
   }
-  if (builder.table.keys.empty()) throw DataError(file.path + ": no " + name + " rows");
+  if (builder.size() == 0) throw DataError(file.path + ": no " + name + " rows");
   return builder.finish();
 }
 
@@ -368,21 +284,120 @@ int64_t parse_integer(const std::string& text, const std::string& where) {
 
 }  // namespace
 
-Dataset load_dataset(const std::string& description_path, const std::string& root_override) {
-  std::ifstream in(description_path);
-  if (!in) throw ConfigError(description_path + ": cannot open dataset description");
-  json description;
-  try {
-    description = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(description_path + ": not valid JSON: " + e.what());
+EntityTableBuilder::EntityTableBuilder(std::string name, std::vector<FeatureDef> defs) {
+  table_.name = std::move(name);
+  for (auto& def : defs) {
+    FeatureColumn column;
+    column.def = std::move(def);
+    table_.features.push_back(std::move(column));
   }
+  vocabularies_.resize(table_.features.size());
+  dense_values_.resize(table_.features.size());
+}
+
+void EntityTableBuilder::add(const std::string& key, const FieldReader& read, const std::string& where) {
+  if (!table_.index.emplace(key, static_cast<uint32_t>(table_.keys.size())).second)
+    throw DataError(where + ": duplicate " + table_.name + " key '" + key + "'");
+  table_.keys.push_back(key);
+  Features raw;
+  for (size_t f = 0; f < table_.features.size(); ++f) {
+    FeatureColumn& column = table_.features[f];
+    const FeatureDef& def = column.def;
+    if (def.flags_first_column >= 0) {
+      std::vector<std::string> values;
+      for (size_t k = 0; k < def.flag_names.size(); ++k) {
+        const std::string& flag = read(static_cast<size_t>(def.flags_first_column) + k, def.name);
+        if (flag == "1") values.push_back(def.flag_names[k]);
+        else if (flag != "0") throw DataError(where + ": flag column " + std::to_string(def.flags_first_column + k + 1) + " (" + def.name + "): expected 0 or 1, found '" + flag + "'");
+      }
+      for (const std::string& value : values) column.ids.push_back(encode_key(column, vocabularies_[f], value));
+      raw.set(def.name, std::move(values));
+    } else {
+      std::string text = read(static_cast<size_t>(def.column), def.name);
+      if (def.extract_year) text = year_of(text);
+      if (!def.first.empty()) text = text.substr(0, text.find(def.first));
+      if (def.kind == FeatureKind::kDense) {
+        double x = 0;
+        if (!parse_number(text, &x) || !std::isfinite(x))
+          throw DataError(where + ": field " + std::to_string(def.column + 1) + " (" + def.name + "): '" + text + "' is not a number");
+        dense_values_[f].push_back(x);
+        raw.set(def.name, x);
+      } else if (def.kind == FeatureKind::kMultiCategorical) {
+        for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_key(column, vocabularies_[f], part));
+        raw.set(def.name, std::move(text));
+      } else {
+        column.ids.push_back(encode_key(column, vocabularies_[f], text));
+        raw.set(def.name, std::move(text));
+      }
+    }
+    // An empty multi-valued feature pools the out-of-vocabulary row, as the SDK does.
+    if (def.kind != FeatureKind::kDense && column.ids.size() == column.offsets.back()) column.ids.push_back(0);
+    column.offsets.push_back(static_cast<uint32_t>(column.ids.size()));
+  }
+  table_.raw.push_back(std::move(raw));
+}
+
+EntityTable EntityTableBuilder::finish() {
+  for (size_t f = 0; f < table_.features.size(); ++f) {
+    FeatureColumn& column = table_.features[f];
+    const FeatureDef& def = column.def;
+    if (def.kind == FeatureKind::kDense) {
+      const auto& values = dense_values_[f];
+      double sum = 0, squares = 0;
+      for (double x : values) sum += x;
+      const double mean = values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+      for (double x : values) squares += (x - mean) * (x - mean);
+      const double stddev = values.size() > 1 ? std::sqrt(squares / static_cast<double>(values.size())) : 1.0;
+      column.mean = static_cast<float>(mean);
+      column.stddev = stddev > 1e-12 ? static_cast<float>(stddev) : 1.0f;
+      column.dense.reserve(values.size());
+      for (double x : values) column.dense.push_back(static_cast<float>((x - column.mean) / column.stddev));
+      column.cardinality = 0;
+    } else if (def.hash_buckets > 0) {
+      column.cardinality = def.hash_buckets + 1;
+    } else if (!def.boundaries.empty()) {
+      column.cardinality = static_cast<uint32_t>(def.boundaries.size() + 2);
+    } else {
+      column.cardinality = static_cast<uint32_t>(column.vocabulary.size() + 1);
+    }
+  }
+  return std::move(table_);
+}
+
+DatasetDescription read_dataset_description(const std::string& path, const std::string& root_override) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open dataset description");
+  DatasetDescription description;
+  description.path = path;
+  try {
+    description.json = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path + ": not valid JSON: " + e.what());
+  }
+  description.name = get_or<std::string>(description.json, "name", fs::path(path).stem().string(), path);
+  description.root = root_override.empty()
+                         ? (fs::path(path).parent_path() / get_or<std::string>(description.json, "root", ".", path)).string()
+                         : root_override;
+  return description;
+}
+
+void for_each_line(const std::string& path, const std::function<void(const std::string& text, size_t number)>& line) {
+  LineSource in(path);
+  std::string text;
+  for (size_t number = 1; in.next(&text); ++number) {
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (!text.empty()) line(text, number);
+  }
+}
+
+Dataset load_dataset(const std::string& description_path, const std::string& root_override) {
+  const DatasetDescription described = read_dataset_description(description_path, root_override);
+  const json& description = described.json;
   const std::string& where = description_path;
-  fs::path root = fs::path(description_path).parent_path() / get_or<std::string>(description, "root", ".", where);
-  if (!root_override.empty()) root = root_override;
+  const fs::path root = described.root;
 
   Dataset data;
-  data.name = get_or<std::string>(description, "name", fs::path(description_path).stem().string(), where);
+  data.name = described.name;
   if (!description.contains("interactions")) throw ConfigError(where + ": missing 'interactions'");
   const json& spec = description.at("interactions");
   const std::string here = where + " 'interactions'";

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -21,9 +23,11 @@ struct FeatureDef {
   std::string name;
   FeatureKind kind = FeatureKind::kCategorical;
   int column = -1;  // source column (0-based)
-  // Read-time extraction, trainer only: the year of a date string ("01-Jan-1995" -> "1995"), or 0/1
-  // flag columns turned into a list of names (MovieLens genres).
+  // Read-time extraction, trainer only: the year of a date string ("01-Jan-1995" -> "1995"), the part
+  // before the first `first` ("12|7|9" -> "12"), or 0/1 flag columns turned into a list of names
+  // (MovieLens genres).
   bool extract_year = false;
+  std::string first;
   int flags_first_column = -1;
   std::vector<std::string> flag_names;
   // Encoding rules that ship in the model file, so the SDK applies them to raw values too.
@@ -69,6 +73,39 @@ struct Dataset {
   EntityTable items;
   std::vector<Interaction> interactions;
 };
+
+// Builds an entity table row by row, encoding every feature by its definition (the readers' common path).
+class EntityTableBuilder {
+ public:
+  // Gives the raw field of a column; throws a located DataError when the row has no such column.
+  using FieldReader = std::function<const std::string&(size_t column, const std::string& what)>;
+
+  EntityTableBuilder(std::string name, std::vector<FeatureDef> defs);
+  // Adds row `key`; a duplicate key or a bad value throws a DataError that starts with `where`.
+  void add(const std::string& key, const FieldReader& read, const std::string& where);
+  size_t size() const { return table_.size(); }
+  EntityTable finish();
+
+ private:
+  EntityTable table_;
+  std::vector<std::unordered_map<std::string, uint32_t>> vocabularies_;
+  std::vector<std::vector<double>> dense_values_;
+};
+
+// A dataset description file: its JSON, its name ("name", or the file's stem) and the folder its file paths
+// are relative to ("root", itself relative to the description's folder, or `root_override` when not empty).
+struct DatasetDescription {
+  std::string path;
+  std::string name;
+  std::string root;
+  nlohmann::json json;
+};
+
+DatasetDescription read_dataset_description(const std::string& path, const std::string& root_override);
+
+// Calls `line(text, number)` for every non-empty line of a text file, gzip-compressed or not, with a
+// trailing \r dropped; numbers count from 1 and include the empty lines.
+void for_each_line(const std::string& path, const std::function<void(const std::string& text, size_t number)>& line);
 
 // Reads the dataset that `description_path` describes. File paths in it are relative to its "root"
 // (itself relative to the description's folder), or to `root_override` when that is not empty.

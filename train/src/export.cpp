@@ -9,6 +9,7 @@
 #include "errors.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel_generated.h"
+#include "ranker_model.hpp"
 
 namespace funnel::train {
 
@@ -81,6 +82,14 @@ Offset<fb::FeatureSpec> write_feature(FlatBufferBuilder& builder, const FeatureC
   return spec.Finish();
 }
 
+Offset<fb::DenseLayer> write_layer(FlatBufferBuilder& builder, TensorWriter& tensors, const DenseLayerView& layer,
+                                   const std::string& name) {
+  const uint32_t weight = tensors.add(name + "/weight", {layer.out, layer.in}, layer.weight, size_t{layer.out} * layer.in);
+  const uint32_t bias = tensors.add(name + "/bias", {layer.out}, layer.bias, layer.out);
+  const int32_t alpha = layer.alpha ? static_cast<int32_t>(tensors.add(name + "/alpha", {layer.out}, layer.alpha, layer.out)) : -1;
+  return fb::CreateDenseLayer(builder, weight, bias, static_cast<fb::Activation>(layer.activation), alpha);
+}
+
 Offset<fb::Tower> write_tower(FlatBufferBuilder& builder, TensorWriter& tensors, const TowerView& view, const TowerNet& net,
                               const std::vector<std::string>& layer_names) {
   std::vector<Offset<fb::TowerInput>> inputs;
@@ -90,13 +99,31 @@ Offset<fb::Tower> write_tower(FlatBufferBuilder& builder, TensorWriter& tensors,
     inputs.push_back(fb::CreateTowerInput(builder, input.feature, table, fb::Pooling::Mean));
   }
   std::vector<Offset<fb::DenseLayer>> layers;
-  for (size_t l = 0; l < view.layers.size(); ++l) {
-    const DenseLayerView& layer = view.layers[l];
-    const uint32_t weight = tensors.add(layer_names[l] + "/weight", {layer.out, layer.in}, layer.weight, size_t{layer.out} * layer.in);
-    const uint32_t bias = tensors.add(layer_names[l] + "/bias", {layer.out}, layer.bias, layer.out);
-    layers.push_back(fb::CreateDenseLayer(builder, weight, bias, static_cast<fb::Activation>(layer.activation)));
-  }
+  for (size_t l = 0; l < view.layers.size(); ++l) layers.push_back(write_layer(builder, tensors, view.layers[l], layer_names[l]));
   return fb::CreateTower(builder, builder.CreateVector(inputs), builder.CreateVector(layers), view.l2_normalize);
+}
+
+std::vector<Offset<fb::FeatureSpec>> write_features(FlatBufferBuilder& builder, const Dataset& data) {
+  std::vector<Offset<fb::FeatureSpec>> features;
+  for (const FeatureColumn& column : data.users.features) features.push_back(write_feature(builder, column));
+  for (const FeatureColumn& column : data.items.features) features.push_back(write_feature(builder, column));
+  return features;
+}
+
+Offset<flatbuffers::Vector<Offset<fb::KeyValue>>> write_metadata(FlatBufferBuilder& builder, const Metadata& metadata) {
+  std::vector<Offset<fb::KeyValue>> entries;
+  for (const auto& [key, value] : metadata)
+    entries.push_back(fb::CreateKeyValue(builder, builder.CreateString(key), builder.CreateString(value)));
+  return builder.CreateVector(entries);
+}
+
+Offset<flatbuffers::String> producer(FlatBufferBuilder& builder) {
+  return builder.CreateString(std::string("funnel-train ") + kVersion);
+}
+
+std::vector<uint8_t> finish(FlatBufferBuilder& builder, Offset<fb::Model> root) {
+  fb::FinishModelBuffer(builder, root);
+  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
 }
 
 }  // namespace
@@ -106,9 +133,7 @@ std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& 
   FlatBufferBuilder builder(1 << 20);
   TensorWriter tensors(builder);
 
-  std::vector<Offset<fb::FeatureSpec>> features;
-  for (const FeatureColumn& column : data.users.features) features.push_back(write_feature(builder, column));
-  for (const FeatureColumn& column : data.items.features) features.push_back(write_feature(builder, column));
+  const auto features = write_features(builder, data);
 
   const TowerView user_view = model.user_tower().view();
   const TowerView item_view = model.item_tower().view();
@@ -133,15 +158,68 @@ std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& 
   const auto catalogue_offset = fb::CreateCatalogue(builder, keys, key_order, embeddings);
   const auto retrieval = fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
 
-  std::vector<Offset<fb::KeyValue>> entries;
-  for (const auto& [key, value] : metadata)
-    entries.push_back(fb::CreateKeyValue(builder, builder.CreateString(key), builder.CreateString(value)));
+  const auto entries = write_metadata(builder, metadata);
+  return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
+                                         builder.CreateVector(tensors.tensors()), retrieval, entries));
+}
 
-  const auto root = fb::CreateModel(builder, kFormatVersion, builder.CreateString(std::string("funnel-train ") + kVersion),
-                                    builder.CreateVector(features), builder.CreateVector(tensors.tensors()), retrieval,
-                                    builder.CreateVector(entries));
-  fb::FinishModelBuffer(builder, root);
-  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata) {
+  FlatBufferBuilder builder(1 << 20);
+  TensorWriter tensors(builder);
+  const auto features = write_features(builder, data);
+  const RankerView& view = model.view();
+
+  const auto inputs = [&](const std::vector<TowerInputView>& views, const std::vector<const Parameter*>& tables,
+                          const std::vector<uint32_t>& feature_of, std::vector<uint32_t>* written) {
+    std::vector<Offset<fb::TowerInput>> out;
+    for (size_t k = 0; k < views.size(); ++k) {
+      if (written->at(k) == UINT32_MAX) (*written)[k] = tensors.add(*tables[k]);
+      out.push_back(fb::CreateTowerInput(builder, feature_of[k], static_cast<int32_t>((*written)[k]),
+                                         static_cast<fb::Pooling>(views[k].pooling)));
+    }
+    return builder.CreateVector(out);
+  };
+  std::vector<const Parameter*> user_tables, item_tables;
+  std::vector<uint32_t> user_features;
+  for (size_t k = 0; k < view.user_inputs.size(); ++k) {
+    user_tables.push_back(&model.user_table(k));
+    user_features.push_back(view.user_inputs[k].feature);
+  }
+  for (size_t c = 0; c < view.item_inputs.size(); ++c) item_tables.push_back(&model.item_table(c));
+  std::vector<uint32_t> user_written(user_tables.size(), UINT32_MAX), item_written(item_tables.size(), UINT32_MAX);
+  const auto user_inputs = inputs(view.user_inputs, user_tables, user_features, &user_written);
+  // The candidate and the behaviours share the item tables: each is written once.
+  const auto item_inputs = inputs(view.item_inputs, item_tables, model.item_column_features(), &item_written);
+  const auto behaviour_inputs = inputs(view.behaviour_inputs, item_tables, model.item_column_features(), &item_written);
+
+  std::vector<Offset<fb::CoAction>> coactions;
+  std::vector<std::pair<const Parameter*, uint32_t>> written;  // tables shared by several pairs are written once
+  const auto tensor_of = [&](const Parameter* p) {
+    for (const auto& [parameter, index] : written)
+      if (parameter == p) return index;
+    written.emplace_back(p, tensors.add(*p));
+    return written.back().second;
+  };
+  for (size_t k = 0; k < view.coactions.size(); ++k) {
+    const CoActionView& unit = view.coactions[k];
+    const RankerModel::CoActionInfo& info = model.coaction_info()[k];
+    const uint32_t induction = tensor_of(info.induction), feed = tensor_of(info.feed);
+    coactions.push_back(fb::CreateCoAction(builder, info.induction_feature, info.feed_feature, unit.feed_sequence, induction, feed,
+                                           builder.CreateVector(unit.layer_sizes), unit.bias, unit.orders, unit.order_independent));
+  }
+  std::vector<Offset<fb::DenseLayer>> layers;
+  for (size_t l = 0; l < view.layers.size(); ++l)
+    layers.push_back(write_layer(builder, tensors, view.layers[l], "ranking/dense" + std::to_string(l)));
+  const auto ranking = fb::CreateRankingStage(builder, user_inputs, item_inputs, behaviour_inputs, view.max_behaviours,
+                                              builder.CreateVector(coactions), builder.CreateVector(layers));
+
+  const auto keys = builder.CreateVectorOfStrings(data.items.keys);
+  const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
+  const auto items = fb::CreateItemTable(builder, keys, key_order, builder.CreateVector(model.item_column_features()),
+                                         builder.CreateVector(model.item_ids()));
+  const auto entries = write_metadata(builder, metadata);
+  return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
+                                         builder.CreateVector(tensors.tensors()), 0, entries, ranking, items));
 }
 
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {

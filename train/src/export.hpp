@@ -18,6 +18,12 @@ using Metadata = std::vector<std::pair<std::string, std::string>>;
 std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,
                                       const Metadata& metadata);
 
+class RankerModel;
+
+// The features, the item table (every item of the dataset, in table order, with the ranking's item
+// feature ids) and the ranking stage.
+std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata);
+
 // Writes bytes atomically: a temporary file beside `path`, then rename.
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
 

@@ -82,6 +82,34 @@ void Linear::backward(const float* x, const float* dy, size_t batch, float* dx) 
   }
 }
 
+void prelu_forward(const float* x, size_t batch, size_t units, const float* alpha, float* y) {
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t k = 0; k < units; ++k) {
+      const float v = x[b * units + k];
+      y[b * units + k] = v > 0.0f ? v : alpha[k] * v;
+    }
+}
+
+void prelu_backward(const float* x, const float* dy, size_t batch, size_t units, const float* alpha, float* dx, float* dalpha) {
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t k = 0; k < units; ++k) {
+      const float v = x[b * units + k], g = dy[b * units + k];
+      if (v > 0.0f) {
+        dx[b * units + k] = g;
+      } else {
+        dx[b * units + k] = alpha[k] * g;
+        dalpha[k] += g * v;
+      }
+    }
+}
+
+void glorot_uniform(Parameter& parameter, Rng& rng) {
+  const double rows = static_cast<double>(parameter.shape.at(0));
+  const double cols = parameter.shape.size() > 1 ? static_cast<double>(parameter.shape[1]) : 1.0;
+  const double bound = std::sqrt(6.0 / (rows + cols));
+  for (float& w : parameter.value) w = static_cast<float>(rng.uniform(-bound, bound));
+}
+
 void relu_forward(const float* x, size_t n, float* y) {
   for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }

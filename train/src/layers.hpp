@@ -47,6 +47,15 @@ class Linear {
   Parameter* bias_;
 };
 
+// PReLU with one alpha per unit: y = x for x > 0, alpha[k] x otherwise; x and y are [batch, units].
+void prelu_forward(const float* x, size_t batch, size_t units, const float* alpha, float* y);
+// dx = dy * (x > 0 ? 1 : alpha); dalpha accumulates dy * x over the rows where x <= 0.
+void prelu_backward(const float* x, const float* dy, size_t batch, size_t units, const float* alpha, float* dx, float* dalpha);
+
+// Glorot (Xavier) uniform over the whole [rows, cols] shape: U(+-sqrt(6 / (rows + cols))), TensorFlow's
+// default initialiser, which the official CAN code uses for every table and kernel.
+void glorot_uniform(Parameter& parameter, Rng& rng);
+
 void relu_forward(const float* x, size_t n, float* y);
 // dx = dy where the output was positive.
 void relu_backward(const float* y, const float* dy, size_t n, float* dx);

@@ -1,9 +1,6 @@
 #include "two_tower.hpp"
 
 #include <omp.h>
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#endif
 
 #include <chrono>
 #include <cmath>
@@ -17,6 +14,7 @@
 #include "funnel/model.hpp"
 #include "logq.hpp"
 #include "lr_schedule.hpp"
+#include "subnormals.hpp"
 
 namespace funnel::train {
 
@@ -64,16 +62,6 @@ double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Adam's second moments of rarely-touched embedding rows decay geometrically into the subnormal range,
-// where x86 float arithmetic is about a hundred times slower: a dense step over a large table took
-// 20 ns per float. Flushing subnormals to zero on every training thread costs no accuracy that matters.
-void flush_subnormals_to_zero() {
-#if defined(__SSE__)
-#pragma omp parallel
-  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ | DAZ
-#endif
-}
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 

@@ -28,6 +28,14 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 // y[o] = bias[o] + weight[o, :] . x, weight row-major [out, in].
 void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, float* y);
 
+// dense_forward for `batch` rows of x [batch, in] into y [batch, out]; each row's result equals
+// dense_forward's for that row alone.
+void dense_forward_batch(const float* weight, const float* bias, size_t out, size_t in, const float* x, size_t batch,
+                         float* y);
+
+// y = x w for x [rows, in] and w [in, out], row-major (the co-action micro-MLP's layout).
+void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y);
+
 // The k best scores in descending order; ties go to the lower index, so results never depend on
 // the scan order. Entries with skip[i] != 0 are left out (skip may be empty).
 void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> skip, std::vector<Hit>* out);

@@ -10,6 +10,7 @@
 
 #include "funnel/features.hpp"
 #include "funnel/kernels.hpp"
+#include "funnel/ranker.hpp"
 #include "funnel/status.hpp"
 #include "funnel/tower.hpp"
 
@@ -85,10 +86,28 @@ class Model {
   void score_catalogue(const float* query, float* scores) const;
   Status retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const;
 
+  // The ranking stage: click probabilities of `candidates` (item keys) for a user with raw features and
+  // a behaviour sequence (item keys, oldest first), in candidate order. An unknown candidate is an
+  // error; an unknown behaviour counts with out-of-vocabulary features.
+  bool has_ranking() const { return has_ranking_; }
+  const RankerView& ranker() const { return ranker_; }
+  Status rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+              std::vector<float>* probabilities) const;
+
+  // The item table the ranking stage reads candidates and behaviours from.
+  size_t item_table_size() const;
+  // -1 when the item table has no such key.
+  int64_t find_ranking_item(std::string_view key) const;
+  // The model feature index of an item-table column.
+  uint32_t item_column_feature(size_t column) const;
+  // Encoded item-table rows for `keys` (ranker().item_columns ids each).
+  Status encode_items(std::span<const std::string> keys, bool unknown_is_error, std::vector<uint32_t>* ids) const;
+
  private:
   Model() = default;
   static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
   Status validate();
+  Status encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const;
 
   std::shared_ptr<void> storage_;  // keeps the mapping or the copy alive
   const uint8_t* data_ = nullptr;
@@ -100,6 +119,9 @@ class Model {
   const float* catalogue_ = nullptr;
   size_t catalogue_rows_ = 0;
   uint32_t catalogue_dim_ = 0;
+  bool has_ranking_ = false;
+  RankerView ranker_;
+  std::vector<uint8_t> ranking_user_features_;  // per model feature: read by the ranking stage
 };
 
 }  // namespace funnel

@@ -11,7 +11,7 @@
 
 namespace funnel {
 
-enum class Activation : uint8_t { kNone = 0, kRelu = 1, kTanh = 2 };
+enum class Activation : uint8_t { kNone = 0, kRelu = 1, kTanh = 2, kPRelu = 3 };
 enum class Pooling : uint8_t { kMean = 0, kSum = 1 };
 
 struct TowerInputView {
@@ -28,7 +28,11 @@ struct DenseLayerView {
   uint32_t in = 0;
   uint32_t out = 0;
   Activation activation = Activation::kNone;
+  const float* alpha = nullptr;  // [out], PRelu only
 };
+
+// Applies the layer's activation to its `out` outputs in place.
+void activate(const DenseLayerView& layer, float* y);
 
 struct TowerView {
   std::vector<TowerInputView> inputs;

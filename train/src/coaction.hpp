@@ -1,0 +1,38 @@
+// The co-action unit of CAN (Bian et al., WSDM 2022), trainer side: forward with a cache, and backward
+// into the induction row (the micro-MLP's parameters) and the feed embeddings. The maths is the SDK's
+// (sdk/src/coaction.cpp, CoAction in sdk/schema/funnel.fbs); the parity tests hold the two together.
+#pragma once
+
+#include <cstddef>
+
+#include "funnel/ranker.hpp"
+
+namespace funnel::train {
+
+class CoActionUnit {
+ public:
+  // `shape` gives the layer sizes, bias, orders and order independence; its table pointers are unused.
+  explicit CoActionUnit(const CoActionView& shape);
+  const CoActionView& shape() const { return shape_; }
+
+  // Floats of cache one forward over `rows` feed vectors needs.
+  size_t cache_size(size_t rows) const;
+  // Floats of scratch backward() needs.
+  size_t scratch_size(size_t rows) const;
+
+  // out (output_dim floats) = per order c, the sum over the rows of every layer's output for the input
+  // feed^c (eq. 11), the micro-MLP's weights read from induction_row (eq. 5-9).
+  void forward(const float* induction_row, const float* feed, size_t rows, float* cache, float* out) const;
+  // Adds d loss / d induction_row to dinduction (induction_width() floats) and d loss / d feed to
+  // dfeed (rows x feed_dim), given dout = d loss / d out and the forward's cache.
+  void backward(const float* induction_row, size_t rows, const float* cache, const float* dout, float* scratch,
+                float* dinduction, float* dfeed) const;
+
+ private:
+  CoActionView shape_;
+  size_t block_;        // floats of one order's micro-MLP
+  size_t order_cache_;  // cache floats per row and order: the input power and every hidden layer
+  size_t widest_;
+};
+
+}  // namespace funnel::train

@@ -1,0 +1,39 @@
+// CTR losses over a batch of logits: BCE, focal (Lin et al.), GHM-C (Li et al., ghm.cpp). Each returns
+// the batch loss and writes d loss / d logit for every instance.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace funnel::train {
+
+// Mean binary cross-entropy of sigmoid(logit), computed stably from the logit.
+float bce_loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits);
+
+struct FocalOptions {
+  float gamma = 2.0f;   // focusing parameter; 0 gives alpha-weighted BCE
+  float alpha = 0.25f;  // weight of positives (1 - alpha for negatives), RetinaNet's convention
+};
+
+// Mean of -alpha_t (1 - p_t)^gamma log p_t.
+float focal_loss(std::span<const float> logits, std::span<const float> labels, const FocalOptions& options,
+                 std::span<float> dlogits);
+
+// GHM-C (eq. 3-8) with the bin-count EMA of the official code; the state persists across batches.
+class GhmC {
+ public:
+  explicit GhmC(uint32_t bins = 30, float momentum = 0.75f);
+  float loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits);
+
+  uint32_t bins() const { return static_cast<uint32_t>(accumulated_.size()); }
+  // The EMA of bin counts (for checkpoints and tests).
+  const std::vector<float>& accumulated() const { return accumulated_; }
+  void restore(std::vector<float> accumulated);
+
+ private:
+  float momentum_;
+  std::vector<float> accumulated_;
+};
+
+}  // namespace funnel::train

@@ -1,0 +1,49 @@
+// Training the ranking stage: DIN-protocol instances, DNN or CAN, BCE / focal / GHM-C, Adam; validation
+// and test evaluated after every epoch through the SDK on the exported file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ctr_data.hpp"
+#include "ctr_metrics.hpp"
+#include "export.hpp"
+#include "funnel/model.hpp"
+#include "ranker_config.hpp"
+
+namespace funnel::train {
+
+struct RankerEpoch {
+  uint32_t epoch = 0;
+  double loss = 0;                // mean training loss over the epoch
+  double train_seconds = 0;       // the training loop only: shuffle, forward, backward, update
+  double samples_per_second = 0;
+  CtrMetrics validation, test;    // validation is all zero when the data has no validation split
+};
+
+struct RankerObserver {
+  // Every few steps: epoch (1-based), step, steps per epoch, running loss, samples per second.
+  std::function<void(uint32_t, size_t, size_t, double, double)> on_progress;
+  std::function<void(const RankerEpoch&)> on_epoch;
+};
+
+struct RankerResult {
+  std::vector<uint8_t> model_file;  // the model of the chosen epoch
+  std::vector<RankerEpoch> history;
+  uint32_t best_epoch = 0;          // best validation AUC (the earlier on ties); the last without validation
+  CtrMetrics validation, test;      // of the chosen epoch
+  size_t parameters = 0;
+  size_t train_samples = 0;         // over all epochs
+  double train_seconds = 0;
+  double samples_per_second = 0;
+};
+
+RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {});
+
+// AUC, GAUC and LogLoss of a split, scored by the SDK: each positive's group (it and its negatives share
+// user and history) is one request of one user against its candidates.
+CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrInstances& instances, const CtrSplit& split);
+
+}  // namespace funnel::train

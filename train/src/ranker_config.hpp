@@ -1,0 +1,68 @@
+// The config of a ranking (CTR) run: data protocol, model (DNN or CAN), loss, optimisation. Every field
+// has a default; the effective config is written into the model file's metadata.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ctr_data.hpp"
+
+namespace funnel::train {
+
+struct RankerConfig {
+  // Data (the DIN protocol, ctr_data.hpp).
+  uint32_t max_history = 50;
+  uint32_t negatives = 1;
+  uint64_t data_seed = 0;
+
+  // Model: embeddings of the user features, the candidate's item features and the behaviour sequence's
+  // pooled item features (the candidate and the behaviours share tables), then the MLP.
+  std::string model = "can";                 // "dnn" or "can"
+  std::vector<std::string> user_features;    // none by default (the reference's input is user-free)
+  std::vector<std::string> item_features;    // empty: every categorical item feature
+  uint32_t embedding_dim = 16;
+  std::string pooling = "sum";               // of the behaviour embeddings over real positions: "sum" or "mean"
+  std::vector<uint32_t> hidden = {200, 80};  // PReLU layers, then one logit
+
+  // CAN (eq. 5-11). Pairs "induction:feed": an item feature of the candidate induces the micro-MLP, the
+  // feed is a user feature or an item feature read along the behaviour sequence. Empty: every item
+  // feature with its own behaviour sequence, as the official code pairs item and category.
+  std::vector<std::string> coaction;
+  uint32_t coaction_feed_dim = 16;                   // the micro-MLP's input: the feed embedding
+  std::vector<uint32_t> coaction_layers = {8, 4};    // [16 -> 8 -> 4], the official weight_emb_w
+  bool coaction_bias = false;                        // the official weight_emb_b = [0, 0]: no biases
+  uint32_t coaction_orders = 3;
+  bool combination_independence = false;  // one induction table per pair instead of per induction feature
+  bool order_independence = false;        // separate micro-MLP parameters per order
+
+  // Loss.
+  std::string loss = "bce";  // "bce", "focal" or "ghm"
+  float focal_gamma = 2.0f;
+  float focal_alpha = 0.25f;
+  uint32_t ghm_bins = 30;       // GHM-C's paper configuration
+  float ghm_momentum = 0.75f;
+
+  // Optimisation.
+  uint32_t batch_size = 128;
+  uint32_t epochs = 3;
+  float learning_rate = 1e-3f;
+  std::string optimizer = "adam";  // "adam" (dense moments, as the reference) or "lazy_adam"
+  uint64_t seed = 0;               // initialisation and shuffling; the data's negatives follow data_seed
+  uint32_t threads = 0;            // 0: every core
+
+  CtrOptions ctr_options() const { return {max_history, negatives, data_seed}; }
+};
+
+// A co-action pair as the config names it.
+struct CoActionPair {
+  std::string induction, feed;
+};
+std::vector<CoActionPair> coaction_pairs(const RankerConfig& config);
+
+RankerConfig ranker_config_from_json(const nlohmann::json& object, const std::string& where);
+RankerConfig load_ranker_config(const std::string& path);
+nlohmann::json ranker_config_to_json(const RankerConfig& config);
+
+}  // namespace funnel::train

@@ -1,0 +1,92 @@
+// The ranking (CTR) model: embeddings of the user features, of the candidate's item features and of the
+// behaviour sequence (pooled over its real positions), CAN's co-action outputs (coaction.hpp), then an
+// MLP with PReLU and one logit. With no co-action pairs it is the DNN baseline.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "coaction.hpp"
+#include "ctr_data.hpp"
+#include "funnel/ranker.hpp"
+#include "layers.hpp"
+#include "parameter.hpp"
+#include "ranker_config.hpp"
+#include "rng.hpp"
+
+namespace funnel::train {
+
+class RankerModel {
+ public:
+  // Resolves the config's feature names against the dataset; throws ConfigError naming a bad one.
+  RankerModel(const Dataset& data, const RankerConfig& config);
+  RankerModel(const RankerModel&) = delete;
+  RankerModel& operator=(const RankerModel&) = delete;
+
+  // Glorot-uniform tables and kernels, zero biases, PReLU alpha 0.1 (the official CAN code's choices).
+  void init(Rng& rng);
+  std::vector<Parameter*> parameters();
+  size_t parameter_count() const;
+
+  // The SDK's view of this model: evaluation and export run the SDK's forward pass through it.
+  const RankerView& view() const { return view_; }
+  // Encoded item rows: item_columns() ids per row of the dataset's items table (the SDK's item table).
+  const std::vector<uint32_t>& item_ids() const { return item_ids_; }
+  uint32_t item_columns() const { return view_.item_columns; }
+  // Model feature index of each item column.
+  const std::vector<uint32_t>& item_column_features() const { return item_column_features_; }
+  // Model feature indices of the user inputs and the co-action pairs, for export.
+  struct CoActionInfo {
+    uint32_t induction_feature, feed_feature;
+    const Parameter* induction;
+    const Parameter* feed;
+  };
+  const std::vector<CoActionInfo>& coaction_info() const { return coaction_info_; }
+  const Parameter& user_table(size_t input) const { return *user_tables_[input]; }
+  const Parameter& item_table(size_t column) const { return *item_tables_[column]; }
+  struct Layer {
+    Parameter weight, bias, alpha;  // alpha is empty for the output layer
+  };
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+
+  // Training: forward of a batch of a split's instances (logits out), then backward from d loss / d logit.
+  void forward(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch, float* logits);
+  void backward(std::span<const float> dlogits);
+
+ private:
+  void rebuild_view();
+  std::span<const uint32_t> history_of(uint32_t instance) const;
+
+  const Dataset& data_;
+  RankerConfig config_;
+  std::vector<std::unique_ptr<Parameter>> owned_;
+  std::vector<Parameter*> user_tables_;   // per user input
+  std::vector<uint32_t> user_features_;   // model feature index per user input
+  std::vector<uint32_t> user_rows_;       // users-table feature column per user input
+  std::vector<Parameter*> item_tables_;   // per item column, shared by candidate and behaviours
+  std::vector<uint32_t> item_column_features_;
+  std::vector<uint32_t> item_ids_;        // [items, columns]
+  std::vector<CoActionUnit> units_;
+  std::vector<CoActionInfo> coaction_info_;
+  std::vector<Parameter*> induction_tables_, feed_tables_;  // per unit
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Linear> linears_;
+  RankerView view_;
+
+  // The last forward's batch and activations.
+  const CtrInstances* instances_ = nullptr;
+  const CtrSplit* split_ = nullptr;
+  std::vector<uint32_t> batch_;
+  std::vector<float> inputs_;                          // [batch, input_dim]
+  std::vector<std::vector<float>> pre_, post_;         // per layer: before and after the activation
+  std::vector<std::vector<float>> coaction_cache_;     // per unit: [batch, cache_size(max_history)]
+  std::vector<float> grad_a_, grad_b_, grad_inputs_;
+  std::vector<std::vector<float>> dinduction_, dfeed_; // per unit: per-instance gradients before the scatter
+  std::vector<float> feed_rows_;                       // per thread: gathered feed embeddings
+  std::vector<float> scratch_;                         // per thread: co-action backward scratch
+};
+
+}  // namespace funnel::train
