@@ -16,15 +16,19 @@ echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-dat
 ctest --preset asan -j2 -E "ml-100k"
 
 funnel_build wasm
-echo "==> JS tests (WASM module in Node, parity with the native SDK)"
+echo "==> JS tests (WASM module in Node: retrieval and ranking, parity with the native SDK)"
 FIXTURE=build/test-fixture
 rm -rf "$FIXTURE"
 build/release/train/funnel generate --out "$FIXTURE/data" --users 400 --items 300 --seed 3 >/dev/null
 build/release/train/funnel train --data "$FIXTURE/data/dataset.json" --out "$FIXTURE/model.funnel" --epochs 2 >/dev/null 2>&1
+build/release/train/funnel train-ranker --data "$FIXTURE/data/dataset.json" --out "$FIXTURE/ranker.funnel" --epochs 1 \
+  --set max_history=20 --set 'user_features=["age","region"]' \
+  --set 'coaction=["item_id:item_id","category:category","item_id:region"]' >/dev/null 2>&1
 node wasm/examples/users_from_csv.mjs "$FIXTURE/data/users.csv" 25 > "$FIXTURE/users.json"
 FUNNEL_BIN="$PWD/build/release/train/funnel" \
 FUNNEL_WASM_PACKAGE="$PWD/build/wasm/package" \
 FUNNEL_TEST_MODEL="$PWD/$FIXTURE/model.funnel" \
+FUNNEL_TEST_RANKER="$PWD/$FIXTURE/ranker.funnel" \
 FUNNEL_TEST_USERS="$PWD/$FIXTURE/users.json" \
   node --test tests/js/
 

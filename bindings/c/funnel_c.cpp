@@ -1,6 +1,8 @@
 #include "funnel_c.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "funnel/funnel.hpp"
 
@@ -130,6 +132,29 @@ FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* use
     out_scores[i] = recommendations[i].score;
   }
   *out_count = recommendations.size();
+  return FUNNEL_OK;
+}
+
+int funnel_model_has_ranking(const FunnelModel* model) { return model && model->model->has_ranking() ? 1 : 0; }
+
+FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
+                         const char* const* candidates, size_t candidate_count, float* out_probabilities) {
+  if (!model || !user || (behaviour_count > 0 && !behaviours) || (candidate_count > 0 && (!candidates || !out_probabilities)))
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_rank: NULL argument");
+  const auto keys = [](const char* const* array, size_t count, const char* what, std::vector<std::string>* out) {
+    for (size_t i = 0; i < count; ++i) {
+      if (!array[i]) return fail(FUNNEL_INVALID_ARGUMENT, std::string("funnel_rank: ") + what + "[" + std::to_string(i) + "] is NULL");
+      out->emplace_back(array[i]);
+    }
+    return FUNNEL_OK;
+  };
+  std::vector<std::string> behaviour_keys, candidate_keys;
+  if (FunnelStatus s = keys(behaviours, behaviour_count, "behaviours", &behaviour_keys); s != FUNNEL_OK) return s;
+  if (FunnelStatus s = keys(candidates, candidate_count, "candidates", &candidate_keys); s != FUNNEL_OK) return s;
+  std::vector<float> probabilities;
+  if (FunnelStatus s = report(model->model->rank(user->features, behaviour_keys, candidate_keys, &probabilities)); s != FUNNEL_OK)
+    return s;
+  std::copy(probabilities.begin(), probabilities.end(), out_probabilities);
   return FUNNEL_OK;
 }
 

@@ -55,6 +55,17 @@ FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* use
                              const char* const* exclude, size_t exclude_count, uint32_t* out_indices,
                              float* out_scores, size_t* out_count);
 
+/* 1 when the model has a ranking stage. */
+int funnel_model_has_ranking(const FunnelModel* model);
+
+/* Click probabilities of `candidate_count` candidate item keys for `user` and their behaviour sequence
+ * (`behaviour_count` item keys, oldest first), written to out_probabilities in candidate order. An
+ * unknown candidate is an error (FUNNEL_NOT_FOUND); an unknown behaviour counts with out-of-vocabulary
+ * features. */
+FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                         size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                         float* out_probabilities);
+
 #ifdef __cplusplus
 }
 #endif

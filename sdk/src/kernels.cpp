@@ -13,6 +13,7 @@ namespace funnel::kernels {
   void dense_forward_batch(const float* weight, const float* bias, size_t out, size_t in, const float* x,   \
                            size_t batch, float* y);                                                         \
   void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y);                \
+  void tanh_inplace(float* x, size_t n);                                                                    \
   }
 FUNNEL_DECLARE_KERNELS(generic)
 #if defined(FUNNEL_HAVE_AVX2)
@@ -29,15 +30,16 @@ struct Table {
   void (*dense_forward)(const float*, const float*, size_t, size_t, const float*, float*);
   void (*dense_forward_batch)(const float*, const float*, size_t, size_t, const float*, size_t, float*);
   void (*matmul)(const float*, size_t, size_t, const float*, size_t, float*);
+  void (*tanh_inplace)(float*, size_t);
 };
 
 Table choose() {
 #if defined(FUNNEL_HAVE_AVX2)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul};
+    return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul, avx2::tanh_inplace};
 #endif
-  return {"generic", generic::dot, generic::scan_f32, generic::dense_forward, generic::dense_forward_batch, generic::matmul};
+  return {"generic", generic::dot, generic::scan_f32, generic::dense_forward, generic::dense_forward_batch, generic::matmul, generic::tanh_inplace};
 }
 
 const Table& table() {
@@ -67,6 +69,8 @@ void dense_forward_batch(const float* weight, const float* bias, size_t out, siz
 void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y) {
   table().matmul(x, rows, in, w, out, y);
 }
+
+void tanh_inplace(float* x, size_t n) { table().tanh_inplace(x, n); }
 
 void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> skip, std::vector<Hit>* out) {
   // Better = higher score, then lower index: a strict total order, so ties never depend on scan order.

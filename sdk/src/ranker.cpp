@@ -77,22 +77,19 @@ void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* 
   offset = coaction_offset;
   for (const auto& unit : ranker.coactions) {
     const size_t feed_rows = unit.feed_sequence ? behaviours : 1;
-    const uint32_t widest = std::max(unit.feed_dim, *std::max_element(unit.layer_sizes.begin(), unit.layer_sizes.end()));
-    scratch->feed_powers.resize((feed_rows + 1) * unit.feed_dim * (unit.orders + 1));
-    float* feed = scratch->feed_powers.data();
-    float* powers = feed + feed_rows * unit.feed_dim;
+    scratch->feed.resize(feed_rows * unit.feed_dim);
     for (size_t r = 0; r < feed_rows; ++r) {
       const uint32_t id = unit.feed_sequence ? recent[r * columns + unit.feed] : input.user->ids_of(unit.feed)[0];
       const float* row = unit.feed_table + static_cast<size_t>(id) * unit.feed_dim;
-      std::copy(row, row + unit.feed_dim, feed + r * unit.feed_dim);
+      std::copy(row, row + unit.feed_dim, scratch->feed.data() + r * unit.feed_dim);
     }
-    coaction_feed_powers(unit, feed, feed_rows, powers);
-    scratch->micro.resize(2 * std::max<size_t>(feed_rows, 1) * widest);
+    scratch->cache.resize(unit.cache_size(feed_rows));
+    coaction_feed_powers(unit, scratch->feed.data(), feed_rows, scratch->cache.data());
     const size_t induction_width = unit.induction_width();
     for (size_t c = 0; c < n; ++c) {
       const uint32_t id = input.candidates[c * columns + unit.induction_column];
-      coaction_forward(unit, unit.induction_table + static_cast<size_t>(id) * induction_width, powers, feed_rows,
-                       scratch->micro.data(), row0 + c * width + offset);
+      coaction_forward(unit, unit.induction_table + static_cast<size_t>(id) * induction_width, feed_rows, scratch->cache.data(),
+                       row0 + c * width + offset);
     }
     offset += unit.output_dim();
   }

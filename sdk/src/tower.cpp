@@ -29,7 +29,7 @@ void activate(const DenseLayerView& layer, float* y) {
       for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
       break;
     case Activation::kTanh:
-      for (size_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
+      kernels::tanh_inplace(y, n);
       break;
     case Activation::kPRelu:
       for (size_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : layer.alpha[i] * y[i];

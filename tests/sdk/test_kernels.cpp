@@ -1,5 +1,6 @@
 // The inference kernels against plain loops, and top-K's order.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <numeric>
 
 #include "funnel/kernels.hpp"
@@ -67,4 +68,18 @@ TEST_CASE("Top-K: agrees with a full sort on random scores", "[kernels]") {
   std::vector<Hit> hits;
   kernels::top_k(scores, 50, {}, &hits);
   for (size_t i = 0; i < hits.size(); ++i) CHECK(hits[i].index == order[i]);
+}
+
+TEST_CASE("Kernels: tanh within 2 ulp of the standard library's, and exact at the ends", "[kernels]") {
+  std::vector<float> x;
+  for (float v = -12.0f; v <= 12.0f; v += 0.00137f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-8f, 0.625f, -0.625f, 0.62499994f, 9.0f, 50.0f, -50.0f, 1e30f}) x.push_back(v);
+  std::vector<float> y = x;
+  funnel::kernels::tanh_inplace(y.data(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double exact = std::tanh(static_cast<double>(x[i]));
+    const double ulp = std::max(std::fabs(std::nextafter(static_cast<float>(exact), 2.0f) - static_cast<float>(exact)), 1e-45f);
+    INFO("x = " << x[i] << ": " << y[i] << " vs " << exact);
+    CHECK(std::fabs(y[i] - exact) <= 2.0 * ulp);
+  }
 }

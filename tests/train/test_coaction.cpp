@@ -82,28 +82,56 @@ TEST_CASE("Co-action unit: a single 1-output layer without bias is the FM inner 
     for (size_t d = 0; d < 6; ++d) fm += static_cast<double>(induction[d]) * feed[r * 6 + d];
   CHECK(out[0] == Approx(fm).epsilon(1e-5));
 
-  // The SDK's unit agrees.
-  std::vector<float> powers(rows * 6), micro(2 * rows * 6), sdk_out(1);
-  funnel::coaction_feed_powers(shape, feed.data(), rows, powers.data());
-  funnel::coaction_forward(shape, induction.data(), powers.data(), rows, micro.data(), sdk_out.data());
-  CHECK(sdk_out[0] == Approx(fm).epsilon(1e-5));
 }
 
-TEST_CASE("Co-action unit: the trainer's forward equals the SDK's", "[coaction][parity]") {
+namespace {
+
+// The micro-MLP written out directly, in double: the reference the unit must match.
+std::vector<double> naive_coaction(const CoActionView& shape, const std::vector<float>& induction, const std::vector<float>& feed,
+                                   size_t rows) {
+  std::vector<double> out;
+  for (uint32_t c = 1; c <= shape.orders; ++c) {
+    const float* block = induction.data() + (shape.order_independent ? (c - 1) * shape.block_size() : 0);
+    std::vector<std::vector<double>> h(rows);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t d = 0; d < shape.feed_dim; ++d) h[r].push_back(std::pow(static_cast<double>(feed[r * shape.feed_dim + d]), c));
+    size_t in = shape.feed_dim;
+    for (size_t l = 0; l < shape.layer_sizes.size(); ++l) {
+      const size_t width = shape.layer_sizes[l];
+      std::vector<double> sum(width, 0.0);
+      for (size_t r = 0; r < rows; ++r) {
+        std::vector<double> next(width, 0.0);
+        for (size_t o = 0; o < width; ++o) {
+          for (size_t i = 0; i < in; ++i) next[o] += h[r][i] * block[i * width + o];
+          if (shape.bias) next[o] += block[in * width + o];
+          if (l + 1 < shape.layer_sizes.size()) next[o] = std::tanh(next[o]);
+          sum[o] += next[o];
+        }
+        h[r] = next;
+      }
+      out.insert(out.end(), sum.begin(), sum.end());
+      block += in * width + (shape.bias ? width : 0);
+      in = width;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Co-action unit: the forward pass equals the micro-MLP written out", "[coaction]") {
   Rng rng(13);
   for (const bool independent : {false, true})
-    for (const size_t rows : {size_t{0}, size_t{1}, size_t{7}}) {
-      const CoActionView shape = shape_of(16, {8, 4}, true, 3, independent);
-      CoActionUnit unit(shape);
-      const std::vector<float> induction = random_values(shape.induction_width(), rng, 0.3);
-      const std::vector<float> feed = random_values(rows * 16, rng, 0.5);
-      std::vector<float> cache(unit.cache_size(rows)), out(shape.output_dim());
-      unit.forward(induction.data(), feed.data(), rows, cache.data(), out.data());
-      std::vector<float> powers(3 * rows * 16), micro(2 * std::max<size_t>(rows, 1) * 16), sdk_out(shape.output_dim());
-      funnel::coaction_feed_powers(shape, feed.data(), rows, powers.data());
-      funnel::coaction_forward(shape, induction.data(), powers.data(), rows, micro.data(), sdk_out.data());
-      for (size_t i = 0; i < out.size(); ++i) CHECK(sdk_out[i] == Approx(out[i]).margin(1e-5).epsilon(1e-5));
-      if (rows == 0)
-        for (float v : out) CHECK(v == 0.0f);
-    }
+    for (const bool bias : {false, true})
+      for (const size_t rows : {size_t{0}, size_t{1}, size_t{7}}) {
+        const CoActionView shape = shape_of(16, {8, 4}, bias, 3, independent);
+        CoActionUnit unit(shape);
+        const std::vector<float> induction = random_values(shape.induction_width(), rng, 0.3);
+        const std::vector<float> feed = random_values(rows * 16, rng, 0.5);
+        std::vector<float> cache(unit.cache_size(rows)), out(shape.output_dim());
+        unit.forward(induction.data(), feed.data(), rows, cache.data(), out.data());
+        const std::vector<double> expected = naive_coaction(shape, induction, feed, rows);
+        REQUIRE(expected.size() == out.size());
+        for (size_t i = 0; i < out.size(); ++i) CHECK(out[i] == Approx(expected[i]).margin(1e-5).epsilon(1e-5));
+      }
 }

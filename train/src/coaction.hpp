@@ -1,9 +1,10 @@
-// The co-action unit of CAN (Bian et al., WSDM 2022), trainer side: forward with a cache, and backward
-// into the induction row (the micro-MLP's parameters) and the feed embeddings. The maths is the SDK's
-// (sdk/src/coaction.cpp, CoAction in sdk/schema/funnel.fbs); the parity tests hold the two together.
+// The co-action unit of CAN (Bian et al., WSDM 2022), trainer side: the SDK's forward pass
+// (sdk/src/coaction.cpp) with its cache kept, and the backward into the induction row (the
+// micro-MLP's parameters) and the feed embeddings.
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "funnel/ranker.hpp"
 
@@ -16,7 +17,7 @@ class CoActionUnit {
   const CoActionView& shape() const { return shape_; }
 
   // Floats of cache one forward over `rows` feed vectors needs.
-  size_t cache_size(size_t rows) const;
+  size_t cache_size(size_t rows) const { return shape_.cache_size(rows); }
   // Floats of scratch backward() needs.
   size_t scratch_size(size_t rows) const;
 
@@ -33,6 +34,9 @@ class CoActionUnit {
   size_t block_;        // floats of one order's micro-MLP
   size_t order_cache_;  // cache floats per row and order: the input power and every hidden layer
   size_t widest_;
+  // Per layer: offset of W_l in a block, of its output in one order's dout, and its input width.
+  std::vector<size_t> weight_at_, dout_at_, in_of_;
+  size_t outputs_per_order_ = 0;
 };
 
 }  // namespace funnel::train

@@ -16,6 +16,13 @@ export interface RecommendOptions {
   exclude?: ReadonlyArray<string>;
 }
 
+export interface RankRequest {
+  /** Item keys the user interacted with, oldest first (the model reads the most recent ones). */
+  behaviours?: ReadonlyArray<string>;
+  /** Item keys to score. */
+  candidates: ReadonlyArray<string>;
+}
+
 /**
  * A loaded model. It lives in WebAssembly memory, which JavaScript's garbage collector does not reclaim:
  * call free() when done. Errors from the SDK are thrown as Error, their message prefixed with the status
@@ -25,9 +32,13 @@ export class FunnelModel {
   private constructor();
   readonly catalogueSize: number;
   readonly embeddingDim: number;
+  /** Whether the model has a ranking (CTR) stage. */
+  readonly hasRanking: boolean;
   itemKey(index: number): string;
   userEmbedding(features: Features): Float32Array;
   recommend(features: Features, options?: RecommendOptions): Recommendation[];
+  /** Click probabilities of the candidates, in candidate order (ranking stage). */
+  rank(features: Features, request: RankRequest): Float32Array;
   free(): void;
 }
 

@@ -95,6 +95,7 @@ export class FunnelModel {
     this.#handle = handle;
     this.catalogueSize = m._funnel_model_catalogue_size(handle);
     this.embeddingDim = m._funnel_model_embedding_dim(handle);
+    this.hasRanking = m._funnel_model_has_ranking(handle) === 1;
   }
 
   #live() {
@@ -145,6 +146,31 @@ export class FunnelModel {
               m.HEAPF32.slice(outScores >> 2, (outScores >> 2) + count)];
     });
     return Array.from(indices, (index, i) => ({ key: this.itemKey(index), index, score: scores[i] }));
+  }
+
+  rank(features, { behaviours = [], candidates }) {
+    const m = this.#m;
+    const handle = this.#live();
+    const keysOf = (array, what) => {
+      if (!Array.isArray(array) || !array.every((key) => typeof key === 'string'))
+        throw new TypeError(`${what} must be an array of item keys (strings)`);
+      return array;
+    };
+    keysOf(behaviours, 'behaviours');
+    keysOf(candidates, 'candidates');
+    return withFeatures(m, features, (user, scratch) => {
+      const pointers = (keys) => {
+        const array = scratch.alloc(keys.length * 4);
+        const strings = keys.map((key) => scratch.string(key));
+        m.HEAPU32.set(strings, array >> 2);
+        return array;
+      };
+      const behaviourArray = pointers(behaviours);
+      const candidateArray = pointers(candidates);
+      const out = scratch.alloc(candidates.length * 4);
+      check(m, m._funnel_rank(handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
+      return m.HEAPF32.slice(out >> 2, (out >> 2) + candidates.length);
+    });
   }
 
   free() {

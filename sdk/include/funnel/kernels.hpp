@@ -36,6 +36,9 @@ void dense_forward_batch(const float* weight, const float* bias, size_t out, siz
 // y = x w for x [rows, in] and w [in, out], row-major (the co-action micro-MLP's layout).
 void matmul(const float* x, size_t rows, size_t in, const float* w, size_t out, float* y);
 
+// x[i] = tanh(x[i]), within 2 ulp; the one tanh of the SDK and the trainer.
+void tanh_inplace(float* x, size_t n);
+
 // The k best scores in descending order; ties go to the lower index, so results never depend on
 // the scan order. Entries with skip[i] != 0 are left out (skip may be empty).
 void top_k(std::span<const float> scores, size_t k, std::span<const uint8_t> skip, std::vector<Hit>* out);

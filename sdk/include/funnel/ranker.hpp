@@ -30,6 +30,8 @@ struct CoActionView {
   uint32_t induction_width() const { return block_size() * (order_independent ? orders : 1); }
   // orders x (sum of the layer sizes): every layer's output for every order.
   uint32_t output_dim() const;
+  // Floats of the cache of coaction_forward over `rows` feed vectors.
+  size_t cache_size(size_t rows) const;
 };
 
 // Encoded item features are rows of `item_columns` ids; the item and behaviour inputs' `feature` is a
@@ -58,21 +60,19 @@ struct RankInput {
 
 // Per-call buffers, reused across calls by one thread.
 struct RankScratch {
-  std::vector<float> inputs, hidden_a, hidden_b, feed_powers, micro;
+  std::vector<float> inputs, hidden_a, hidden_b, feed, cache;
 };
 
 // logits[c] for every candidate: the part shared by all candidates (user, pooled behaviours, feed
 // powers) is computed once, then the co-action unit and the dense layers run across the candidates.
 void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* scratch, float* logits);
 
-// The co-action unit for one induction row against `feed_rows` feed vectors whose element-wise powers
-// 1..orders are given as powers[c - 1][feed_rows, feed_dim] (consecutive blocks). Writes output_dim()
-// floats: per order, the sum over the feed rows of every layer's output. `micro` holds at least
-// 2 * max(feed_rows, 1) * max(feed_dim, widest layer) floats.
-void coaction_forward(const CoActionView& unit, const float* induction_row, const float* powers, size_t feed_rows,
-                      float* micro, float* out);
-
-// powers[c - 1][r, d] = feed[r, d]^c for c = 1..orders.
-void coaction_feed_powers(const CoActionView& unit, const float* feed, size_t feed_rows, float* powers);
+// The co-action unit. Its cache holds, per order c, the feed's power [rows, feed_dim] followed by every
+// hidden layer's output [rows, size] (the trainer's backward reads them), then one spare row.
+// coaction_feed_powers writes the powers feed^c, c = 1..orders, once per feed; coaction_forward then
+// runs the micro-MLP of one induction row and writes output_dim() floats: per order, the sum over the
+// rows of every layer's output.
+void coaction_feed_powers(const CoActionView& unit, const float* feed, size_t rows, float* cache);
+void coaction_forward(const CoActionView& unit, const float* induction_row, size_t rows, float* cache, float* out);
 
 }  // namespace funnel
