@@ -1,0 +1,75 @@
+// Ranking hot paths: one user against 1,000 candidates with 50 behaviours, CAN against the plain DNN of
+// the same MLP width, through Model::rank (keys in, probabilities out). The two model files are also
+// written to build/bench/, with the request, so that bench/bench_ranking_wasm.mjs scores the same files
+// in WebAssembly.
+//   build/release/bench/funnel_bench --benchmark_filter=Rank --benchmark_min_time=0.5
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "ctr_data.hpp"
+#include "export.hpp"
+#include "funnel/funnel.hpp"
+#include "ranker_model.hpp"
+#include "synthetic.hpp"
+
+namespace {
+
+constexpr size_t kCandidates = 1000, kBehaviours = 50;
+
+struct Fixture {
+  std::vector<uint8_t> bytes;
+  std::vector<std::string> candidates, behaviours;
+};
+
+// The built-in dataset with 2,000 items, the Amazon models' shape (item id and category, each with its
+// own co-action pair of 3 orders, MLP 200-80), initialised as training starts.
+const Fixture& fixture(const std::string& model) {
+  static std::map<std::string, Fixture> cache;
+  if (auto it = cache.find(model); it != cache.end()) return it->second;
+  funnel::train::SyntheticOptions options;
+  options.items = 2000;
+  const std::string dir = "/tmp/funnel-bench-ranking-data";
+  static const auto data = funnel::train::load_dataset(funnel::train::write_synthetic_dataset(dir, options));
+  funnel::train::RankerConfig config;
+  config.model = model;
+  funnel::train::RankerModel ranker(data, config);
+  funnel::train::Rng rng(1);
+  ranker.init(rng);
+  Fixture f;
+  f.bytes = funnel::train::export_ranker(data, ranker, {});
+  std::filesystem::create_directories("build/bench");
+  std::ofstream("build/bench/ranker-" + model + ".funnel", std::ios::binary)
+      .write(reinterpret_cast<const char*>(f.bytes.data()), static_cast<std::streamsize>(f.bytes.size()));
+  for (size_t i = 0; i < kCandidates; ++i) f.candidates.push_back(data.items.keys[(i * 7) % data.items.size()]);
+  for (size_t i = 0; i < kBehaviours; ++i) f.behaviours.push_back(data.items.keys[(i * 13 + 5) % data.items.size()]);
+  std::ofstream request("build/bench/ranker-request.json");
+  const auto list = [&request](const std::vector<std::string>& keys) {
+    for (size_t i = 0; i < keys.size(); ++i) request << (i ? ",\"" : "\"") << keys[i] << "\"";
+  };
+  request << "{\"behaviours\": [";
+  list(f.behaviours);
+  request << "], \"candidates\": [";
+  list(f.candidates);
+  request << "]}\n";
+  return cache.emplace(model, std::move(f)).first->second;
+}
+
+void BM_Rank(benchmark::State& state, const std::string& model_name) {
+  const Fixture& f = fixture(model_name);
+  std::unique_ptr<funnel::Model> model;
+  if (!funnel::Model::load_bytes(f.bytes.data(), f.bytes.size(), &model)) state.SkipWithError("model does not load");
+  std::vector<float> probabilities;
+  for (auto _ : state) {
+    if (!model->rank(funnel::Features{}, f.behaviours, f.candidates, &probabilities)) state.SkipWithError("rank failed");
+    benchmark::DoNotOptimize(probabilities.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kCandidates));
+  state.SetLabel(funnel::kernels::isa());
+}
+BENCHMARK_CAPTURE(BM_Rank, can, std::string("can"))->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Rank, dnn, std::string("dnn"))->Unit(benchmark::kMicrosecond);
+
+}  // namespace
