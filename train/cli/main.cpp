@@ -327,7 +327,7 @@ int run_inspect(const std::string& path) {
     };
     describe("user inputs     ", ranker.user_inputs, false);
     describe("candidate inputs", ranker.item_inputs, true);
-    describe(ranker.behaviour_inputs.empty() || ranker.behaviour_inputs[0].pooling == Pooling::kSum ? "behaviours (sum) "
+    describe(ranker.behaviour_inputs.empty() || ranker.behaviour_inputs[0].pooling == Pooling::kSum ? "behaviours (sum)"
                                                                                                     : "behaviours (mean)",
              ranker.behaviour_inputs, true);
     std::cout << "  max behaviours   " << ranker.max_behaviours << "\n";
