@@ -12,6 +12,7 @@
 #include "ranker.hpp"
 #include "ranker_model.hpp"
 #include "support.hpp"
+#include "two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::test::expect_close;
@@ -213,4 +214,41 @@ TEST_CASE("Ranker: training learns the synthetic data, for every loss", "[ranker
       CHECK(again.auc == Approx(result.test.auc).margin(1e-9));
     }
   }
+}
+
+TEST_CASE("Ranker: retrieval and ranking sit side by side in one file", "[ranker][model-file]") {
+  const auto& data = funnel::test::small_dataset();
+  TrainConfig retrieval_config;
+  retrieval_config.seed = 2;
+  const TwoTowerModel towers(data, retrieval_config);
+  RankerModel ranker(data, small_config("can"));
+  Rng rng(8);
+  ranker.init(rng);
+  const RetrievalPart retrieval{towers, retrieval_config};
+  const std::vector<uint8_t> both = export_funnel(data, &retrieval, &ranker, {});
+  const std::vector<uint8_t> ranking_only = export_ranker(data, ranker, {});
+  const std::vector<uint8_t> retrieval_only = export_two_tower(data, towers, retrieval_config, {});
+  std::unique_ptr<funnel::Model> model, ranking_model, retrieval_model;
+  REQUIRE(funnel::Model::load_bytes(both.data(), both.size(), &model).is_ok());
+  REQUIRE(funnel::Model::load_bytes(ranking_only.data(), ranking_only.size(), &ranking_model).is_ok());
+  REQUIRE(funnel::Model::load_bytes(retrieval_only.data(), retrieval_only.size(), &retrieval_model).is_ok());
+  CHECK(model->has_retrieval());
+  CHECK(model->has_ranking());
+  const funnel::Features& user = data.users.raw[3];
+  std::vector<funnel::Recommendation> retrieved, expected_retrieved;
+  funnel::RetrieveOptions options;
+  options.k = 20;
+  REQUIRE(model->retrieve(user, options, &retrieved).is_ok());
+  REQUIRE(retrieval_model->retrieve(user, options, &expected_retrieved).is_ok());
+  REQUIRE(retrieved.size() == expected_retrieved.size());
+  std::vector<std::string> candidates;
+  for (size_t i = 0; i < retrieved.size(); ++i) {
+    CHECK(retrieved[i].key == expected_retrieved[i].key);
+    candidates.emplace_back(retrieved[i].key);
+  }
+  const std::vector<std::string> behaviours = {data.items.keys[5], data.items.keys[9]};
+  std::vector<float> ranked, expected_ranked;
+  REQUIRE(model->rank(user, behaviours, candidates, &ranked).is_ok());
+  REQUIRE(ranking_model->rank(user, behaviours, candidates, &expected_ranked).is_ok());
+  CHECK(ranked == expected_ranked);
 }

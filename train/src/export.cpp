@@ -128,12 +128,10 @@ std::vector<uint8_t> finish(FlatBufferBuilder& builder, Offset<fb::Model> root) 
 
 }  // namespace
 
-std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,
-                                      const Metadata& metadata) {
-  FlatBufferBuilder builder(1 << 20);
-  TensorWriter tensors(builder);
+namespace {
 
-  const auto features = write_features(builder, data);
+Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWriter& tensors, const Dataset& data,
+                                           const TwoTowerModel& model, const TrainConfig& config) {
 
   const TowerView user_view = model.user_tower().view();
   const TowerView item_view = model.item_tower().view();
@@ -156,17 +154,15 @@ std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& 
   const auto keys = builder.CreateVectorOfStrings(data.items.keys);
   const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
   const auto catalogue_offset = fb::CreateCatalogue(builder, keys, key_order, embeddings);
-  const auto retrieval = fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
-
-  const auto entries = write_metadata(builder, metadata);
-  return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
-                                         builder.CreateVector(tensors.tensors()), retrieval, entries));
+  return fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
 }
 
-std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata) {
-  FlatBufferBuilder builder(1 << 20);
-  TensorWriter tensors(builder);
-  const auto features = write_features(builder, data);
+struct RankingOffsets {
+  Offset<fb::RankingStage> stage;
+  Offset<fb::ItemTable> items;
+};
+
+RankingOffsets write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, const Dataset& data, const RankerModel& model) {
   const RankerView& view = model.view();
 
   const auto inputs = [&](const std::vector<TowerInputView>& views, const std::vector<const Parameter*>& tables,
@@ -217,9 +213,32 @@ std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model
   const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
   const auto items = fb::CreateItemTable(builder, keys, key_order, builder.CreateVector(model.item_column_features()),
                                          builder.CreateVector(model.item_ids()));
+  return {ranking, items};
+}
+
+}  // namespace
+
+std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
+                                   const Metadata& metadata) {
+  FlatBufferBuilder builder(1 << 20);
+  TensorWriter tensors(builder);
+  const auto features = write_features(builder, data);
+  const auto retrieval_stage = retrieval ? write_retrieval(builder, tensors, data, retrieval->model, retrieval->config) : 0;
+  const RankingOffsets ranking = ranker ? write_ranking(builder, tensors, data, *ranker) : RankingOffsets{};
   const auto entries = write_metadata(builder, metadata);
   return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
-                                         builder.CreateVector(tensors.tensors()), 0, entries, ranking, items));
+                                         builder.CreateVector(tensors.tensors()), retrieval_stage, entries, ranking.stage,
+                                         ranking.items));
+}
+
+std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,
+                                      const Metadata& metadata) {
+  const RetrievalPart retrieval{model, config};
+  return export_funnel(data, &retrieval, nullptr, metadata);
+}
+
+std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata) {
+  return export_funnel(data, nullptr, &model, metadata);
 }
 
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -20,6 +20,16 @@ std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& 
 
 class RankerModel;
 
+struct RetrievalPart {
+  const TwoTowerModel& model;
+  const TrainConfig& config;
+};
+
+// One file with whichever stages are given (both may sit side by side: the features are the dataset's
+// in both). At least one should be given.
+std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
+                                   const Metadata& metadata);
+
 // The features, the item table (every item of the dataset, in table order, with the ranking's item
 // feature ids) and the ranking stage.
 std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata);
