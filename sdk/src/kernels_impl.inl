@@ -61,11 +61,9 @@ namespace {
 // one AVX register, two SSE or simd128 registers): the accumulators stay in registers along the outputs.
 typedef float Float8 __attribute__((vector_size(32)));
 
-inline Float8 load8(const float* p) {
-  Float8 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
+// Through a pointer rather than a return value: a 32-byte vector returned by value warns (-Wpsabi)
+// in the builds without AVX.
+inline void load8(Float8* v, const float* p) { __builtin_memcpy(v, p, sizeof *v); }
 
 template <size_t kVectors>
 void matmul_by8(const float* x, size_t rows, size_t in, const float* w, float* y) {
@@ -77,7 +75,8 @@ void matmul_by8(const float* x, size_t rows, size_t in, const float* w, float* y
     Float8 acc[4][kVectors] = {};
     for (size_t i = 0; i < in; ++i)
       for (size_t v = 0; v < kVectors; ++v) {
-        const Float8 wv = load8(w + i * kOut + 8 * v);
+        Float8 wv;
+        load8(&wv, w + i * kOut + 8 * v);
         for (size_t q = 0; q < 4; ++q) acc[q][v] += x[(r + q) * in + i] * wv;
       }
     __builtin_memcpy(y + r * kOut, acc, sizeof acc);
@@ -85,7 +84,11 @@ void matmul_by8(const float* x, size_t rows, size_t in, const float* w, float* y
   for (; r < rows; ++r) {
     Float8 acc[kVectors] = {};
     for (size_t i = 0; i < in; ++i)
-      for (size_t v = 0; v < kVectors; ++v) acc[v] += x[r * in + i] * load8(w + i * kOut + 8 * v);
+      for (size_t v = 0; v < kVectors; ++v) {
+        Float8 wv;
+        load8(&wv, w + i * kOut + 8 * v);
+        acc[v] += x[r * in + i] * wv;
+      }
     __builtin_memcpy(y + r * kOut, acc, sizeof acc);
   }
 }

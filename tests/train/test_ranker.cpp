@@ -199,6 +199,10 @@ TEST_CASE("Ranker: training learns the synthetic data, for every loss", "[ranker
     SECTION(loss) {
       RankerConfig config;
       config.max_history = 10;
+      config.embedding_dim = 8;  // small enough for the sanitizer build
+      config.hidden = {32, 16};
+      config.coaction_feed_dim = 8;
+      config.coaction_layers = {4, 2};
       config.loss = loss;
       config.epochs = 3;
       config.batch_size = 64;

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "checkpoint.hpp"
+#include "gradient_check.hpp"
 #include "errors.hpp"
 #include "adam.hpp"
 #include "lr_schedule.hpp"
@@ -197,4 +198,45 @@ TEST_CASE("Lazy Adam: touched rows move as with dense Adam, untouched rows stay"
   for (size_t i : {0u, 1u, 4u, 5u, 6u, 7u}) CHECK(lazy.value[i] == Approx(0.1 * i));  // untouched rows
   CHECK(lazy.touched.empty());
   CHECK(dense.grad[2] == 0.0f);
+}
+
+TEST_CASE("Deferred Adam: bit-identical to dense Adam, rows brought up to date when read", "[training][optimizer]") {
+  // Rows touched at random steps, some never; a dense (not sparse) parameter alongside. Deferred Adam
+  // catches up the rows each step reads, as the ranker does, and everything at the end.
+  Rng rng(31);
+  Parameter dense_table("table", {12, 5}), deferred_table("table", {12, 5});
+  Parameter dense_mlp("mlp", {3, 4}), deferred_mlp("mlp", {3, 4});
+  for (Parameter* p : {&dense_table, &deferred_table}) p->make_sparse(5);
+  const std::vector<float> start = funnel::test::random_values(60, rng), start_mlp = funnel::test::random_values(12, rng);
+  dense_table.value = deferred_table.value = start;
+  dense_mlp.value = deferred_mlp.value = start_mlp;
+  AdamOptions dense_options{0.01f, 0.9f, 0.999f, 1e-8f, false, false};
+  AdamOptions deferred_options = dense_options;
+  deferred_options.deferred = true;
+  Adam dense({&dense_table, &dense_mlp}, dense_options);
+  Adam deferred({&deferred_table, &deferred_mlp}, deferred_options);
+  for (int step = 0; step < 40; ++step) {
+    std::vector<std::pair<uint32_t, uint32_t>> read;
+    for (uint32_t row = 0; row < 11; ++row)
+      if (rng.uniform() < 0.3) read.emplace_back(0u, row);
+    if (step == 0) read.emplace_back(0u, 11u);  // row 11 is read once, then only moved by its momentum
+    deferred.catch_up_rows(read);
+    for (size_t k = 0; k < read.size(); ++k)  // the rows a forward pass would read now equal dense Adam's
+      for (size_t d = 0; d < 5; ++d) REQUIRE(deferred_table.value[read[k].second * 5 + d] == dense_table.value[read[k].second * 5 + d]);
+    for (const auto& [parameter, row] : read)
+      for (Parameter* p : {&dense_table, &deferred_table}) {
+        for (size_t d = 0; d < 5; ++d) p->grad[row * 5 + d] = static_cast<float>(row + d) * 0.01f - 0.03f;
+        p->touch(row);
+      }
+    for (size_t i = 0; i < 12; ++i) dense_mlp.grad[i] = deferred_mlp.grad[i] = static_cast<float>(step % 5) * 0.1f - 0.2f;
+    dense.step();
+    deferred.step();
+  }
+  const Adam::State dense_state = dense.state(), deferred_state = deferred.state();  // state() syncs
+  CHECK(deferred_table.value == dense_table.value);
+  CHECK(deferred_mlp.value == dense_mlp.value);
+  CHECK(deferred_state.m == dense_state.m);
+  CHECK(deferred_state.v == dense_state.v);
+  CHECK(deferred_table.value[55] != dense_table.value[55] - 1.0f);
+  CHECK(std::fabs(deferred_table.value[55] - start[55]) > 1e-3f);  // it kept moving after its one gradient
 }

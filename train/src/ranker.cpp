@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <unordered_map>
 
 #include "adam.hpp"
 #include "ctr_losses.hpp"
@@ -86,7 +87,30 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   AdamOptions adam_options;
   adam_options.learning_rate = config.learning_rate;
   adam_options.lazy = config.optimizer == "lazy_adam";
+  // Dense Adam's values, computed late: a step costs what its batch touches, not the tables' size.
+  adam_options.deferred = !adam_options.lazy;
   Adam adam(parameters, adam_options);
+  // The rows a batch reads, once each, for deferred Adam to bring up to date before the forward pass.
+  std::vector<std::vector<uint8_t>> marked(parameters.size());
+  std::unordered_map<const Parameter*, uint32_t> index_of;
+  for (uint32_t i = 0; i < parameters.size(); ++i) {
+    index_of[parameters[i]] = i;
+    if (parameters[i]->sparse) marked[i].assign(parameters[i]->size() / parameters[i]->row_size, 0);
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> rows_read;
+  const auto catch_up = [&](std::span<const uint32_t> batch) {
+    if (!adam_options.deferred) return;
+    rows_read.clear();
+    model.for_each_row_read(instances, train, batch, [&](const Parameter* p, uint32_t row) {
+      const uint32_t i = index_of.at(p);
+      if (!marked[i][row]) {
+        marked[i][row] = 1;
+        rows_read.emplace_back(i, row);
+      }
+    });
+    for (const auto& [i, row] : rows_read) marked[i][row] = 0;
+    adam.catch_up_rows(rows_read);
+  };
   GhmC ghm(config.ghm_bins, config.ghm_momentum);
   const FocalOptions focal{config.focal_gamma, config.focal_alpha};
 
@@ -123,6 +147,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       const size_t begin = step * config.batch_size, end = std::min(n, begin + config.batch_size);
       const std::span<const uint32_t> batch(order.data() + begin, end - begin);
       const size_t b = batch.size();
+      catch_up(batch);
       model.forward(instances, train, batch, logits.data());
       std::vector<float> labels(b);
       for (size_t k = 0; k < b; ++k) labels[k] = train.label[batch[k]];
@@ -142,6 +167,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
         observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1),
                              static_cast<double>(end) / seconds_since(start));
     }
+    adam.sync_all();  // the rest of dense Adam's work for this epoch, timed with it
     RankerEpoch record;
     record.epoch = epoch;
     record.loss = loss_sum / static_cast<double>(steps);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -52,6 +53,11 @@ class RankerModel {
   };
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
+  // Every (table, row) the forward of `batch` reads, possibly repeated: deferred Adam brings them up to
+  // date first.
+  template <typename Visit>
+  void for_each_row_read(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch, Visit&& visit) const;
+
   // Training: forward of a batch of a split's instances (logits out), then backward from d loss / d logit.
   void forward(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch, float* logits);
   void backward(std::span<const float> dlogits);
@@ -88,5 +94,32 @@ class RankerModel {
   std::vector<float> feed_rows_;                       // per thread: gathered feed embeddings
   std::vector<float> scratch_;                         // per thread: co-action backward scratch
 };
+
+template <typename Visit>
+void RankerModel::for_each_row_read(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch,
+                                    Visit&& visit) const {
+  const size_t columns = view_.item_columns;
+  const size_t user_offset = feature_offset(data_, data_.users);
+  for (uint32_t i : batch) {
+    const uint32_t user = split.user[i], target = split.target[i];
+    const uint32_t begin = instances.history_offsets[split.history[i]], end = instances.history_offsets[split.history[i] + 1];
+    const uint32_t first = end - std::min(end - begin, config_.max_history);
+    for (size_t k = 0; k < user_tables_.size(); ++k)
+      for (uint32_t id : data_.users.features[user_rows_[k]].ids_of(user)) visit(user_tables_[k], id);
+    for (size_t c = 0; c < columns; ++c) {
+      visit(item_tables_[c], item_ids_[target * columns + c]);
+      for (uint32_t h = first; h < end; ++h) visit(item_tables_[c], item_ids_[instances.history_items[h] * columns + c]);
+    }
+    for (size_t k = 0; k < units_.size(); ++k) {
+      const CoActionView& shape = units_[k].shape();
+      visit(induction_tables_[k], item_ids_[target * columns + shape.induction_column]);
+      if (shape.feed_sequence) {
+        for (uint32_t h = first; h < end; ++h) visit(feed_tables_[k], item_ids_[instances.history_items[h] * columns + shape.feed]);
+      } else {
+        visit(feed_tables_[k], data_.users.features[shape.feed - user_offset].ids_of(user)[0]);
+      }
+    }
+  }
+}
 
 }  // namespace funnel::train
