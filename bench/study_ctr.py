@@ -70,6 +70,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=None, help="subset of the variants (models) or losses to run")
     parser.add_argument("--funnel", default=os.path.join(ROOT, "build", "release", "train", "funnel"))
+    parser.add_argument("--extra", nargs="*", default=[], help="config overrides for every run, KEY=VALUE (e.g. data_seed=1)")
     args = parser.parse_args()
     table = VARIANTS if args.study == "models" else LOSSES
     names = args.variants or list(table)
@@ -81,10 +82,11 @@ def main():
         overrides = dict(overrides)
         if args.study == "losses":
             overrides.update({"model": "dnn", "negatives": 10})
-        reports = [run(args.funnel, args.dataset, ("loss-" if args.study == "losses" else "") + name, overrides, s, out_dir)
-                   for s in args.seeds]
+        overrides.update(e.split("=", 1) for e in args.extra)
+        slug = ("loss-" if args.study == "losses" else "") + name + "".join("-" + e.replace("=", "") for e in args.extra)
+        reports = [run(args.funnel, args.dataset, slug, overrides, s, out_dir) for s in args.seeds]
         rows.append((label, reports))
-    print(f"\n{args.dataset}, seeds {' '.join(map(str, args.seeds))}\n")
+    print(f"\n{args.dataset}, seeds {' '.join(map(str, args.seeds))}{', ' + ' '.join(args.extra) if args.extra else ''}\n")
     print("| model | params | epochs chosen | test AUC | test GAUC | test LogLoss | samples/s |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for label, reports in rows:

@@ -256,3 +256,47 @@ TEST_CASE("Ranker: retrieval and ranking sit side by side in one file", "[ranker
   REQUIRE(ranking_model->rank(user, behaviours, candidates, &expected_ranked).is_ok());
   CHECK(ranked == expected_ranked);
 }
+
+TEST_CASE("Ranker: a loss that stops being finite stops training with epoch, step and learning rate", "[ranker][training]") {
+  CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 1, 0})};
+  RankerConfig config = small_config("can");
+  config.learning_rate = 1e30f;
+  try {
+    train_ranker(ctr, config);
+    FAIL("training went on with an infinite learning rate");
+  } catch (const TrainingError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("the loss became") && Catch::Contains("epoch 1") && Catch::Contains("step") &&
+                             Catch::Contains("learning rate"));
+  }
+}
+
+TEST_CASE("Ranker: bit flips in a ranking file are refused or harmless, never a crash", "[ranker][model][hostile]") {
+  const auto& data = funnel::test::small_dataset();
+  RankerModel model(data, small_config("full"));
+  Rng rng(12);
+  model.init(rng);
+  const std::vector<uint8_t> bytes = export_ranker(data, model, {});
+  const std::vector<std::string> behaviours = {data.items.keys[1], data.items.keys[2], data.items.keys[3]};
+  const std::vector<std::string> candidates = {data.items.keys[4], data.items.keys[5]};
+  size_t refused = 0, loaded = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::vector<uint8_t> damaged = bytes;
+    // Mostly in the first and last 4 KiB, where the tables, vectors of indices and offsets live.
+    const size_t region = std::min<size_t>(4096, damaged.size());
+    const size_t at = trial % 3 == 0 ? rng.below(damaged.size()) : trial % 3 == 1 ? rng.below(region) : damaged.size() - 1 - rng.below(region);
+    damaged[at] ^= static_cast<uint8_t>(1u << rng.below(8));
+    std::unique_ptr<funnel::Model> loaded_model;
+    const funnel::Status status = funnel::Model::load_bytes(damaged.data(), damaged.size(), &loaded_model);
+    if (!status) {
+      ++refused;
+      CHECK(!status.message().empty());
+      continue;
+    }
+    ++loaded;
+    // A file that passes verification must be safe to use (the sanitizer build watches this).
+    std::vector<float> p;
+    (void)loaded_model->rank(data.users.raw[0], behaviours, candidates, &p);
+  }
+  CHECK(refused > 0);
+  CHECK(refused + loaded == 400);
+}

@@ -443,6 +443,21 @@ int run_rank(const std::string& model_path, std::string user, const std::vector<
   return 0;
 }
 
+// The options `train` and `train-ranker` share.
+void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example) {
+  command->add_option("--data", args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  command->add_option("--data-root", args.data_root, "folder the description's file paths are relative to");
+  command->add_option("--config", args.config, config_name + " (JSON); defaults for every missing field")->check(CLI::ExistingFile);
+  command->add_option("--out", args.out, "model file to write")->capture_default_str();
+  command->add_option("--epochs", args.epochs, "override the config's epochs");
+  command->add_option("--batch-size", args.batch_size, "override the config's batch_size");
+  command->add_option("--seed", args.seed, "override the config's seed");
+  command->add_option("--threads", args.threads, "override the config's threads (0: every core)");
+  command->add_option("--set", args.set, "override any config field: key=value (repeatable), e.g. --set " + set_example);
+  command->add_option("--metrics-log", args.metrics_log, "write per-epoch metrics as JSON lines");
+  command->add_option("--report", args.report, "write the run's final metrics and throughput as JSON");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -460,33 +475,13 @@ int main(int argc, char** argv) {
 
   TrainArgs train;
   auto* train_cmd = app.add_subcommand("train", "train a two-tower retrieval model and export a .funnel file");
-  train_cmd->add_option("--data", train.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
-  train_cmd->add_option("--data-root", train.data_root, "folder the description's file paths are relative to");
-  train_cmd->add_option("--config", train.config, "training config (JSON); defaults for every missing field")->check(CLI::ExistingFile);
-  train_cmd->add_option("--out", train.out, "model file to write")->capture_default_str();
-  train_cmd->add_option("--epochs", train.epochs, "override the config's epochs");
-  train_cmd->add_option("--batch-size", train.batch_size, "override the config's batch_size");
-  train_cmd->add_option("--seed", train.seed, "override the config's seed");
-  train_cmd->add_option("--threads", train.threads, "override the config's threads (0: every core)");
-  train_cmd->add_option("--set", train.set, "override any config field: key=value (repeatable), e.g. --set negatives=cbns");
-  train_cmd->add_option("--metrics-log", train.metrics_log, "write per-epoch metrics as JSON lines");
-  train_cmd->add_option("--report", train.report, "write the run's final metrics and throughput as JSON");
+  add_training_options(train_cmd, train, "training config", "negatives=cbns");
   train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
   train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
 
   TrainArgs ranker;
   auto* ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
-  ranker_cmd->add_option("--data", ranker.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
-  ranker_cmd->add_option("--data-root", ranker.data_root, "folder the description's file paths are relative to");
-  ranker_cmd->add_option("--config", ranker.config, "ranking config (JSON); defaults for every missing field")->check(CLI::ExistingFile);
-  ranker_cmd->add_option("--out", ranker.out, "model file to write")->capture_default_str();
-  ranker_cmd->add_option("--epochs", ranker.epochs, "override the config's epochs");
-  ranker_cmd->add_option("--batch-size", ranker.batch_size, "override the config's batch_size");
-  ranker_cmd->add_option("--seed", ranker.seed, "override the config's seed");
-  ranker_cmd->add_option("--threads", ranker.threads, "override the config's threads (0: every core)");
-  ranker_cmd->add_option("--set", ranker.set, "override any config field: key=value (repeatable), e.g. --set model=dnn");
-  ranker_cmd->add_option("--metrics-log", ranker.metrics_log, "write per-epoch metrics as JSON lines");
-  ranker_cmd->add_option("--report", ranker.report, "write the run's final metrics and throughput as JSON");
+  add_training_options(ranker_cmd, ranker, "ranking config", "model=dnn");
 
   std::string rank_model, rank_user = "{}";
   std::vector<std::string> rank_behaviours, rank_candidates;

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "logistic.hpp"
+
 namespace funnel::train {
 
 namespace {
@@ -14,17 +16,6 @@ void check_sizes(const char* loss, std::span<const float> logits, std::span<cons
   if (labels.size() != logits.size() || dlogits.size() != logits.size())
     throw std::invalid_argument(std::string(loss) + ": logits, labels and dlogits differ in size");
 }
-
-// sigmoid(x) without overflow: exp is only taken of -|x|, and 1 - p is obtained as sigmoid(-x), not by a
-// subtraction that would round a confident prediction's remainder to 0.
-double sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
-
-// -y log p - (1 - y) log(1 - p) = max(x, 0) - x y + log(1 + e^{-|x|}), finite for every finite logit.
-double cross_entropy(double x, double y) { return std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x))); }
 
 }  // namespace
 

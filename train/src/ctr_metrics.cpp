@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "logistic.hpp"
+
 namespace funnel::train {
 
 namespace {
@@ -88,7 +90,7 @@ double log_loss(std::span<const float> logits, std::span<const float> labels) {
   for (size_t i = 0; i < logits.size(); ++i) {
     const double x = logits[i], y = labels[i];
     // -y log p - (1 - y) log(1 - p) from the logit, so a confident wrong prediction costs |x| instead of log(0).
-    sum += std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x)));
+    sum += cross_entropy(x, y);
   }
   return sum / static_cast<double>(logits.size());
 }

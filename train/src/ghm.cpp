@@ -8,21 +8,9 @@
 #include <vector>
 
 #include "ctr_losses.hpp"
+#include "logistic.hpp"
 
 namespace funnel::train {
-
-namespace {
-
-double sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
-
-// The cross-entropy from the logit: max(x, 0) - x y + log(1 + e^{-|x|}), finite for every finite logit.
-double cross_entropy(double x, double y) { return std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x))); }
-
-}  // namespace
 
 GhmC::GhmC(uint32_t bins, float momentum) : momentum_(momentum), accumulated_(bins, 0.0f) {
   if (bins == 0) throw std::invalid_argument("GHM-C needs at least one bin");
