@@ -153,6 +153,8 @@ CtrDataset load_dien(const DatasetDescription& description, const CtrOptions& op
   const std::string train = file("train"), test = file("test");
   DienReader reader(options);
   reader.read(train, &CtrInstances::train);
+  // DIEN's own files have no validation split; one may be given, in the same format.
+  if (description.json.contains("validation")) reader.read(file("validation"), &CtrInstances::validation);
   reader.read(test, &CtrInstances::test);
   return reader.finish(description.name);
 }
