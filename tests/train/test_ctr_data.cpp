@@ -201,6 +201,19 @@ TEST_CASE("DIEN reader: rows become users, items and instances", "[ctr_data]") {
   CHECK(instances.history_count() == 3);
 }
 
+TEST_CASE("DIEN reader: an optional validation file gives the validation split", "[ctr_data]") {
+  DienFiles files("1\tU1\tm1\tc1\tm2\tc2\n", "1\tU1\tm3\tc3\tm2^m1\tc2^c1\n");
+  files.dir.write("local_valid", "1\tU1\tm4\tc4\tm2\tc2\n0\tU1\tm5\tc5\tm2\tc2\n");
+  const std::string description = files.dir.write(
+      "with-validation.json", R"({"name": "dien", "format": "dien", "train": "local_train", "validation": "local_valid", "test": "local_test"})");
+  const CtrDataset ctr = load_ctr_dataset(description, "", {});
+  CHECK(ctr.instances.train.size() == 1);
+  REQUIRE(ctr.instances.validation.size() == 2);
+  CHECK(ctr.instances.validation.label == std::vector<float>{1, 0});
+  CHECK(ctr.data.items.keys[ctr.instances.validation.target[1]] == "m5");
+  CHECK(ctr.instances.test.size() == 1);
+}
+
 TEST_CASE("DIEN reader: a broken row names file, line and field", "[ctr_data][errors]") {
   const std::string good = "1\tU1\tm1\tc1\tm2\tc2\n";
   SECTION("a label that is not 0 or 1") {
