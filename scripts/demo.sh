@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: train on the built-in dataset, export one .funnel file, and recommend from it with the
+# The main job: train on the built-in dataset, export .funnel files, and recommend (retrieve, then rank) with the
 # native SDK and with the WASM module in Node. Installs whatever is missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -26,3 +26,16 @@ $FUNNEL recommend --model "$OUT/model.funnel" --user "$USER_JSON" -k 10
 
 echo "==> the same request through the WASM module in Node"
 node wasm/examples/recommend.mjs "$OUT/model.funnel" "$USER_JSON" 10
+
+echo "==> training the ranking stage (CAN) on the same data"
+$FUNNEL train-ranker --data "$OUT/data/dataset.json" --out "$OUT/ranker.funnel" --metrics-log "$OUT/ranker-metrics.jsonl"
+
+# The user's 20 most recent interactions are the behaviour sequence; the 20 retrieved items the candidates.
+BEHAVIOURS=$(grep '^u42,' "$OUT/data/interactions.csv" | sort -t, -k3,3n | tail -20 | cut -d, -f2 | paste -sd, -)
+CANDIDATES=$($FUNNEL recommend --model "$OUT/model.funnel" --user "$USER_JSON" -k 20 --exclude "$BEHAVIOURS" --json |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).recommendations.map(r=>r.key).join(",")))')
+echo "==> ranking u42's 20 retrieved items by click probability, native SDK"
+$FUNNEL rank --model "$OUT/ranker.funnel" --behaviours "$BEHAVIOURS" --candidates "$CANDIDATES"
+
+echo "==> the same ranking through the WASM module in Node"
+node wasm/examples/rank.mjs "$OUT/ranker.funnel" '{}' "$BEHAVIOURS" "$CANDIDATES"
