@@ -383,21 +383,24 @@ Features features_from_json(const std::string& text) {
   return features;
 }
 
-int run_recommend(const std::string& model_path, std::string user, size_t k, const std::vector<std::string>& exclude, bool as_json) {
+// --user: a JSON object, or @file holding one.
+Features user_features(const std::string& argument) {
+  if (argument.empty() || argument[0] != '@') return features_from_json(argument);
+  std::ifstream in(argument.substr(1));
+  if (!in) throw ConfigError(argument.substr(1) + ": cannot open");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return features_from_json(buffer.str());
+}
+
+int run_recommend(const std::string& model_path, const std::string& user, size_t k, const std::vector<std::string>& exclude, bool as_json) {
   const auto model = open_model(model_path);
-  if (!user.empty() && user[0] == '@') {
-    std::ifstream in(user.substr(1));
-    if (!in) throw ConfigError(user.substr(1) + ": cannot open");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    user = buffer.str();
-  }
   RetrieveOptions options;
   options.k = k;
   options.exclude = exclude;
   std::vector<Recommendation> recommendations;
   const auto start = std::chrono::steady_clock::now();
-  if (Status s = model->retrieve(features_from_json(user), options, &recommendations); !s) throw std::runtime_error(s.to_string());
+  if (Status s = model->retrieve(user_features(user), options, &recommendations); !s) throw std::runtime_error(s.to_string());
   const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
   if (as_json) {
     json items = json::array();
@@ -413,20 +416,13 @@ int run_recommend(const std::string& model_path, std::string user, size_t k, con
 }
 
 // ---- rank --------------------------------------------------------------------------------------------
-int run_rank(const std::string& model_path, std::string user, const std::vector<std::string>& behaviours,
+int run_rank(const std::string& model_path, const std::string& user, const std::vector<std::string>& behaviours,
              const std::vector<std::string>& candidates, bool as_json) {
   const auto model = open_model(model_path);
   if (!model->has_ranking()) throw std::runtime_error(model_path + ": the model has no ranking stage");
-  if (!user.empty() && user[0] == '@') {
-    std::ifstream in(user.substr(1));
-    if (!in) throw ConfigError(user.substr(1) + ": cannot open");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    user = buffer.str();
-  }
   std::vector<float> probabilities;
   const auto start = std::chrono::steady_clock::now();
-  if (Status s = model->rank(features_from_json(user), behaviours, candidates, &probabilities); !s) throw std::runtime_error(s.to_string());
+  if (Status s = model->rank(user_features(user), behaviours, candidates, &probabilities); !s) throw std::runtime_error(s.to_string());
   const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
   std::vector<size_t> order(candidates.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;

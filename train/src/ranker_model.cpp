@@ -24,7 +24,7 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     p->make_sparse(static_cast<size_t>(p->shape[1]));
     return p;
   };
-  const size_t user_offset = feature_offset(data, data.users);
+  user_offset_ = static_cast<uint32_t>(feature_offset(data, data.users));
   const size_t item_offset = feature_offset(data, data.items);
   const uint32_t dim = config.embedding_dim;
 
@@ -57,7 +57,7 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     if (data.users.features[f].def.kind == FeatureKind::kDense)
       throw ConfigError("ranking: user feature '" + name + "' is dense; the ranking stage takes categorical user features");
     user_rows_.push_back(static_cast<uint32_t>(f));
-    user_features_.push_back(static_cast<uint32_t>(user_offset + f));
+    user_features_.push_back(static_cast<uint32_t>(user_offset_ + f));
     user_tables_.push_back(table("ranking/user/" + name, {data.users.features[f].cardinality, dim}));
   }
 
@@ -88,7 +88,7 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     } else if (const int f = find_feature(data.users, pair.feed); f >= 0) {
       if (data.users.features[f].def.kind != FeatureKind::kCategorical)
         throw ConfigError(what + ": a user feed must be a categorical user feature");
-      shape.feed = static_cast<uint32_t>(user_offset + f);
+      shape.feed = static_cast<uint32_t>(user_offset_ + f);
       feed_cardinality = data.users.features[f].cardinality;
     } else {
       throw ConfigError(what + ": the feed must be a ranking item feature (read along the behaviours) or a user feature");
@@ -236,7 +236,7 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
         feed.resize(rows * shape.feed_dim);
         for (size_t r = 0; r < rows; ++r) {
           const uint32_t id = shape.feed_sequence ? item_ids_[history[r] * columns + shape.feed]
-                                                  : data_.users.features[shape.feed - feature_offset(data_, data_.users)].ids_of(user)[0];
+                                                  : data_.users.features[shape.feed - user_offset_].ids_of(user)[0];
           const float* e = feed_tables_[k]->value.data() + size_t{id} * shape.feed_dim;
           std::copy(e, e + shape.feed_dim, feed.data() + r * shape.feed_dim);
         }
@@ -346,7 +346,7 @@ void RankerModel::backward(std::span<const float> dlogits) {
         for (size_t r = 0; r < history.size(); ++r)
           add_row(*feed_tables_[k], item_ids_[history[r] * columns + shape.feed], dfeed + r * shape.feed_dim, shape.feed_dim, 1.0f);
       } else {
-        const uint32_t id = data_.users.features[shape.feed - feature_offset(data_, data_.users)].ids_of(user)[0];
+        const uint32_t id = data_.users.features[shape.feed - user_offset_].ids_of(user)[0];
         add_row(*feed_tables_[k], id, dfeed, shape.feed_dim, 1.0f);
       }
     }

@@ -69,6 +69,7 @@ class RankerModel {
   const Dataset& data_;
   RankerConfig config_;
   std::vector<std::unique_ptr<Parameter>> owned_;
+  uint32_t user_offset_ = 0;              // model feature index of the first user feature
   std::vector<Parameter*> user_tables_;   // per user input
   std::vector<uint32_t> user_features_;   // model feature index per user input
   std::vector<uint32_t> user_rows_;       // users-table feature column per user input
@@ -99,7 +100,6 @@ template <typename Visit>
 void RankerModel::for_each_row_read(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch,
                                     Visit&& visit) const {
   const size_t columns = view_.item_columns;
-  const size_t user_offset = feature_offset(data_, data_.users);
   for (uint32_t i : batch) {
     const uint32_t user = split.user[i], target = split.target[i];
     const uint32_t begin = instances.history_offsets[split.history[i]], end = instances.history_offsets[split.history[i] + 1];
@@ -116,7 +116,7 @@ void RankerModel::for_each_row_read(const CtrInstances& instances, const CtrSpli
       if (shape.feed_sequence) {
         for (uint32_t h = first; h < end; ++h) visit(feed_tables_[k], item_ids_[instances.history_items[h] * columns + shape.feed]);
       } else {
-        visit(feed_tables_[k], data_.users.features[shape.feed - user_offset].ids_of(user)[0]);
+        visit(feed_tables_[k], data_.users.features[shape.feed - user_offset_].ids_of(user)[0]);
       }
     }
   }
