@@ -16,11 +16,11 @@ uint32_t RankerView::input_dim() const {
 
 namespace {
 
-// Sum (or mean) of the rows of `ids` in `table`.
-void pool(const TowerInputView& input, const uint32_t* ids, size_t count, size_t stride, float* out) {
+// Sum (or mean) of the table rows ids[k * stride + column], k < count. `ids` may be null when count is 0.
+void pool(const TowerInputView& input, const uint32_t* ids, size_t count, size_t stride, size_t column, float* out) {
   std::fill(out, out + input.dim, 0.0f);
   for (size_t k = 0; k < count; ++k) {
-    const float* row = input.table + static_cast<size_t>(ids[k * stride]) * input.dim;
+    const float* row = input.table + static_cast<size_t>(ids[k * stride + column]) * input.dim;
     for (uint32_t d = 0; d < input.dim; ++d) out[d] += row[d];
   }
   if (input.pooling == Pooling::kMean && count > 1) {
@@ -37,7 +37,8 @@ void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* 
   const size_t width = ranker.input_dim();
   const size_t columns = ranker.item_columns;
   const size_t behaviours = std::min<size_t>(input.behaviour_count, ranker.max_behaviours);
-  const uint32_t* recent = input.behaviours + (input.behaviour_count - behaviours) * columns;
+  // The most recent `behaviours` rows; null when there are none (no arithmetic on a null pointer).
+  const uint32_t* recent = behaviours ? input.behaviours + (input.behaviour_count - behaviours) * columns : nullptr;
 
   // The candidate-independent part of the input row, written once into row 0 and copied to the others.
   scratch->inputs.resize(n * width);
@@ -49,13 +50,13 @@ void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* 
       continue;
     }
     const auto ids = input.user->ids_of(in.feature);
-    pool(in, ids.data(), ids.size(), 1, row0 + offset);
+    pool(in, ids.data(), ids.size(), 1, 0, row0 + offset);
     offset += in.dim;
   }
   const size_t item_offset = offset;
   for (const auto& in : ranker.item_inputs) offset += in.dim;
   for (const auto& in : ranker.behaviour_inputs) {
-    pool(in, recent + in.feature, behaviours, columns, row0 + offset);
+    pool(in, recent, behaviours, columns, in.feature, row0 + offset);
     offset += in.dim;
   }
   const size_t coaction_offset = offset;
