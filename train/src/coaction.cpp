@@ -39,15 +39,11 @@ void CoActionUnit::backward(const float* induction_row, size_t rows, const float
                             float* scratch, float* dinduction, float* dfeed) const {
   const size_t layers = shape_.layer_sizes.size();
   const size_t dim = shape_.feed_dim;
-  const std::vector<size_t>& weight_at = weight_at_;
-  const std::vector<size_t>& dout_at = dout_at_;
-  const std::vector<size_t>& in_of = in_of_;
-  const size_t produced = outputs_per_order_;
   // The cache holds, per order, the layer inputs one after the other: layer l's input starts at
   // rows * (sum of the earlier layers' inputs).
   const auto input_at = [&](size_t l) {
     size_t at = 0;
-    for (size_t k = 0; k < l; ++k) at += rows * in_of[k];
+    for (size_t k = 0; k < l; ++k) at += rows * in_of_[k];
     return at;
   };
   float* grad = scratch;                                    // [rows, widest]: d loss / d (layer input)
@@ -61,19 +57,19 @@ void CoActionUnit::backward(const float* induction_row, size_t rows, const float
     const float* block = induction_row + block_at;
     float* dblock = dinduction + block_at;
     const float* order_cache = cache + c * rows * order_cache_;
-    const float* order_dout = dout + c * produced;
+    const float* order_dout = dout + c * outputs_per_order_;
 
     // The last layer: its summed output depends on the rows only through their sum.
     const size_t last = layers - 1;
     const size_t width_last = shape_.layer_sizes[last];
-    const size_t in_last = in_of[last];
+    const size_t in_last = in_of_[last];
     const float* x_last = order_cache + input_at(last);
-    const float* g_last = order_dout + dout_at[last];
+    const float* g_last = order_dout + dout_at_[last];
     std::fill(pooled, pooled + in_last, 0.0f);
     for (size_t r = 0; r < rows; ++r)
       for (size_t i = 0; i < in_last; ++i) pooled[i] += x_last[r * in_last + i];
-    const float* w_last = block + weight_at[last];
-    float* dw_last = dblock + weight_at[last];
+    const float* w_last = block + weight_at_[last];
+    float* dw_last = dblock + weight_at_[last];
     for (size_t i = 0; i < in_last; ++i)
       for (size_t o = 0; o < width_last; ++o) dw_last[i * width_last + o] += pooled[i] * g_last[o];
     if (shape_.bias)
@@ -83,18 +79,18 @@ void CoActionUnit::backward(const float* induction_row, size_t rows, const float
     for (size_t i = 0; i < in_last; ++i) {
       float sum = 0.0f;
       for (size_t o = 0; o < width_last; ++o) sum += w_last[i * width_last + o] * g_last[o];
-      common[i] = sum + (last > 0 ? order_dout[dout_at[last - 1] + i] : 0.0f);
+      common[i] = sum + (last > 0 ? order_dout[dout_at_[last - 1] + i] : 0.0f);
     }
     for (size_t r = 0; r < rows; ++r) std::copy(common, common + in_last, grad + r * in_last);
 
     // Hidden layers, last to first: row-wise through tanh and W_l.
     for (size_t l = last; l-- > 0;) {
       const size_t width = shape_.layer_sizes[l];
-      const size_t in_l = in_of[l];
+      const size_t in_l = in_of_[l];
       const float* h = order_cache + input_at(l + 1);  // this layer's output
       const float* x = order_cache + input_at(l);
-      const float* w = block + weight_at[l];
-      float* dw = dblock + weight_at[l];
+      const float* w = block + weight_at_[l];
+      float* dw = dblock + weight_at_[l];
       for (size_t k = 0; k < rows * width; ++k) grad[k] *= 1.0f - h[k] * h[k];  // through tanh
       // dW_l += X^T dZ and db_l += sum of dZ, vectorised along the layer's outputs.
       for (size_t r = 0; r < rows; ++r) {
@@ -114,7 +110,7 @@ void CoActionUnit::backward(const float* induction_row, size_t rows, const float
       kernels::matmul(grad, rows, width, transposed, in_l, grad_next);
       if (l > 0)
         for (size_t r = 0; r < rows; ++r)
-          for (size_t i = 0; i < in_l; ++i) grad_next[r * in_l + i] += order_dout[dout_at[l - 1] + i];
+          for (size_t i = 0; i < in_l; ++i) grad_next[r * in_l + i] += order_dout[dout_at_[l - 1] + i];
       std::swap(grad, grad_next);
     }
 

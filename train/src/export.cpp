@@ -126,13 +126,8 @@ std::vector<uint8_t> finish(FlatBufferBuilder& builder, Offset<fb::Model> root) 
   return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
 }
 
-}  // namespace
-
-namespace {
-
 Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWriter& tensors, const Dataset& data,
                                            const TwoTowerModel& model, const TrainConfig& config) {
-
   const TowerView user_view = model.user_tower().view();
   const TowerView item_view = model.item_tower().view();
   std::vector<std::string> user_layers, item_layers;
