@@ -23,6 +23,7 @@ double at(const std::vector<uint32_t>& ks, const std::vector<double>& values, ui
 double RetrievalMetrics::recall_at(uint32_t at_k) const { return at(k, recall, at_k); }
 double RetrievalMetrics::ndcg_at(uint32_t at_k) const { return at(k, ndcg, at_k); }
 double RetrievalMetrics::tail_recall_at(uint32_t at_k) const { return at(k, tail_recall, at_k); }
+double RetrievalMetrics::tail_ndcg_at(uint32_t at_k) const { return at(k, tail_ndcg, at_k); }
 double RetrievalMetrics::coverage_at(uint32_t at_k) const { return at(k, coverage, at_k); }
 
 nlohmann::json RetrievalMetrics::to_json() const {
@@ -35,6 +36,7 @@ nlohmann::json RetrievalMetrics::to_json() const {
     out["hit_rate" + suffix] = hit_rate[i];
     out["coverage" + suffix] = coverage[i];
     out["tail_recall" + suffix] = tail_recall[i];
+    out["tail_ndcg" + suffix] = tail_ndcg[i];
   }
   return out;
 }
@@ -54,10 +56,6 @@ RetrievalMetrics evaluate_ranking(const Dataset& data, const Split& split, Holdo
                                   const UserScorer& scorer) {
   const size_t items = data.items.size();
   const uint32_t max_k = *std::max_element(ks.begin(), ks.end());
-  // Tail items: training count below the median over the catalogue.
-  std::vector<uint32_t> counts = split.item_train_count;
-  std::nth_element(counts.begin(), counts.begin() + static_cast<long>(counts.size() / 2), counts.end());
-  const uint32_t median = counts.empty() ? 0 : counts[counts.size() / 2];
 
   std::vector<int64_t> held(data.users.size());
   for (size_t u = 0; u < held.size(); ++u) held[u] = holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u];
@@ -92,18 +90,21 @@ RetrievalMetrics evaluate_ranking(const Dataset& data, const Split& split, Holdo
   m.recall.assign(ks.size(), 0.0);
   m.ndcg.assign(ks.size(), 0.0);
   m.tail_recall.assign(ks.size(), 0.0);
+  m.tail_ndcg.assign(ks.size(), 0.0);
   std::vector<std::vector<uint8_t>> covered(ks.size(), std::vector<uint8_t>(items, 0));
   for (size_t u = 0; u < data.users.size(); ++u) {
     if (rank[u] < 0) continue;
     ++m.users;
-    const bool tail = split.item_train_count[static_cast<size_t>(held[u])] < median;
+    const bool tail = split.tail_item[static_cast<size_t>(held[u])];
     m.tail_users += tail;
     m.mrr += 1.0 / static_cast<double>(rank[u] + 1);
     for (size_t i = 0; i < ks.size(); ++i) {
       if (rank[u] < ks[i]) {
         m.recall[i] += 1.0;
-        m.ndcg[i] += 1.0 / std::log2(static_cast<double>(rank[u]) + 2.0);
+        const double gain = 1.0 / std::log2(static_cast<double>(rank[u]) + 2.0);
+        m.ndcg[i] += gain;
         m.tail_recall[i] += tail;
+        m.tail_ndcg[i] += tail ? gain : 0.0;
       }
       for (size_t j = 0; j < top[u].size() && j < ks[i]; ++j) covered[i][top[u][j]] = 1;
     }
@@ -113,6 +114,7 @@ RetrievalMetrics evaluate_ranking(const Dataset& data, const Split& split, Holdo
     m.recall[i] /= users;
     m.ndcg[i] /= users;
     m.tail_recall[i] /= static_cast<double>(std::max<size_t>(m.tail_users, 1));
+    m.tail_ndcg[i] /= static_cast<double>(std::max<size_t>(m.tail_users, 1));
     m.coverage.push_back(static_cast<double>(std::count(covered[i].begin(), covered[i].end(), 1)) /
                          static_cast<double>(std::max<size_t>(items, 1)));
   }

@@ -22,7 +22,8 @@ struct RetrievalMetrics {
   std::vector<double> ndcg;         // NDCG@k
   std::vector<double> hit_rate;     // HitRate@k: users with a held-out item in the top k
   std::vector<double> coverage;     // share of the catalogue that appears in some user's top k
-  std::vector<double> tail_recall;  // Recall@k over held-out items below the median training popularity
+  std::vector<double> tail_recall;  // Recall@k over held-out tail items (Split::tail_item)
+  std::vector<double> tail_ndcg;    // NDCG@k over the same
   double mrr = 0;                   // mean 1 / (rank + 1), over the full catalogue
   size_t users = 0;
   size_t tail_users = 0;
@@ -30,6 +31,7 @@ struct RetrievalMetrics {
   double recall_at(uint32_t k) const;
   double ndcg_at(uint32_t k) const;
   double tail_recall_at(uint32_t k) const;
+  double tail_ndcg_at(uint32_t k) const;
   double coverage_at(uint32_t k) const;
   nlohmann::json to_json() const;
   std::string summary() const;  // "R@10 0.0712  R@50 0.2577  NDCG@10 0.0348 ..."

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "rng.hpp"
+
 namespace funnel::train {
 
 Split leave_last_out(const Dataset& data) {
@@ -33,7 +35,25 @@ Split leave_last_out(const Dataset& data) {
     std::sort(items.begin(), items.end());
     items.erase(std::unique(items.begin(), items.end()), items.end());
   }
+  std::vector<uint32_t> counts = split.item_train_count;
+  std::nth_element(counts.begin(), counts.begin() + static_cast<long>(counts.size() / 2), counts.end());
+  const uint32_t median = counts.empty() ? 0 : counts[counts.size() / 2];
+  split.tail_item.resize(data.items.size());
+  for (size_t i = 0; i < data.items.size(); ++i) split.tail_item[i] = split.item_train_count[i] < median;
   return split;
+}
+
+Split subsample_training(const Split& split, double fraction, uint64_t seed) {
+  Split out = split;
+  if (fraction >= 1.0) return out;
+  Rng rng(Rng(seed ^ 0xF4AC7104ull).next());
+  out.train.clear();
+  for (const Interaction& x : split.train)
+    if (rng.uniform() < fraction) out.train.push_back(x);
+  if (out.train.size() < 2) out.train.assign(split.train.begin(), split.train.begin() + std::min<long>(2, static_cast<long>(split.train.size())));
+  std::fill(out.item_train_count.begin(), out.item_train_count.end(), 0u);
+  for (const Interaction& x : out.train) ++out.item_train_count[x.item];
+  return out;
 }
 
 }  // namespace funnel::train

@@ -15,10 +15,18 @@ struct Split {
   std::vector<int64_t> test_item;
   std::vector<std::vector<uint32_t>> train_items;  // per user, sorted, unique
   std::vector<uint32_t> item_train_count;          // per item
+  // Per item: 1 for a tail item, one whose training count is below the median over the catalogue. Fixed by
+  // the full split, so runs on a fraction of the training data are scored on the same tail.
+  std::vector<uint8_t> tail_item;
 };
 
 // Interactions are ordered by (timestamp, item row): the item row breaks ties, so the split does not
 // depend on the file's line order. Users with fewer than 3 interactions keep all of them for training.
 Split leave_last_out(const Dataset& data);
+
+// The same split with each training interaction kept with probability `fraction` (seeded; at least two
+// kept). Validation and test items, tail items and each user's full training list (which evaluation excludes
+// from the ranking) stay as they were; the training counts follow the kept interactions.
+Split subsample_training(const Split& split, double fraction, uint64_t seed);
 
 }  // namespace funnel::train
