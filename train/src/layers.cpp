@@ -17,13 +17,12 @@ using ConstRowVectorMap = Eigen::Map<const Eigen::RowVectorXf>;
 constexpr float kL2Epsilon = 1e-12f;
 }  // namespace
 
-void EmbeddingBag::forward(const FeatureColumn& feature, std::span<const uint32_t> rows, float* out, size_t stride,
-                           size_t column) const {
+void EmbeddingBag::forward(const IdLists& lists, float* out, size_t stride, size_t column) const {
   const size_t d = dim();
-  for (size_t b = 0; b < rows.size(); ++b) {
+  for (size_t b = 0; b < lists.size(); ++b) {
     float* y = out + b * stride + column;
     std::fill(y, y + d, 0.0f);
-    const auto ids = feature.ids_of(rows[b]);
+    const auto ids = lists[b];
     for (uint32_t id : ids) {
       const float* row = table_->value.data() + static_cast<size_t>(id) * d;
       for (size_t k = 0; k < d; ++k) y[k] += row[k];
@@ -35,12 +34,11 @@ void EmbeddingBag::forward(const FeatureColumn& feature, std::span<const uint32_
   }
 }
 
-void EmbeddingBag::backward(const FeatureColumn& feature, std::span<const uint32_t> rows, const float* dout, size_t stride,
-                            size_t column) {
+void EmbeddingBag::backward(const IdLists& lists, const float* dout, size_t stride, size_t column) {
   const size_t d = dim();
-  for (size_t b = 0; b < rows.size(); ++b) {
+  for (size_t b = 0; b < lists.size(); ++b) {
     const float* dy = dout + b * stride + column;
-    const auto ids = feature.ids_of(rows[b]);
+    const auto ids = lists[b];
     const float scale = mean_ && ids.size() > 1 ? 1.0f / static_cast<float>(ids.size()) : 1.0f;
     for (uint32_t id : ids) {
       float* g = table_->grad.data() + static_cast<size_t>(id) * d;

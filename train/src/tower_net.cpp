@@ -1,9 +1,23 @@
 #include "tower_net.hpp"
 
+#include <numeric>
+
 namespace funnel::train {
 
+Parameter* TowerNet::own(std::string name, std::vector<uint64_t> shape) {
+  storage_.push_back(std::make_unique<Parameter>(std::move(name), std::move(shape)));
+  return storage_.back().get();
+}
+
+void TowerNet::add_linear(const std::string& name, size_t in, size_t out, Rng& rng) {
+  Parameter* w = own(name + "/weight", {out, in});
+  Parameter* b = own(name + "/bias", {out});
+  linears_.emplace_back(w, b);
+  linears_.back().init(rng);
+}
+
 TowerNet::TowerNet(const EntityTable& table, size_t first_feature, const TrainConfig& config, const std::string& prefix,
-                   Rng& rng)
+                   Rng& rng, bool default_inputs)
     : table_(table), first_feature_(first_feature) {
   for (const FeatureColumn& column : table.features) {
     if (column.def.kind == FeatureKind::kDense) {
@@ -11,9 +25,7 @@ TowerNet::TowerNet(const EntityTable& table, size_t first_feature, const TrainCo
       input_dim_ += 1;
       continue;
     }
-    storage_.push_back(std::make_unique<Parameter>(prefix + "/embedding/" + column.def.name,
-                                                   std::vector<uint64_t>{column.cardinality, config.embedding_dim}));
-    Parameter* p = storage_.back().get();
+    Parameter* p = own(prefix + "/embedding/" + column.def.name, {column.cardinality, config.embedding_dim});
     p->make_sparse(config.embedding_dim);
     // PyTorch's nn.Embedding default, N(0, 1), as the reference uses.
     for (float& x : p->value) x = static_cast<float>(rng.normal());
@@ -25,63 +37,103 @@ TowerNet::TowerNet(const EntityTable& table, size_t first_feature, const TrainCo
   widths.push_back(config.output_dim);
   size_t in = input_dim_;
   for (size_t l = 0; l < widths.size(); ++l) {
-    storage_.push_back(std::make_unique<Parameter>(prefix + "/dense" + std::to_string(l) + "/weight",
-                                                   std::vector<uint64_t>{widths[l], in}));
-    Parameter* w = storage_.back().get();
-    storage_.push_back(std::make_unique<Parameter>(prefix + "/dense" + std::to_string(l) + "/bias", std::vector<uint64_t>{widths[l]}));
-    Parameter* b = storage_.back().get();
-    linears_.emplace_back(w, b);
-    linears_.back().init(rng);
+    add_linear(prefix + "/dense" + std::to_string(l), in, widths[l], rng);
     in = widths[l];
   }
+  if (default_inputs)
+    for (size_t f = 0; f < table.features.size(); ++f) {
+      // Drawn as the feature's own embedding rows are: the default starts as one more value of the feature.
+      Parameter* d = own(prefix + "/default/" + table.features[f].def.name, {embeddings_[f] ? config.embedding_dim : 1u});
+      if (embeddings_[f])
+        for (float& x : d->value) x = static_cast<float>(rng.normal());
+      defaults_.push_back(d);
+    }
 }
 
-const float* TowerNet::forward(std::span<const uint32_t> rows) {
-  rows_.assign(rows.begin(), rows.end());
+TowerNet::TowerNet(const TowerNet& base, size_t shared_layers, const std::string& prefix, Rng& rng)
+    : table_(base.table_),
+      first_feature_(base.first_feature_),
+      embeddings_(base.embeddings_),
+      defaults_(base.defaults_),
+      bags_(base.bags_),
+      linears_(base.linears_.begin(), base.linears_.begin() + static_cast<long>(std::min(shared_layers, base.linears_.size()))),
+      input_dim_(base.input_dim_) {
+  for (size_t l = linears_.size(); l < base.linears_.size(); ++l)
+    add_linear(prefix + "/dense" + std::to_string(l), base.linears_[l].in(), base.linears_[l].out(), rng);
+}
+
+const float* TowerNet::forward(std::span<const uint32_t> rows) { return forward(pass_, rows, nullptr); }
+
+void TowerNet::backward(const float* d_output) { backward(pass_, d_output); }
+
+const float* TowerNet::forward(TowerPass& pass, std::span<const uint32_t> rows, const TowerAugmentation* augmentation) {
+  pass.rows.assign(rows.begin(), rows.end());
+  pass.augmentation = augmentation;
   const size_t batch = rows.size();
-  activations_.resize(linears_.size() + 1);
-  auto& input = activations_[0];
+  pass.positions.resize(batch);
+  std::iota(pass.positions.begin(), pass.positions.end(), 0u);
+  pass.activations.resize(linears_.size() + 1);
+  auto& input = pass.activations[0];
   input.assign(batch * input_dim_, 0.0f);
   size_t column = 0, bag = 0;
   for (size_t f = 0; f < table_.features.size(); ++f) {
     const FeatureColumn& feature = table_.features[f];
-    if (!embeddings_[f]) {
+    const bool masked = augmentation && augmentation->masked[f];
+    const size_t width = embeddings_[f] ? bags_[bag].dim() : 1;
+    if (masked) {
+      const float* value = defaults_.at(f)->value.data();
+      for (size_t b = 0; b < batch; ++b) std::copy(value, value + width, input.data() + b * input_dim_ + column);
+    } else if (!embeddings_[f]) {
       for (size_t b = 0; b < batch; ++b) input[b * input_dim_ + column] = feature.dense[rows[b]];
-      column += 1;
-      continue;
+    } else if (augmentation && !augmentation->offsets[f].empty()) {
+      bags_[bag].forward(IdLists(augmentation->offsets[f].data(), augmentation->ids[f].data(), pass.positions), input.data(),
+                         input_dim_, column);
+    } else {
+      bags_[bag].forward(feature, rows, input.data(), input_dim_, column);
     }
-    bags_[bag].forward(feature, rows, input.data(), input_dim_, column);
-    column += bags_[bag++].dim();
+    column += width;
+    bag += embeddings_[f] != nullptr;
   }
   for (size_t l = 0; l < linears_.size(); ++l) {
-    auto& next = activations_[l + 1];
+    auto& next = pass.activations[l + 1];
     next.resize(batch * linears_[l].out());
-    linears_[l].forward(activations_[l].data(), batch, next.data());
+    linears_[l].forward(pass.activations[l].data(), batch, next.data());
     if (l + 1 < linears_.size()) relu_forward(next.data(), next.size(), next.data());
   }
-  output_.resize(batch * output_dim());
-  l2_normalize_forward(activations_.back().data(), batch, output_dim(), output_.data());
-  return output_.data();
+  pass.output.resize(batch * output_dim());
+  l2_normalize_forward(pass.activations.back().data(), batch, output_dim(), pass.output.data());
+  return pass.output.data();
 }
 
-void TowerNet::backward(const float* d_output) {
-  const size_t batch = rows_.size();
+void TowerNet::backward(TowerPass& pass, const float* d_output) {
+  const size_t batch = pass.rows.size();
+  const TowerAugmentation* augmentation = pass.augmentation;
   grad_a_.resize(batch * output_dim());
-  l2_normalize_backward(activations_.back().data(), output_.data(), d_output, batch, output_dim(), grad_a_.data());
+  l2_normalize_backward(pass.activations.back().data(), pass.output.data(), d_output, batch, output_dim(), grad_a_.data());
   for (size_t l = linears_.size(); l-- > 0;) {
-    if (l + 1 < linears_.size()) relu_backward(activations_[l + 1].data(), grad_a_.data(), grad_a_.size(), grad_a_.data());
+    if (l + 1 < linears_.size())
+      relu_backward(pass.activations[l + 1].data(), grad_a_.data(), grad_a_.size(), grad_a_.data());
     grad_b_.resize(batch * linears_[l].in());
-    linears_[l].backward(activations_[l].data(), grad_a_.data(), batch, grad_b_.data());
+    linears_[l].backward(pass.activations[l].data(), grad_a_.data(), batch, grad_b_.data());
     std::swap(grad_a_, grad_b_);
   }
   size_t column = 0, bag = 0;
   for (size_t f = 0; f < table_.features.size(); ++f) {
-    if (!embeddings_[f]) {
-      column += 1;
-      continue;
+    const size_t width = embeddings_[f] ? bags_[bag].dim() : 1;
+    if (augmentation && augmentation->masked[f]) {
+      float* grad = defaults_.at(f)->grad.data();
+      for (size_t b = 0; b < batch; ++b)
+        for (size_t k = 0; k < width; ++k) grad[k] += grad_a_[b * input_dim_ + column + k];
+    } else if (!embeddings_[f]) {
+      // A dense input has no parameter.
+    } else if (augmentation && !augmentation->offsets[f].empty()) {
+      bags_[bag].backward(IdLists(augmentation->offsets[f].data(), augmentation->ids[f].data(), pass.positions), grad_a_.data(),
+                          input_dim_, column);
+    } else {
+      bags_[bag].backward(table_.features[f], pass.rows, grad_a_.data(), input_dim_, column);
     }
-    bags_[bag].backward(table_.features[f], rows_, grad_a_.data(), input_dim_, column);
-    column += bags_[bag++].dim();
+    column += width;
+    bag += embeddings_[f] != nullptr;
   }
 }
 

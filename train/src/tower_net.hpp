@@ -16,19 +16,50 @@
 
 namespace funnel::train {
 
+// An augmented batch (the self-supervised task's views): a masked feature reads the feature's learned
+// default input for every row; an unmasked categorical feature reads `offsets`/`ids` (lists over the batch
+// positions 0..n-1, e.g. after value dropout) when they are given, the table's own lists otherwise.
+struct TowerAugmentation {
+  std::vector<uint8_t> masked;                 // per table feature
+  std::vector<std::vector<uint32_t>> offsets;  // per table feature; empty: the table's lists
+  std::vector<std::vector<uint32_t>> ids;
+};
+
+// One forward pass's inputs and intermediate values, so that several passes (the main batch and the two
+// augmented views) can be alive together before their backward.
+struct TowerPass {
+  std::vector<uint32_t> rows;
+  const TowerAugmentation* augmentation = nullptr;  // the caller keeps it alive until the backward
+  std::vector<uint32_t> positions;                  // 0..n-1, for augmented lists
+  std::vector<std::vector<float>> activations;      // a0 (input) .. aL (last linear's output)
+  std::vector<float> output;
+};
+
 class TowerNet {
  public:
-  // `first_feature`: the table's first feature index in the model's feature order.
-  TowerNet(const EntityTable& table, size_t first_feature, const TrainConfig& config, const std::string& prefix, Rng& rng);
+  // `first_feature`: the table's first feature index in the model's feature order. `default_inputs`: give
+  // every feature a learned default input (an embedding row, or one value for a dense feature) that masked
+  // features read; drawn after every other parameter, so a tower without them initialises as before.
+  TowerNet(const EntityTable& table, size_t first_feature, const TrainConfig& config, const std::string& prefix, Rng& rng,
+           bool default_inputs = false);
+  // A second encoder over the same table: shares `base`'s embedding tables, default inputs and first
+  // `shared_layers` linear layers, and owns the layers above them (initialised from `rng`).
+  TowerNet(const TowerNet& base, size_t shared_layers, const std::string& prefix, Rng& rng);
 
   size_t output_dim() const { return linears_.back().out(); }
+  size_t layers() const { return linears_.size(); }
   // Output rows for the given entity rows ([rows.size(), output_dim()]); valid until the next forward.
   const float* forward(std::span<const uint32_t> rows);
   // Accumulates parameter gradients for the last forward's rows from d loss / d output.
   void backward(const float* d_output);
   // The last forward's output.
-  const float* output() const { return output_.data(); }
+  const float* output() const { return pass_.output.data(); }
 
+  // The same through an explicit pass, optionally augmented (needs default_inputs for masking).
+  const float* forward(TowerPass& pass, std::span<const uint32_t> rows, const TowerAugmentation* augmentation);
+  void backward(TowerPass& pass, const float* d_output);
+
+  // The parameters this tower owns (a second encoder's shared ones belong to its base).
   std::vector<Parameter*> parameters();
   // Embedding table of input feature f (nullptr for a dense feature).
   const Parameter* embedding(size_t f) const { return embeddings_[f]; }
@@ -39,14 +70,16 @@ class TowerNet {
   size_t first_feature_;
   std::vector<std::unique_ptr<Parameter>> storage_;
   std::vector<Parameter*> embeddings_;  // per table feature; nullptr for dense
+  std::vector<Parameter*> defaults_;    // per table feature when default_inputs; empty otherwise
   std::vector<EmbeddingBag> bags_;      // per categorical feature, in feature order
   std::vector<Linear> linears_;
   size_t input_dim_ = 0;
 
-  std::vector<uint32_t> rows_;
-  std::vector<std::vector<float>> activations_;  // a0 (input) .. aL (last linear's output)
-  std::vector<float> output_;
+  TowerPass pass_;
   std::vector<float> grad_a_, grad_b_;
+
+  Parameter* own(std::string name, std::vector<uint64_t> shape);
+  void add_linear(const std::string& name, size_t in, size_t out, Rng& rng);
 };
 
 }  // namespace funnel::train
