@@ -55,10 +55,15 @@ TEST_CASE("Training: resuming from a checkpoint reproduces the uninterrupted run
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
   for (const char* negatives : {"in_batch", "cbns"}) {
-    for (const char* logq : {"counts", "streaming"}) {
+    for (const char* logq : {"counts", "streaming", "counts+cfm"}) {
       TrainConfig config = quick_config();
       config.negatives = negatives;
-      config.logq = logq;
+      config.logq = std::string(logq) == "counts+cfm" ? "counts" : logq;
+      // The self-supervised task draws its own batches and G has its own layers: both must resume too.
+      if (std::string(logq) == "counts+cfm") {
+        config.ssl = "cfm";
+        config.ssl_share_mlp = "partial";
+      }
       config.memory_size = 100;
       config.cbns_warmup_steps = 4;
       config.lr_schedule = "cosine";

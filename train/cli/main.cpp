@@ -112,11 +112,12 @@ int run_train(const TrainArgs& args) {
     std::string drift;
     for (uint32_t delta : config.drift_deltas)
       if (const DriftAverage a = average_drift(r.drift, delta); a.probes) drift += fmt::format(" {}:{:.4f}", delta, a.mean);
-    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, r.samples_per_second,
-                 r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
+    const std::string ssl = config.ssl == "none" ? "" : fmt::format("  {} loss {:.4f}", config.ssl, r.ssl_loss);
+    spdlog::info("epoch {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, ssl,
+                 r.samples_per_second, r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
     spdlog::info("    validation {}", r.validation.summary());
     if (metrics_log.is_open()) {
-      json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
+      json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"ssl_loss", r.ssl_loss}, {"samples_per_second", r.samples_per_second},
                    {"learning_rate", r.learning_rate}, {"steps", r.steps}, {"cbns_active", r.cbns_active},
                    {"validation", r.validation.to_json()}};
       json drift_records = json::array();
@@ -132,6 +133,8 @@ int run_train(const TrainArgs& args) {
     spdlog::info("{}", note);
   };
 
+  if (config.train_fraction < 1.0f)
+    spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
   const TrainResult result = train_two_tower(data, split, config, options);
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -151,7 +154,8 @@ int run_train(const TrainArgs& args) {
                          {"test", result.test.to_json()},
                          {"most_popular_test", result.popular_test.to_json()},
                          {"per_epoch_validation", validation},
-                         {"train_samples", static_cast<double>(split.train.size()) * static_cast<double>(result.history.size())},
+                         {"train_interactions", result.train_interactions},
+                         {"train_samples", static_cast<double>(result.train_interactions) * static_cast<double>(result.history.size())},
                          {"train_seconds", result.train_seconds},
                          {"samples_per_second", result.samples_per_second},
                          {"total_seconds", total}};

@@ -30,6 +30,14 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("drift_sample", c.drift_sample);
   visit("drift_interval", c.drift_interval);
   visit("drift_deltas", c.drift_deltas);
+  visit("ssl", c.ssl);
+  visit("ssl_alpha", c.ssl_alpha);
+  visit("ssl_temperature", c.ssl_temperature);
+  visit("ssl_batch_size", c.ssl_batch_size);
+  visit("ssl_dropout", c.ssl_dropout);
+  visit("ssl_share_mlp", c.ssl_share_mlp);
+  visit("ssl_sampling", c.ssl_sampling);
+  visit("train_fraction", c.train_fraction);
   visit("batch_size", c.batch_size);
   visit("epochs", c.epochs);
   visit("learning_rate", c.learning_rate);
@@ -68,6 +76,16 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.drift_threshold > 0.0f, "drift_threshold must be positive");
   require(!c.drift_deltas.empty(), "drift_deltas must list at least one step count");
   for (uint32_t d : c.drift_deltas) require(d >= 1 && d < c.drift_interval, "drift_deltas must be in 1..drift_interval-1");
+  require(c.ssl == "none" || c.ssl == "rfm" || c.ssl == "cfm" || c.ssl == "spread_out" || c.ssl == "spread_out_square",
+          "ssl must be 'none', 'rfm', 'cfm', 'spread_out' or 'spread_out_square'");
+  require(c.ssl_alpha >= 0.0f, "ssl_alpha must not be negative");
+  require(c.ssl_temperature > 0.0f, "ssl_temperature must be positive");
+  require(c.ssl_batch_size != 1, "ssl_batch_size must be 0 (the batch size) or at least 2");
+  require(c.ssl_dropout >= 0.0f && c.ssl_dropout < 1.0f, "ssl_dropout must be in [0, 1)");
+  require(c.ssl_share_mlp == "full" || c.ssl_share_mlp == "partial" || c.ssl_share_mlp == "none",
+          "ssl_share_mlp must be 'full', 'partial' or 'none'");
+  require(c.ssl_sampling == "uniform" || c.ssl_sampling == "training", "ssl_sampling must be 'uniform' or 'training'");
+  require(c.train_fraction > 0.0f && c.train_fraction <= 1.0f, "train_fraction must be in (0, 1]");
   require(c.batch_size >= 2, "batch_size must be at least 2 (in-batch negatives)");
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");

@@ -36,7 +36,18 @@ struct TrainConfig {
   uint32_t drift_interval = 100;              // steps between probes
   std::vector<uint32_t> drift_deltas = {1, 5, 10};
 
+  // Self-supervised auxiliary task for the item tower (Yao et al., CIKM 2021; docs/training.md): L = L_main +
+  // ssl_alpha * L_self.
+  std::string ssl = "none";          // "none", "rfm", "cfm" (masking patterns), "spread_out", "spread_out_square"
+  float ssl_alpha = 0.3f;            // eq. 5
+  float ssl_temperature = 0.2f;      // tau of eq. 3 (not used by spread_out_square)
+  uint32_t ssl_batch_size = 0;       // items per step for L_self (0: batch_size)
+  float ssl_dropout = 0.1f;          // per-value dropout of multi-valued item features, after masking
+  std::string ssl_share_mlp = "full";   // G = H ("full"), all but the last layer shared ("partial"), embeddings only ("none")
+  std::string ssl_sampling = "uniform";  // L_self's items: "uniform" over the catalogue, or "training" (by interactions)
+
   // Optimisation.
+  float train_fraction = 1.0f;  // train on this share of the training interactions (seeded), to study sparse data
   uint32_t batch_size = 256;
   uint32_t epochs = 20;
   float learning_rate = 1e-3f;

@@ -21,26 +21,38 @@ namespace funnel::train {
 TwoTowerModel::TwoTowerModel(const Dataset& data, const TrainConfig& config)
     : rng_(config.seed),
       user_(data.users, feature_offset(data, data.users), config, "user", rng_),
-      item_(data.items, feature_offset(data, data.items), config, "item", rng_) {}
+      item_(data.items, feature_offset(data, data.items), config, "item", rng_, /*default_inputs=*/self_supervised_masks(config)) {
+  if (config.ssl != "none") ssl_ = std::make_unique<SelfSupervisedTask>(item_, data.items, config, rng_);
+}
 
 std::vector<Parameter*> TwoTowerModel::parameters() {
   std::vector<Parameter*> out = user_.parameters();
   for (Parameter* p : item_.parameters()) out.push_back(p);
+  if (ssl_)
+    for (Parameter* p : ssl_->parameters()) out.push_back(p);
   return out;
 }
 
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
-                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank) {
+                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank,
+                      double* ssl_loss) {
   const float* u = nullptr;
   const float* v = nullptr;
-  // The towers are independent until the loss: one thread each.
+  SelfSupervisedTask* ssl = backward ? model.self_supervised() : nullptr;
+  double self_loss = 0.0;
+  // The towers are independent until the loss: one thread each. The auxiliary task runs the item tower
+  // again, on the item side.
 #pragma omp parallel sections
   {
 #pragma omp section
     u = model.user_tower().forward(users);
 #pragma omp section
-    v = model.item_tower().forward(items);
+    {
+      v = model.item_tower().forward(items);
+      if (ssl) self_loss = ssl->forward(/*gradients=*/true);
+    }
   }
+  if (ssl_loss) *ssl_loss = self_loss;
   const size_t dim = model.user_tower().output_dim();
   SampledSoftmaxOptions options;
   options.temperature = config.temperature;
@@ -54,7 +66,10 @@ double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std
 #pragma omp section
     model.user_tower().backward(du.data());
 #pragma omp section
-    model.item_tower().backward(dv.data());
+    {
+      model.item_tower().backward(dv.data());
+      if (ssl) ssl->backward();
+    }
   }
   return loss;
 }
@@ -85,6 +100,7 @@ nlohmann::json drift_json(const std::vector<DriftRecord>& records, const std::ve
 nlohmann::json epoch_json(const EpochRecord& r, const std::vector<uint32_t>& deltas) {
   return {{"epoch", r.epoch},
           {"loss", r.loss},
+          {"ssl_loss", r.ssl_loss},
           {"learning_rate", r.learning_rate},
           {"steps", r.steps},
           {"cbns_active", r.cbns_active},
@@ -107,7 +123,10 @@ struct RunState {
 
 }  // namespace
 
-TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options) {
+TrainResult train_two_tower(const Dataset& data, const Split& full_split, const TrainConfig& config, const TrainOptions& options) {
+  // Sparse-data studies train on a share of the interactions and are scored like the full run.
+  const Split subsampled = config.train_fraction < 1.0f ? subsample_training(full_split, config.train_fraction, config.seed) : Split{};
+  const Split& split = config.train_fraction < 1.0f ? subsampled : full_split;
   if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
@@ -116,6 +135,8 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
   if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
 
   TwoTowerModel model(data, config);
+  SelfSupervisedTask* ssl = model.self_supervised();
+  if (ssl) ssl->set_training_counts(split.item_train_count);
   std::vector<Parameter*> parameters = model.parameters();
   Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"});
   const size_t dim = config.output_dim;
@@ -166,6 +187,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
     bank.restore(bank_state);
     streaming.restore({checkpoint.float_array("streaming/last_step"), checkpoint.float_array("streaming/gap")});
     shuffle_rng.restore(h.at("shuffle_rng").get<uint64_t>());
+    if (ssl) ssl->rng().restore(h.at("ssl_rng").get<uint64_t>());
     run.epochs_done = h.at("epochs_done").get<uint32_t>();
     run.step = h.at("step").get<long>();
     run.cbns_active = h.at("cbns_active").get<bool>();
@@ -193,6 +215,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
                 {"cbns_start_step", run.cbns_start_step}, {"best_score", run.best_score},
                 {"best_epoch", run.best_epoch}, {"epochs_without_improvement", run.epochs_without_improvement},
                 {"shuffle_rng", shuffle_rng.state()}, {"history", run.history}};
+    if (ssl) c.header["ssl_rng"] = ssl->rng().state();
     const Adam::State adam_state = adam.state();
     for (size_t i = 0; i < parameters.size(); ++i) {
       c.floats["param/" + parameters[i]->name] = parameters[i]->value;
@@ -232,7 +255,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
     EpochRecord record;
     record.epoch = epoch;
     const auto start = Clock::now();
-    double loss_sum = 0.0;
+    double loss_sum = 0.0, ssl_loss_sum = 0.0;
     size_t batches = 0;
     float rate = config.learning_rate;
     for (size_t s = 0; s < steps_per_epoch; ++s) {
@@ -255,9 +278,11 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
       rate = learning_rate_at(config, run.step, total_steps);
       adam.set_learning_rate(rate);
       const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
-      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives);
-      if (!std::isfinite(loss))
-        throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
+      double ssl_loss = 0.0;
+      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, &ssl_loss);
+      if (!std::isfinite(loss) || !std::isfinite(ssl_loss))
+        throw TrainingError(std::string(std::isfinite(loss) ? "the self-supervised loss" : "the loss") + " became " +
+                            std::to_string(std::isfinite(loss) ? ssl_loss : loss) + " at epoch " + std::to_string(epoch) + ", step " +
                             std::to_string(s + 1) + " (learning rate " + std::to_string(rate) +
                             "); the last checkpoint holds the last good epoch. Lower learning_rate or raise temperature");
       adam.step();
@@ -265,6 +290,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
       if (cbns) bank.enqueue(model.item_tower().output(), log_q.data(), items.data(), items.size());
       ++run.step;
       loss_sum += loss;
+      ssl_loss_sum += ssl_loss;
       ++batches;
 
       if (config.drift_sample > 0)
@@ -293,6 +319,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
     samples += order.size();
 
     record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
+    record.ssl_loss = ssl_loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
     record.samples_per_second = static_cast<double>(order.size()) / seconds;
     record.learning_rate = rate;
     record.steps = run.step;
@@ -325,6 +352,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, const Train
 
   for (size_t i = 0; i < parameters.size() && !run.best_values.empty(); ++i) parameters[i]->value = run.best_values[i];
   result.best_epoch = run.best_epoch;
+  result.train_interactions = split.train.size();
   result.cbns_start_step = run.cbns_start_step;
   result.train_seconds = train_seconds;
   result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;

@@ -12,6 +12,7 @@
 #include "evaluate.hpp"
 #include "feature_drift.hpp"
 #include "sampled_softmax.hpp"
+#include "self_supervised.hpp"
 #include "split.hpp"
 #include "tower_net.hpp"
 
@@ -21,6 +22,8 @@ class TwoTowerModel {
  public:
   TwoTowerModel(const Dataset& data, const TrainConfig& config);
 
+  // The self-supervised auxiliary task, when config.ssl is not "none" (nullptr otherwise).
+  SelfSupervisedTask* self_supervised() { return ssl_.get(); }
   TowerNet& user_tower() { return user_; }
   TowerNet& item_tower() { return item_; }
   const TowerNet& user_tower() const { return user_; }
@@ -31,11 +34,13 @@ class TwoTowerModel {
   Rng rng_;
   TowerNet user_;
   TowerNet item_;
+  std::unique_ptr<SelfSupervisedTask> ssl_;
 };
 
 struct EpochRecord {
   uint32_t epoch = 0;
-  double loss = 0;                // mean training loss over the epoch
+  double loss = 0;                // mean training loss (the main task's) over the epoch
+  double ssl_loss = 0;            // mean L_self over the epoch (unweighted; 0 without the auxiliary task)
   double samples_per_second = 0;  // training loop only (no evaluation)
   double learning_rate = 0;       // at the epoch's last step
   long steps = 0;                 // optimiser steps so far
@@ -68,6 +73,7 @@ struct TrainResult {
   RetrievalMetrics popular_test;  // the most-popular baseline on the same users
   double train_seconds = 0;
   double samples_per_second = 0;
+  size_t train_interactions = 0;  // after train_fraction
 };
 
 // Trains, evaluates validation after each epoch through the SDK, keeps the epoch with the best
@@ -76,8 +82,11 @@ struct TrainResult {
 TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
 
 // Mean loss and gradients for one batch of (user row, item row) positives, with optional memory-bank
-// negatives. The batch's item embeddings stay readable in model.item_tower().output().
+// negatives. The batch's item embeddings stay readable in model.item_tower().output(). With `backward` and
+// the self-supervised task on, its step runs too (on its own batch) and `ssl_loss` receives L_self; the
+// return value is the main task's loss.
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
-                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank = {});
+                      std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank = {},
+                      double* ssl_loss = nullptr);
 
 }  // namespace funnel::train
