@@ -123,8 +123,7 @@ FeatureMasks random_feature_masks(size_t k, Rng& rng) {
   return masks;
 }
 
-FeatureMasks correlated_feature_masks(std::span<const double> mi, size_t k, Rng& rng) {
-  const size_t seed = rng.below(k);
+std::vector<size_t> correlated_group(std::span<const double> mi, size_t k, size_t seed) {
   // The seed goes first explicitly rather than by its diagonal: a copy of the seed (MI(seed, copy) =
   // H(seed)) ties with the diagonal, and rounding can even put it a hair above.
   std::vector<size_t> others;
@@ -134,12 +133,16 @@ FeatureMasks correlated_feature_masks(std::span<const double> mi, size_t k, Rng&
   const double* row = mi.data() + seed * k;
   // Stable: features listed by index, so equal MI keeps the lower index first.
   std::stable_sort(others.begin(), others.end(), [row](size_t a, size_t b) { return row[a] > row[b]; });
+  std::vector<size_t> group = {seed};
+  group.insert(group.end(), others.begin(), others.begin() + static_cast<long>(first_view_size(k) - 1));
+  return group;
+}
+
+FeatureMasks correlated_feature_masks(std::span<const double> mi, size_t k, Rng& rng) {
   FeatureMasks masks{std::vector<uint8_t>(k, 0), std::vector<uint8_t>(k, 1)};
-  masks.first[seed] = 1;
-  masks.second[seed] = 0;
-  for (size_t i = 0; i + 1 < first_view_size(k); ++i) {
-    masks.first[others[i]] = 1;
-    masks.second[others[i]] = 0;
+  for (size_t f : correlated_group(mi, k, rng.below(k))) {
+    masks.first[f] = 1;
+    masks.second[f] = 0;
   }
   return masks;
 }

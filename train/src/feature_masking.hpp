@@ -37,6 +37,9 @@ FeatureMasks random_feature_masks(size_t k, Rng& rng);
 // go to the lower feature index. The second view masks the rest. Needs k >= 2 and mi.size() == k * k.
 FeatureMasks correlated_feature_masks(std::span<const double> mi, size_t k, Rng& rng);
 
+// The features CFM's first view masks when `seed` is drawn: the seed, then its most correlated features.
+std::vector<size_t> correlated_group(std::span<const double> mi, size_t k, size_t seed);
+
 // Per-value dropout: each value of a multi-valued feature's list is dropped with probability p; when every
 // value of a non-empty list would be dropped, one value chosen uniformly stays (dropout thins a list, it
 // never empties it: emptying is what masking does). Categorical and dense features are unchanged.
