@@ -12,6 +12,7 @@ FUNNEL_PACKAGES=(
   zlib1g-dev                      # trainer: gzip-compressed data files
   libflatbuffers-dev flatbuffers-compiler  # the model file
   catch2                          # C++ tests (v2)
+  clang libclang-rt-14-dev        # the loader's fuzzer (libFuzzer, sanitizer runtimes for clang)
   libbenchmark-dev                # bench/
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev  # the funnel CLI, configs, logs
   emscripten nodejs               # the WASM module and its tests

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: C++ tests in the release and the sanitizer builds, the WASM module's Node tests (parity
-# with the native SDK). Installs whatever is missing first. Tests on real data read ../shared/data and
+# Every test: C++ tests in the release and the sanitizer builds, the SDK's thread test under
+# ThreadSanitizer, a minute of fuzzing the model loader, the WASM module's Node tests (parity with the
+# native SDK). Installs whatever is missing first. Tests on real data read ../shared/data and
 # skip, with a message, where it is absent.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -14,6 +15,13 @@ ctest --preset release -j2
 funnel_build asan
 echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-data training run is left to release)"
 ctest --preset asan -j2 -E "ml-100k"
+
+funnel_build tsan
+echo "==> SDK tests under ThreadSanitizer (16 threads sharing models, the C ABI; no trainer, no OpenMP)"
+ctest --preset tsan -j2
+
+echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, scripts/fuzz.sh 600 for the long run)"
+scripts/fuzz.sh 60
 
 funnel_build wasm
 echo "==> JS tests (WASM module in Node: retrieval and ranking, parity with the native SDK)"

@@ -24,6 +24,11 @@ namespace {
 // FlatBuffers cannot address more than 2 GiB; anything claiming more is corrupt before we look further.
 constexpr size_t kMaxFileSize = size_t{1} << 31;
 constexpr size_t kRequiredAlignment = 32;
+// Limits on what a file may declare, checked before anything is sized or looped over from it. Far above
+// any real model (dozens of features, input rows of a few thousand floats), low enough that no file can
+// make a request allocate without bound or make validation quadratic in the file's size.
+constexpr size_t kMaxFeatures = 4096;  // features; item-table columns; inputs of one list; co-action pairs
+constexpr uint64_t kMaxRowWidth = 65536;  // floats in a tower's or the ranker's input row, a co-action row
 
 Status corrupt(std::string message) { return {StatusCode::kCorruptModel, std::move(message)}; }
 
@@ -211,6 +216,10 @@ Status Model::validate() {
     const std::string name(view_of(tensor->name()));
     const size_t element = dtype_size(tensor->dtype());
     if (element == 0) return corrupt("tensor '" + name + "' has an unknown dtype");
+    // The FlatBuffers verifier (2.0.8) checks a vector's 4-byte length for alignment but not its 8-byte
+    // elements, and reading a misaligned shape is undefined behaviour (the fuzzer's first find).
+    if (reinterpret_cast<uintptr_t>(tensor->shape()->data()) % alignof(uint64_t) != 0)
+      return corrupt("tensor '" + name + "' shape is misaligned");
     size_t count = 1;
     for (uint64_t extent : *tensor->shape()) {
       if (extent > size_ || (extent != 0 && count > size_ / extent))
@@ -226,13 +235,15 @@ Status Model::validate() {
 
   const auto* features = m.features();
   const size_t feature_count = features ? features->size() : 0;
+  if (feature_count > kMaxFeatures)
+    return corrupt("the file declares " + std::to_string(feature_count) + " features; a model has at most " + std::to_string(kMaxFeatures));
   for (size_t f = 0; f < feature_count; ++f) {
     const fb::FeatureSpec* spec = features->Get(static_cast<flatbuffers::uoffset_t>(f));
     const std::string name(view_of(spec->name()));
     const std::string where = "feature '" + name + "'";
     for (size_t g = 0; g < f; ++g)
       if (view_of(features->Get(static_cast<flatbuffers::uoffset_t>(g))->name()) == name) return corrupt(where + " is declared twice");
-    if (spec->kind() > fb::FeatureKind::MAX) return corrupt(where + " has an unknown kind");
+    if (spec->kind() < fb::FeatureKind::MIN || spec->kind() > fb::FeatureKind::MAX) return corrupt(where + " has an unknown kind");
     if (spec->kind() == fb::FeatureKind::Dense) {
       if (!(spec->stddev() > 0.0f) || !std::isfinite(spec->mean())) return corrupt(where + " has an invalid normalisation");
       continue;
@@ -294,6 +305,9 @@ Status Model::validate() {
                                 const std::function<int64_t(uint32_t)>& column_of, std::vector<TowerInputView>* views) -> Status {
     views->clear();
     if (!inputs) return Status::ok();
+    if (inputs->size() > kMaxFeatures)
+      return corrupt(what + " has " + std::to_string(inputs->size()) + " inputs; at most " + std::to_string(kMaxFeatures) + " are allowed");
+    uint64_t width = 0;
     for (const fb::TowerInput* input : *inputs) {
       if (input->feature() >= feature_count) return corrupt(what + " reads feature " + std::to_string(input->feature()) + ", which does not exist");
       const fb::FeatureSpec* spec = features->Get(input->feature());
@@ -302,7 +316,7 @@ Status Model::validate() {
       if (column < 0) return corrupt(input_what + " is not a column of the item table");
       TowerInputView in;
       in.feature = static_cast<uint32_t>(column);
-      if (input->pooling() > fb::Pooling::MAX) return corrupt(input_what + " has an unknown pooling");
+      if (input->pooling() < fb::Pooling::MIN || input->pooling() > fb::Pooling::MAX) return corrupt(input_what + " has an unknown pooling");
       in.pooling = static_cast<Pooling>(input->pooling());
       if (spec->kind() == fb::FeatureKind::Dense) {
         if (input->embedding() != -1) return corrupt(input_what + ": a dense feature has no embedding table");
@@ -312,6 +326,11 @@ Status Model::validate() {
           return s;
         in.rows = spec->cardinality();
       }
+      // Inputs may share a table, so the row's width is not bounded by the file's size: limit it here,
+      // before a request sizes scratch memory from it (and before it could wrap a uint32).
+      width += in.table ? in.dim : 1;
+      if (width > kMaxRowWidth)
+        return corrupt(what + " inputs are wider than " + std::to_string(kMaxRowWidth) + " floats together");
       views->push_back(in);
     }
     return Status::ok();
@@ -330,7 +349,8 @@ Status Model::validate() {
       const fb::Tensor *weight = nullptr, *bias = nullptr;
       if (Status s = f32_tensor(layer->weight(), {out_dim, width}, layer_what + " weight", &weight); !s) return s;
       if (Status s = f32_tensor(layer->bias(), {out_dim}, layer_what + " bias", &bias); !s) return s;
-      if (layer->activation() > fb::Activation::MAX) return corrupt(layer_what + " has an unknown activation");
+      if (layer->activation() < fb::Activation::MIN || layer->activation() > fb::Activation::MAX)
+        return corrupt(layer_what + " has an unknown activation");
       DenseLayerView view{f32_data(weight), f32_data(bias), width, out_dim, static_cast<Activation>(layer->activation())};
       if (view.activation == Activation::kPRelu) {
         const fb::Tensor* alpha = nullptr;
@@ -356,6 +376,8 @@ Status Model::validate() {
     if (Status s = check_sorted_index(items->keys(), items->key_order(), "item table keys"); !s) return s;
     const size_t columns = items->features()->size();
     if (columns == 0) return corrupt("item table has no feature columns");
+    if (columns > kMaxFeatures)
+      return corrupt("item table has " + std::to_string(columns) + " feature columns; at most " + std::to_string(kMaxFeatures) + " are allowed");
     if (items->ids()->size() != items->keys()->size() * columns)
       return corrupt("item table holds " + std::to_string(items->ids()->size()) + " ids for " + std::to_string(items->keys()->size()) +
                      " items of " + std::to_string(columns) + " features");
@@ -388,7 +410,14 @@ Status Model::validate() {
     if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt("ranking stage: behaviour inputs with max_behaviours 0");
     view.coactions.clear();
     size_t index = 0;
+    // The ranker's input row, in 64 bits: the inputs (each list already limited) and every co-action's outputs.
+    uint64_t width = 0;
+    for (const auto* inputs : {&view.user_inputs, &view.item_inputs, &view.behaviour_inputs})
+      for (const TowerInputView& in : *inputs) width += in.table ? in.dim : 1;
     if (ranking->coactions()) {
+      if (ranking->coactions()->size() > kMaxFeatures)
+        return corrupt("ranking stage has " + std::to_string(ranking->coactions()->size()) + " co-action pairs; at most " +
+                       std::to_string(kMaxFeatures) + " are allowed");
       for (const fb::CoAction* unit : *ranking->coactions()) {
         const std::string what = "co-action " + std::to_string(index++);
         CoActionView co;
@@ -417,6 +446,20 @@ Status Model::validate() {
         const uint32_t feed_feature = co.feed_sequence ? items->features()->Get(co.feed) : co.feed;
         if (Status s = embedding_table(unit->feed_table(), features->Get(feed_feature)->cardinality(), what + " feed", &co.feed_table, &co.feed_dim); !s)
           return s;
+        // The micro-MLP's sizes in 64 bits, limited before the uint32 accessors (induction_width, output_dim)
+        // and the per-request cache are computed from them.
+        uint64_t block = 0, hidden = co.feed_dim, outputs = 0, in = co.feed_dim;
+        for (size_t l = 0; l < co.layer_sizes.size(); ++l) {
+          const uint64_t out = co.layer_sizes[l];
+          block += in * out + (co.bias ? out : 0);
+          if (l + 1 < co.layer_sizes.size()) hidden += out;
+          outputs += out;
+          in = out;
+        }
+        const uint64_t induction_width = block * (co.order_independent ? co.orders : 1);
+        if (induction_width > kMaxRowWidth || hidden * co.orders > kMaxRowWidth || outputs * co.orders > kMaxRowWidth)
+          return corrupt(what + ": the micro-MLP is larger than " + std::to_string(kMaxRowWidth) + " floats per row");
+        width += outputs * co.orders;
         const uint32_t induction_feature = unit->induction_feature();
         const fb::Tensor* table = nullptr;
         if (Status s = f32_tensor(unit->induction_table(), {features->Get(induction_feature)->cardinality(), co.induction_width()},
@@ -427,6 +470,7 @@ Status Model::validate() {
         view.coactions.push_back(std::move(co));
       }
     }
+    if (width > kMaxRowWidth) return corrupt("ranking stage: the input row is wider than " + std::to_string(kMaxRowWidth) + " floats");
     if (Status s = build_layers(ranking->layers(), view.input_dim(), "ranking", &view.layers); !s) return s;
     if (view.layers.empty() || view.layers.back().out != 1) return corrupt("ranking stage: the last layer must have one output (the logit)");
     ranking_user_features_.assign(feature_count, 0);

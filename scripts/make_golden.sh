@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Writes the golden model files in tests/data/golden/: small models trained by Funnel's own trainer on
+# its built-in synthetic dataset (tiny settings, one epoch, fixed seeds, one thread), and expected.json,
+# what the CLI answered for a few requests when they were made. The tests load every file and must give
+# those answers, so a change to the format or to its meaning shows up as a failing test.
+# Run it only when a new kind of file is added: the committed files are the old files that must keep loading.
+#   scripts/make_golden.sh            # builds the trainer in build/golden (not build/release)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BUILD=build/golden
+OUT=tests/data/golden
+
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake --preset release -B "$BUILD" -DFUNNEL_BUILD_BENCH=OFF -DFUNNEL_BUILD_TESTS=OFF >/dev/null
+fi
+cmake --build "$BUILD" --target funnel -j2
+F="$ROOT/$BUILD/train/funnel"
+
+DATA="$BUILD/golden-data"
+rm -rf "$DATA"
+"$F" generate --out "$DATA" --users 60 --items 40 --seed 7 >/dev/null
+TINY=(--epochs 1 --seed 7 --threads 1 --batch-size 64 --set embedding_dim=4 --set 'hidden=[8]')
+RANKER=("${TINY[@]}" --set coaction_feed_dim=4 --set 'coaction_layers=[4,2]' --set coaction_orders=2 --set max_history=10
+        --set 'user_features=["age","region","device"]')
+
+mkdir -p "$OUT"
+# Retrieval: two towers over every feature kind (a vocabulary, boundaries, a dense and a multi-valued feature).
+"$F" train --data "$DATA/dataset.json" --out "$OUT/retrieval.funnel" "${TINY[@]}" --set output_dim=4 >/dev/null 2>&1
+# Ranking, CAN with co-action pairs over the behaviour sequence and a user feature.
+"$F" train-ranker --data "$DATA/dataset.json" --out "$OUT/ranking-can.funnel" "${RANKER[@]}" \
+  --set 'coaction=["item_id:item_id","category:category","item_id:region"]' >/dev/null 2>&1
+# Ranking, CAN with every independence level, biases and mean pooling: the other optional fields.
+"$F" train-ranker --data "$DATA/dataset.json" --out "$OUT/ranking-can-independent.funnel" "${RANKER[@]}" \
+  --set 'coaction=["item_id:item_id","category:category","category:region"]' --set coaction_bias=true \
+  --set combination_independence=true --set order_independence=true --set pooling=mean >/dev/null 2>&1
+# The CLI writes one stage per file; retrieval and ranking side by side come from export_funnel in the
+# trainer's tests, not from here.
+
+# The answers, with the timings taken out so that the file only changes when the answers do.
+untimed() { sed -E 's/"(retrieve|rank)_us":[-+.0-9eE]+,?//; s/,}/}/'; }
+USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
+       '{"user_id":"u17","age":"23","region":"r0","device":"android"}'
+       '{"user_id":"someone new","age":70,"region":"r99","device":"web"}')
+{
+  echo '{"retrieve": ['
+  sep=""
+  for user in "${USERS[@]}"; do
+    answer=$("$F" recommend --model "$OUT/retrieval.funnel" --user "$user" -k 10 --exclude i1,i2 --json | untimed)
+    printf '%s  {"model": "retrieval.funnel", "user": %s, "k": 10, "exclude": ["i1", "i2"],\n   "answer": %s}' "$sep" "$user" "$answer"
+    sep=$',\n'
+  done
+  echo
+  echo '], "rank": ['
+  sep=""
+  for model in ranking-can.funnel ranking-can-independent.funnel; do
+    for user in "${USERS[@]}"; do
+      answer=$("$F" rank --model "$OUT/$model" --user "$user" --behaviours i3,i8,i21,i8,unseen --candidates i5,i9,i0,i39 --json | untimed)
+      printf '%s  {"model": "%s", "user": %s, "behaviours": ["i3", "i8", "i21", "i8", "unseen"], "candidates": ["i5", "i9", "i0", "i39"],\n   "answer": %s}' \
+        "$sep" "$model" "$user" "$answer"
+      sep=$',\n'
+    done
+  done
+  echo
+  echo ']}'
+} > "$OUT/expected.json"
+ls -l "$OUT"
