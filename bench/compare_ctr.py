@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+from study_common import mean_sd
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(ROOT, "..", "shared", "peers")
 FUNNEL = os.path.join(ROOT, "build", "release", "train", "funnel")
@@ -52,12 +54,6 @@ def run_funnel(model, seed, optim):
         r = json.load(open(report))
     return {"auc": r["test"]["auc"], "gauc": r["test"]["gauc"], "logloss": r["test"]["logloss"], "best_epoch": r["best_epoch"],
             "samples_per_second": r["samples_per_second"], "params": r["parameters"]}
-
-
-def mean_sd(values, digits=4):
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main():

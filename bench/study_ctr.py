@@ -15,8 +15,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
+
+from study_common import mean_sd, run_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {"amazon-beauty": "amazon-beauty-ctr.json", "amazon-grocery": "amazon-grocery.json", "ml-1m": "ml-1m-ctr.json"}
@@ -39,29 +40,19 @@ LOSSES = {"bce": ("DNN, BCE", {}), "focal": ("DNN, focal (gamma 2, alpha 0.25)",
 
 
 def run(funnel, dataset, name, overrides, seed, out_dir, threads):
-    report = os.path.join(out_dir, f"{name}-seed{seed}.json")
-    if not os.path.exists(report):
-        command = [funnel, "train-ranker", "--data", os.path.join(ROOT, "datasets", DATASETS[dataset]), "--seed", str(seed),
-                   "--threads", str(threads),
-                   "--out", os.path.join(out_dir, f"{name}-seed{seed}.funnel"), "--report", report + ".tmp",
-                   "--metrics-log", os.path.join(out_dir, f"{name}-seed{seed}.jsonl")]
+    def command(report):
+        line = [funnel, "train-ranker", "--data", os.path.join(ROOT, "datasets", DATASETS[dataset]), "--seed", str(seed),
+                "--threads", str(threads),
+                "--out", os.path.join(out_dir, f"{name}-seed{seed}.funnel"), "--report", report,
+                "--metrics-log", os.path.join(out_dir, f"{name}-seed{seed}.jsonl")]
         for key, value in overrides.items():
             if key == "coaction" and value == "four":
                 value = json.dumps(FOUR.get(dataset, FOUR_DEFAULT).split(","))
-            command += ["--set", f"{key}={value}"]
+            line += ["--set", f"{key}={value}"]
         print(f"{dataset}: {name} seed {seed} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            sys.exit(f"run '{name}' seed {seed} failed")
-        os.replace(report + ".tmp", report)
-    return json.load(open(report))
+        return line
 
-
-def mean_sd(values):
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    return run_once(os.path.join(out_dir, f"{name}-seed{seed}.json"), command, f"run '{name}' seed {seed}")
 
 
 def main():
