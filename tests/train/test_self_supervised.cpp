@@ -171,7 +171,7 @@ TEST_CASE("Self-supervised task: trains end to end, its loss falls and the main 
   // Beside the same run without it: the main task learns as well (within the small test set's noise).
   config.ssl = "none";
   const TrainResult baseline = train_two_tower(data, split, config);
-  WARN("R@50 with cfm " << result.test.recall_at(50) << ", without " << baseline.test.recall_at(50) << ", most popular "
+  INFO("R@50 with cfm " << result.test.recall_at(50) << ", without " << baseline.test.recall_at(50) << ", most popular "
                         << result.popular_test.recall_at(50));
   CHECK(result.test.recall_at(50) > baseline.test.recall_at(50) - 0.05);
   // The file holds the towers alone: the default inputs and G are training-only (tensor names are in the file).

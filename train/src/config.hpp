@@ -39,7 +39,7 @@ struct TrainConfig {
   // Self-supervised auxiliary task for the item tower (Yao et al., CIKM 2021; docs/training.md): L = L_main +
   // ssl_alpha * L_self.
   std::string ssl = "none";          // "none", "rfm", "cfm" (masking patterns), "spread_out", "spread_out_square"
-  float ssl_alpha = 0.3f;            // eq. 5
+  float ssl_alpha = 0.1f;            // eq. 5 (the best of 0.1, 0.3, 1 in docs/studies/ssl.md)
   float ssl_temperature = 0.2f;      // tau of eq. 3 (not used by spread_out_square)
   uint32_t ssl_batch_size = 0;       // items per step for L_self (0: batch_size)
   float ssl_dropout = 0.1f;          // per-value dropout of multi-valued item features, after masking

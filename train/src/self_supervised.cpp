@@ -1,6 +1,7 @@
 #include "self_supervised.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "contrastive_loss.hpp"
 #include "errors.hpp"
@@ -22,6 +23,19 @@ SelfSupervisedTask::SelfSupervisedTask(TowerNet& item_tower, const EntityTable& 
 }
 
 std::vector<Parameter*> SelfSupervisedTask::parameters() { return own_g_ ? own_g_->parameters() : std::vector<Parameter*>{}; }
+
+std::string SelfSupervisedTask::correlated_groups() const {
+  const size_t k = items_.features.size();
+  std::string out;
+  for (size_t seed = 0; seed < k && !mutual_information_.empty(); ++seed) {
+    std::string names;
+    for (size_t f : correlated_group(mutual_information_, k, seed)) names += (names.empty() ? "" : " + ") + items_.features[f].def.name;
+    char entropy[32];
+    std::snprintf(entropy, sizeof entropy, " (H %.2f)", mutual_information_[seed * k + seed]);
+    out += (out.empty() ? "" : "; ") + names + entropy;
+  }
+  return out;
+}
 
 void SelfSupervisedTask::set_training_counts(std::span<const uint32_t> counts) {
   cumulative_counts_.assign(counts.size(), 0.0);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "config.hpp"
@@ -40,6 +41,8 @@ class SelfSupervisedTask {
   std::vector<Parameter*> parameters();
   // The item features' mutual information ([k, k], eq. 4), computed once from the catalogue for CFM.
   const std::vector<double>& mutual_information() const { return mutual_information_; }
+  // CFM's group for every seed, in words: "item_id + release_year (H 7.43); ..." (H: the seed's entropy).
+  std::string correlated_groups() const;
   // The last forward's items (catalogue rows) and masks (empty for the spread-out forms).
   const std::vector<uint32_t>& batch() const { return batch_; }
   const FeatureMasks& masks() const { return masks_; }

@@ -137,20 +137,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   TwoTowerModel model(data, config);
   SelfSupervisedTask* ssl = model.self_supervised();
   if (ssl) ssl->set_training_counts(split.item_train_count);
-  if (ssl && config.ssl == "cfm" && observer.on_note) {
-    // What CFM will do, by seed: the groups follow from the catalogue alone.
-    const std::vector<double>& mi = ssl->mutual_information();
-    const size_t k = data.items.features.size();
-    std::string groups;
-    for (size_t seed = 0; seed < k; ++seed) {
-      std::string names;
-      for (size_t f : correlated_group(mi, k, seed)) names += (names.empty() ? "" : " + ") + data.items.features[f].def.name;
-      char entropy[32];
-      std::snprintf(entropy, sizeof entropy, "%.2f", mi[seed * k + seed]);
-      groups += "; " + names + " (H " + entropy + ")";
-    }
-    observer.on_note("CFM masks together, by seed" + groups);
-  }
+  if (ssl && config.ssl == "cfm" && observer.on_note) observer.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
   std::vector<Parameter*> parameters = model.parameters();
   Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"});
   const size_t dim = config.output_dim;
