@@ -1,6 +1,7 @@
 #include "funnel_c.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,16 @@ FunnelStatus fail(FunnelStatus code, std::string message) {
 FunnelStatus report(const funnel::Status& status) {
   if (status.is_ok()) return FUNNEL_OK;
   return fail(static_cast<FunnelStatus>(status.code()), status.message());
+}
+
+// Copies a C array of keys; a NULL entry is an error naming the function, the array and the position.
+FunnelStatus copy_keys(const char* function, const char* const* array, size_t count, const char* what, std::vector<std::string>* out) {
+  if (count > 0 && !array) return fail(FUNNEL_INVALID_ARGUMENT, std::string(function) + ": " + what + " is NULL");
+  for (size_t i = 0; i < count; ++i) {
+    if (!array[i]) return fail(FUNNEL_INVALID_ARGUMENT, std::string(function) + ": " + what + "[" + std::to_string(i) + "] is NULL");
+    out->emplace_back(array[i]);
+  }
+  return FUNNEL_OK;
 }
 
 FunnelStatus wrap(funnel::Status status, std::unique_ptr<funnel::Model> model, FunnelModel** out) {
@@ -141,20 +152,46 @@ FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, c
                          const char* const* candidates, size_t candidate_count, float* out_probabilities) {
   if (!model || !user || (behaviour_count > 0 && !behaviours) || (candidate_count > 0 && (!candidates || !out_probabilities)))
     return fail(FUNNEL_INVALID_ARGUMENT, "funnel_rank: NULL argument");
-  const auto keys = [](const char* const* array, size_t count, const char* what, std::vector<std::string>* out) {
-    for (size_t i = 0; i < count; ++i) {
-      if (!array[i]) return fail(FUNNEL_INVALID_ARGUMENT, std::string("funnel_rank: ") + what + "[" + std::to_string(i) + "] is NULL");
-      out->emplace_back(array[i]);
-    }
-    return FUNNEL_OK;
-  };
   std::vector<std::string> behaviour_keys, candidate_keys;
-  if (FunnelStatus s = keys(behaviours, behaviour_count, "behaviours", &behaviour_keys); s != FUNNEL_OK) return s;
-  if (FunnelStatus s = keys(candidates, candidate_count, "candidates", &candidate_keys); s != FUNNEL_OK) return s;
+  if (FunnelStatus s = copy_keys("funnel_rank", behaviours, behaviour_count, "behaviours", &behaviour_keys); s != FUNNEL_OK) return s;
+  if (FunnelStatus s = copy_keys("funnel_rank", candidates, candidate_count, "candidates", &candidate_keys); s != FUNNEL_OK) return s;
   std::vector<float> probabilities;
   if (FunnelStatus s = report(model->model->rank(user->features, behaviour_keys, candidate_keys, &probabilities)); s != FUNNEL_OK)
     return s;
   std::copy(probabilities.begin(), probabilities.end(), out_probabilities);
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
+                              const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
+                              FunnelCascadeTimings* out_timings) {
+  if (!model || !user || !request || !out_keys || !out_key_lengths || !out_scores || !out_count)
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_recommend: NULL argument");
+  *out_count = 0;
+  funnel::CascadeOptions options;
+  if (request->k > 0) options.k = request->k;
+  if (request->retrieve_k > 0) options.retrieve_k = request->retrieve_k;
+  const char* name = "funnel_recommend";
+  if (FunnelStatus s = copy_keys(name, request->behaviours, request->behaviour_count, "behaviours", &options.behaviours); s != FUNNEL_OK)
+    return s;
+  if (FunnelStatus s = copy_keys(name, request->candidates, request->candidate_count, "candidates", &options.candidates); s != FUNNEL_OK)
+    return s;
+  if (FunnelStatus s = copy_keys(name, request->exclude, request->exclude_count, "exclude", &options.exclude); s != FUNNEL_OK) return s;
+  if (FunnelStatus s = copy_keys(name, request->allow, request->allow_count, "allow", &options.allow); s != FUNNEL_OK) return s;
+  funnel::CascadeResult result;
+  if (FunnelStatus s = report(model->model->recommend(user->features, options, &result)); s != FUNNEL_OK) return s;
+  for (size_t i = 0; i < result.items.size(); ++i) {
+    out_keys[i] = result.items[i].key.data();
+    out_key_lengths[i] = result.items[i].key.size();
+    out_scores[i] = result.items[i].score;
+  }
+  *out_count = result.items.size();
+  if (out_timings) {
+    const double absent = std::numeric_limits<double>::quiet_NaN();
+    *out_timings = {absent, absent, result.milliseconds};
+    for (const funnel::StageReport& stage : result.stages)
+      (stage.stage == "retrieval" ? out_timings->retrieval_ms : out_timings->ranking_ms) = stage.milliseconds;
+  }
   return FUNNEL_OK;
 }
 

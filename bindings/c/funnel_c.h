@@ -66,6 +66,36 @@ FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, c
                          size_t behaviour_count, const char* const* candidates, size_t candidate_count,
                          float* out_probabilities);
 
+/* The whole cascade in one call: retrieval of retrieve_k candidates, ranking, the best k; each stage that
+ * the file holds runs, and a file with ranking alone ranks `candidates`. Zero-initialise the request and
+ * set what you need; k 0 means 10 and retrieve_k 0 means 200. Unknown keys in exclude/allow are ignored. */
+typedef struct FunnelCascadeRequest {
+  size_t k;
+  size_t retrieve_k;
+  const char* const* behaviours; /* the user's behaviour sequence, item keys, oldest first */
+  size_t behaviour_count;
+  const char* const* candidates; /* what to rank when the file has no retrieval stage */
+  size_t candidate_count;
+  const char* const* exclude;    /* never returned (items already seen) */
+  size_t exclude_count;
+  const char* const* allow;      /* when allow_count > 0, only these may be returned */
+  size_t allow_count;
+} FunnelCascadeRequest;
+
+/* Per-stage wall time in milliseconds; a stage the file lacks reads NaN. */
+typedef struct FunnelCascadeTimings {
+  double retrieval_ms;
+  double ranking_ms;
+  double total_ms;
+} FunnelCascadeTimings;
+
+/* Writes at most request->k (or 10) items, best first: out_keys[i] points into the model (valid while it
+ * lives) with its byte length in out_key_lengths[i], and out_scores[i] is the last stage's score (a click
+ * probability when the file ranks). *out_count receives the number written. out_timings may be NULL. */
+FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
+                              const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
+                              FunnelCascadeTimings* out_timings);
+
 #ifdef __cplusplus
 }
 #endif

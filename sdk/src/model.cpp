@@ -657,6 +657,10 @@ uint32_t Model::item_column_feature(size_t column) const {
   return root_->items()->features()->Get(static_cast<flatbuffers::uoffset_t>(column));
 }
 
+std::string_view Model::ranking_item_key(size_t index) const {
+  return view_of(root_->items()->keys()->Get(static_cast<flatbuffers::uoffset_t>(index)));
+}
+
 int64_t Model::find_ranking_item(std::string_view key) const {
   const fb::ItemTable* items = root_->items();
   return items ? find_sorted(items->keys(), items->key_order(), key) : -1;
@@ -686,15 +690,21 @@ Status Model::encode_items(std::span<const std::string> keys, bool unknown_is_er
 
 Status Model::rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
                    std::vector<float>* probabilities) const {
+  return rank_candidates(user, behaviours, candidates, /*unknown_candidate_is_error=*/true, probabilities);
+}
+
+Status Model::rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+                              bool unknown_candidate_is_error, std::vector<float>* probabilities) const {
   probabilities->clear();
   if (!has_ranking_) return {StatusCode::kInvalidArgument, "this model has no ranking stage"};
   EncodedFeatures encoded;
   if (Status s = encode_used(user, ranking_user_features_, &encoded); !s) return s;
   std::vector<uint32_t> behaviour_ids, candidate_ids;
   // A behaviour the model never saw still counts as one, with out-of-vocabulary features, as an unseen
-  // value does at training time; a candidate it cannot describe is the caller's mistake.
+  // value does at training time; a candidate it cannot describe is the caller's mistake, unless it comes
+  // from the retrieval stage of the same file.
   if (Status s = encode_items(behaviours, false, &behaviour_ids); !s) return s;
-  if (Status s = encode_items(candidates, true, &candidate_ids); !s) return s;
+  if (Status s = encode_items(candidates, unknown_candidate_is_error, &candidate_ids); !s) return s;
   RankInput input{&encoded, behaviour_ids.data(), behaviours.size(), candidate_ids.data(), candidates.size()};
   RankScratch scratch;
   probabilities->resize(candidates.size());

@@ -397,25 +397,41 @@ Features user_features(const std::string& argument) {
   return features_from_json(buffer.str());
 }
 
-int run_recommend(const std::string& model_path, const std::string& user, size_t k, const std::vector<std::string>& exclude, bool as_json) {
-  const auto model = open_model(model_path);
-  RetrieveOptions options;
-  options.k = k;
-  options.exclude = exclude;
-  std::vector<Recommendation> recommendations;
-  const auto start = std::chrono::steady_clock::now();
-  if (Status s = model->retrieve(user_features(user), options, &recommendations); !s) throw std::runtime_error(s.to_string());
-  const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
-  if (as_json) {
+struct RecommendArgs {
+  std::string model, user;
+  funnel::CascadeOptions options;
+  bool json = false;
+};
+
+// The whole cascade the file holds (retrieval, then ranking), with each stage's time.
+int run_recommend(const RecommendArgs& args) {
+  const auto model = open_model(args.model);
+  CascadeResult result;
+  if (Status s = model->recommend(user_features(args.user), args.options, &result); !s) throw std::runtime_error(s.to_string());
+  // The catalogue index (the retrieval stage's), or the item-table row in a file that only ranks.
+  const auto index_of = [&model](std::string_view key) {
+    return model->has_retrieval() ? model->find_item(key) : model->find_ranking_item(key);
+  };
+  if (args.json) {
     json items = json::array();
-    for (const Recommendation& r : recommendations) items.push_back({{"key", r.key}, {"index", r.index}, {"score", r.score}});
-    std::cout << json{{"recommendations", items}, {"retrieve_us", micros}}.dump() << "\n";
-  } else {
-    for (size_t i = 0; i < recommendations.size(); ++i)
-      std::printf("%3zu  %-24.*s %.6f\n", i + 1, static_cast<int>(recommendations[i].key.size()), recommendations[i].key.data(),
-                  recommendations[i].score);
-    std::printf("retrieval over %zu items in %.0f us (%s kernels)\n", model->catalogue_size(), micros, kernels::isa());
+    for (const CascadeItem& item : result.items) {
+      json entry = {{"key", item.key}, {"index", index_of(item.key)}, {"score", item.score}};
+      if (model->has_ranking() && model->has_retrieval()) entry["retrieval_score"] = item.retrieval_score;
+      items.push_back(entry);
+    }
+    json stages = json::array();
+    for (const StageReport& stage : result.stages)
+      stages.push_back({{"stage", stage.stage}, {"scored", stage.scored}, {"kept", stage.kept}, {"ms", stage.milliseconds}});
+    std::cout << json{{"recommendations", items}, {"stages", stages}, {"ms", result.milliseconds}}.dump() << "\n";
+    return 0;
   }
+  for (size_t i = 0; i < result.items.size(); ++i)
+    std::printf("%3zu  %-24.*s %.6f\n", i + 1, static_cast<int>(result.items[i].key.size()), result.items[i].key.data(),
+                result.items[i].score);
+  for (const StageReport& stage : result.stages)
+    std::printf("%-9.*s %7zu -> %-5zu %8.3f ms\n", static_cast<int>(stage.stage.size()), stage.stage.data(), stage.scored, stage.kept,
+                stage.milliseconds);
+  std::printf("total %25.3f ms (%s kernels)\n", result.milliseconds, kernels::isa());
   return 0;
 }
 
@@ -505,16 +521,21 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "print what a model file holds");
   inspect->add_option("model", inspect_path, "model file")->required();
 
-  std::string recommend_model, recommend_user;
-  size_t recommend_k = 10;
-  std::vector<std::string> recommend_exclude;
-  bool recommend_json = false;
-  auto* recommend = app.add_subcommand("recommend", "top-K items for a user given as raw features in JSON");
-  recommend->add_option("--model", recommend_model, "model file")->required();
-  recommend->add_option("--user", recommend_user, "the user's features: a JSON object, or @file")->required();
-  recommend->add_option("-k,--k", recommend_k, "how many items")->capture_default_str();
-  recommend->add_option("--exclude", recommend_exclude, "item keys to leave out (e.g. already seen)")->delimiter(',');
-  recommend->add_flag("--json", recommend_json, "print JSON");
+  RecommendArgs recommend_args;
+  auto* recommend = app.add_subcommand("recommend", "the whole cascade the file holds (retrieval, then ranking) for a user, with "
+                                                    "each stage's time");
+  recommend->add_option("--model", recommend_args.model, "model file")->required();
+  recommend->add_option("--user", recommend_args.user, "the user's features: a JSON object, or @file")->required();
+  recommend->add_option("-k,--k", recommend_args.options.k, "how many items")->capture_default_str();
+  recommend->add_option("--retrieve-k", recommend_args.options.retrieve_k, "candidates retrieval passes to ranking (at least k)")
+      ->capture_default_str();
+  recommend->add_option("--behaviours", recommend_args.options.behaviours, "the user's behaviour sequence for ranking, oldest first")
+      ->delimiter(',');
+  recommend->add_option("--candidates", recommend_args.options.candidates, "the items to rank when the file has no retrieval stage")
+      ->delimiter(',');
+  recommend->add_option("--exclude", recommend_args.options.exclude, "item keys never to return (e.g. already seen)")->delimiter(',');
+  recommend->add_option("--allow", recommend_args.options.allow, "when given, only these item keys may be returned")->delimiter(',');
+  recommend->add_flag("--json", recommend_args.json, "print JSON");
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("[%H:%M:%S] %v");
@@ -525,7 +546,7 @@ int main(int argc, char** argv) {
     if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json);
     if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
     if (*inspect) return run_inspect(inspect_path);
-    if (*recommend) return run_recommend(recommend_model, recommend_user, recommend_k, recommend_exclude, recommend_json);
+    if (*recommend) return run_recommend(recommend_args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "funnel: error: %s\n", e.what());
     return 1;

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "funnel/cascade.hpp"
 #include "funnel/features.hpp"
 #include "funnel/kernels.hpp"
 #include "funnel/ranker.hpp"
@@ -94,10 +95,15 @@ class Model {
   Status rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
               std::vector<float>* probabilities) const;
 
+  // The whole cascade in one call (funnel/cascade.hpp): retrieval, then ranking, with per-stage timings.
+  Status recommend(const Features& user, const CascadeOptions& options, CascadeResult* out) const;
+
   // The item table the ranking stage reads candidates and behaviours from.
   size_t item_table_size() const;
   // -1 when the item table has no such key.
   int64_t find_ranking_item(std::string_view key) const;
+  // The key of item-table row `index` (< item_table_size()); points into the model.
+  std::string_view ranking_item_key(size_t index) const;
   // The model feature index of an item-table column.
   uint32_t item_column_feature(size_t column) const;
   // Encoded item-table rows for `keys` (ranker().item_columns ids each).
@@ -108,6 +114,10 @@ class Model {
   static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
   Status validate();
   Status encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const;
+  // Model::rank with the choice of what an unknown candidate means: an error, or out-of-vocabulary features
+  // (a retrieved item the ranking stage's item table lacks).
+  Status rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+                         bool unknown_candidate_is_error, std::vector<float>* probabilities) const;
 
   std::shared_ptr<void> storage_;  // keeps the mapping or the copy alive
   const uint8_t* data_ = nullptr;

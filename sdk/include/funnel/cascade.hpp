@@ -1,0 +1,47 @@
+// The whole funnel in one call (Model::recommend): retrieve K1 candidates, rank them, keep the best K,
+// with each stage's time. Works with whichever stages the file holds: retrieval alone returns its top K;
+// ranking alone ranks the candidates the caller passes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace funnel {
+
+struct CascadeOptions {
+  size_t k = 10;            // items returned
+  size_t retrieve_k = 200;  // K1: what retrieval passes on when a ranking stage follows (at least k)
+  // The user's behaviour sequence for the ranking stage: item keys, oldest first. Unknown keys count with
+  // out-of-vocabulary features, as in Model::rank.
+  std::vector<std::string> behaviours;
+  // The items to rank when the file has no retrieval stage (an unknown key is then an error).
+  std::vector<std::string> candidates;
+  // Never returned: items the user has already seen. Keys the model does not know are ignored.
+  std::vector<std::string> exclude;
+  // When not empty, only these may be returned (retrieval scans the catalogue with everything else left
+  // out). Keys the model does not know are ignored.
+  std::vector<std::string> allow;
+};
+
+struct StageReport {
+  std::string_view stage;  // "retrieval" or "ranking"
+  size_t scored = 0;       // items the stage scored
+  size_t kept = 0;         // items it passed on
+  double milliseconds = 0;
+};
+
+struct CascadeItem {
+  std::string_view key;     // points into the model; valid while the model lives
+  float score;              // the last stage's: a click probability after ranking, an inner product after retrieval
+  float retrieval_score;    // NaN when the file has no retrieval stage
+};
+
+struct CascadeResult {
+  std::vector<CascadeItem> items;  // best first; ties keep the earlier stage's order
+  std::vector<StageReport> stages;
+  double milliseconds = 0;  // the whole call
+};
+
+}  // namespace funnel
