@@ -657,6 +657,18 @@ uint32_t Model::item_column_feature(size_t column) const {
   return root_->items()->features()->Get(static_cast<flatbuffers::uoffset_t>(column));
 }
 
+size_t Model::tensor_count() const { return root_->tensors() ? root_->tensors()->size() : 0; }
+
+TensorInfo Model::tensor_info(size_t index) const {
+  const fb::Tensor* tensor = root_->tensors()->Get(static_cast<flatbuffers::uoffset_t>(index));
+  TensorInfo info;
+  info.name = view_of(tensor->name());
+  info.dtype = tensor->dtype() == fb::DType::F16 ? "f16" : tensor->dtype() == fb::DType::I8 ? "i8" : "f32";
+  info.shape.assign(tensor->shape()->begin(), tensor->shape()->end());
+  info.bytes = tensor->data()->size();
+  return info;
+}
+
 std::string_view Model::ranking_item_key(size_t index) const {
   return view_of(root_->items()->keys()->Get(static_cast<flatbuffers::uoffset_t>(index)));
 }

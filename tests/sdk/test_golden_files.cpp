@@ -93,6 +93,26 @@ TEST_CASE("Golden files: every file loads and gives the answers recorded when it
     CHECK(mapped->producer() == "funnel-train 0.1.0");
     const auto bytes = read_bytes(path);
     REQUIRE(Model::load_bytes(bytes.data(), bytes.size(), &copied).is_ok());
+    // What inspection lists: every tensor with a shape whose product times the element size is its size.
+    size_t tensor_bytes = 0;
+    for (size_t t = 0; t < mapped->tensor_count(); ++t) {
+      const funnel::TensorInfo tensor = mapped->tensor_info(t);
+      INFO(tensor.name);
+      uint64_t elements = 1;
+      for (uint64_t extent : tensor.shape) elements *= extent;
+      CHECK(std::string(tensor.dtype) == "f32");
+      CHECK(tensor.bytes == elements * 4);
+      tensor_bytes += tensor.bytes;
+    }
+    CHECK(mapped->tensor_count() > 0);
+    CHECK(tensor_bytes < bytes.size());
+  }
+  {
+    std::unique_ptr<Model> retrieval;
+    REQUIRE(Model::load_file(kGolden + "/retrieval.funnel", &retrieval).is_ok());
+    const funnel::TensorInfo catalogue = retrieval->tensor_info(retrieval->tensor_count() - 1);
+    CHECK(catalogue.name == "catalogue/embeddings");
+    CHECK(catalogue.shape == std::vector<uint64_t>{retrieval->catalogue_size(), retrieval->embedding_dim()});
   }
 
   std::ifstream in(kGolden + "/expected.json");

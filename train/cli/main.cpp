@@ -349,6 +349,17 @@ int run_inspect(const std::string& path) {
       std::cout << " -> " << layer.out << (layer.activation == Activation::kPRelu ? " prelu" : layer.activation == Activation::kRelu ? " relu" : "");
     std::cout << " (logit)\n  item table       " << model->item_table_size() << " items\n";
   }
+  std::cout << "tensors         " << model->tensor_count() << "\n";
+  size_t tensor_bytes = 0;
+  for (size_t t = 0; t < model->tensor_count(); ++t) {
+    const TensorInfo tensor = model->tensor_info(t);
+    std::string shape;
+    for (uint64_t extent : tensor.shape) shape += (shape.empty() ? "" : " x ") + std::to_string(extent);
+    std::printf("  %-40.*s %-4s %-16s %10zu bytes\n", static_cast<int>(tensor.name.size()), tensor.name.data(), tensor.dtype,
+                shape.c_str(), tensor.bytes);
+    tensor_bytes += tensor.bytes;
+  }
+  std::printf("  %zu bytes of tensor data in a %zu-byte file\n", tensor_bytes, model->byte_size());
   for (const auto& [key, value] : model->metadata()) {
     if (key == "history" || key == "ranking_epochs") continue;  // long; read it with the metrics log instead
     std::cout << "metadata " << key << " = " << value << "\n";

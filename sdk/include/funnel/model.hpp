@@ -30,6 +30,14 @@ struct FeatureInfo {
   uint32_t hash_buckets = 0;
 };
 
+// One parameter tensor of the file, for inspection.
+struct TensorInfo {
+  std::string_view name;  // points into the model
+  const char* dtype;      // "f32", "f16" or "i8"
+  std::vector<uint64_t> shape;
+  size_t bytes = 0;  // of its data
+};
+
 struct RetrieveOptions {
   size_t k = 10;
   // Catalogue keys that must not be returned (items the user has already seen).
@@ -61,6 +69,9 @@ class Model {
   std::string_view producer() const;
   size_t byte_size() const { return size_; }
   std::vector<std::pair<std::string, std::string>> metadata() const;
+
+  size_t tensor_count() const;
+  TensorInfo tensor_info(size_t index) const;  // index < tensor_count()
 
   size_t feature_count() const;
   FeatureInfo feature_info(size_t index) const;
