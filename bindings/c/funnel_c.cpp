@@ -9,6 +9,10 @@
 
 struct FunnelModel {
   std::unique_ptr<funnel::Model> model;
+  // Copies made at load time, so that the ABI can hand out pointers that live as long as the model.
+  std::string producer;
+  std::vector<funnel::FeatureInfo> features;
+  std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 struct FunnelFeatures {
@@ -41,7 +45,11 @@ FunnelStatus copy_keys(const char* function, const char* const* array, size_t co
 
 FunnelStatus wrap(funnel::Status status, std::unique_ptr<funnel::Model> model, FunnelModel** out) {
   if (!status) return report(status);
-  *out = new FunnelModel{std::move(model)};
+  auto* handle = new FunnelModel{std::move(model), {}, {}, {}};
+  handle->producer = std::string(handle->model->producer());
+  for (size_t f = 0; f < handle->model->feature_count(); ++f) handle->features.push_back(handle->model->feature_info(f));
+  handle->metadata = handle->model->metadata();
+  *out = handle;
   return FUNNEL_OK;
 }
 
@@ -70,6 +78,56 @@ FunnelStatus funnel_model_load_bytes(const void* data, size_t size, FunnelModel*
 }
 
 void funnel_model_free(FunnelModel* model) { delete model; }
+
+uint32_t funnel_model_format_version(const FunnelModel* model) { return model ? model->model->format_version() : 0; }
+
+const char* funnel_model_producer(const FunnelModel* model) { return model ? model->producer.c_str() : nullptr; }
+
+size_t funnel_model_byte_size(const FunnelModel* model) { return model ? model->model->byte_size() : 0; }
+
+int funnel_model_has_retrieval(const FunnelModel* model) { return model && model->model->has_retrieval() ? 1 : 0; }
+
+size_t funnel_model_feature_count(const FunnelModel* model) { return model ? model->features.size() : 0; }
+
+FunnelStatus funnel_model_feature_info(const FunnelModel* model, size_t index, FunnelFeatureInfo* out) {
+  if (!model || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_feature_info: NULL argument");
+  if (index >= model->features.size())
+    return fail(FUNNEL_NOT_FOUND, "funnel_model_feature_info: no feature " + std::to_string(index) + " (the model has " +
+                                      std::to_string(model->features.size()) + ")");
+  const funnel::FeatureInfo& info = model->features[index];
+  *out = {info.name.c_str(), info.kind.c_str(), info.cardinality, info.vocabulary_size, info.hash_buckets};
+  return FUNNEL_OK;
+}
+
+size_t funnel_model_tensor_count(const FunnelModel* model) { return model ? model->model->tensor_count() : 0; }
+
+FunnelStatus funnel_model_tensor_info(const FunnelModel* model, size_t index, FunnelTensorInfo* out) {
+  if (!model || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_tensor_info: NULL argument");
+  if (index >= model->model->tensor_count())
+    return fail(FUNNEL_NOT_FOUND, "funnel_model_tensor_info: no tensor " + std::to_string(index) + " (the model has " +
+                                      std::to_string(model->model->tensor_count()) + ")");
+  const funnel::TensorInfo info = model->model->tensor_info(index);
+  *out = {};
+  out->name = info.name.data();
+  out->name_length = info.name.size();
+  out->dtype = info.dtype;
+  out->rank = info.shape.size();
+  for (size_t d = 0; d < info.shape.size() && d < FUNNEL_MAX_TENSOR_RANK; ++d) out->shape[d] = info.shape[d];
+  out->bytes = info.bytes;
+  return FUNNEL_OK;
+}
+
+size_t funnel_model_metadata_count(const FunnelModel* model) { return model ? model->metadata.size() : 0; }
+
+FunnelStatus funnel_model_metadata(const FunnelModel* model, size_t index, const char** key, const char** value) {
+  if (!model || !key || !value) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_metadata: NULL argument");
+  if (index >= model->metadata.size())
+    return fail(FUNNEL_NOT_FOUND, "funnel_model_metadata: no entry " + std::to_string(index) + " (the model has " +
+                                      std::to_string(model->metadata.size()) + ")");
+  *key = model->metadata[index].first.c_str();
+  *value = model->metadata[index].second.c_str();
+  return FUNNEL_OK;
+}
 
 size_t funnel_model_catalogue_size(const FunnelModel* model) { return model ? model->model->catalogue_size() : 0; }
 

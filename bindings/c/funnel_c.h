@@ -1,7 +1,24 @@
 /* Funnel C ABI: opaque handles, status codes and messages. For C programs, mobile apps (JNI, Swift) and
  * WASM. Every function that can fail returns a FunnelStatus; on failure funnel_last_error() returns the
  * message, valid until the next call on the same thread. Strings are UTF-8, NUL-terminated unless a
- * length is returned beside them. */
+ * length is returned beside them.
+ *
+ * For wrapper authors (JNI, Swift, other FFIs):
+ * - Ownership. A FunnelModel is created by a load function and released by funnel_model_free; a
+ *   FunnelFeatures by funnel_features_new / funnel_features_free. Nothing else needs freeing: every other
+ *   pointer the ABI returns (item keys, feature names, tensor names, metadata, the producer) points into
+ *   the model and stays valid until funnel_model_free. Copy such strings into your language's strings
+ *   (Swift: String(bytes:encoding:) over the pointer and length; JNI: NewStringUTF on a NUL-terminated
+ *   copy, or a byte[] of the given length) and the model can be freed whenever you like.
+ * - Threads. A loaded model is immutable: share one between any number of threads (tested with 16 under
+ *   ThreadSanitizer). A FunnelFeatures belongs to one thread at a time. Errors are per thread.
+ * - Memory the caller provides. Output arrays (scores, indices, keys) are the caller's, sized as each
+ *   function says; the ABI never keeps a pointer to them.
+ * - No exceptions cross the ABI and nothing aborts on bad input: a damaged file, a missing feature, a NULL
+ *   argument all come back as a status with a message. Map FUNNEL_* codes to your error type once.
+ * - Swift: import this header through a module map (module Funnel { header "funnel_c.h" link "funnel_c" })
+ *   and wrap FunnelModel in a final class whose deinit calls funnel_model_free. Kotlin/Java: hold the
+ *   handle in a long field and free it from close() (AutoCloseable), not from a finalizer. */
 #ifndef FUNNEL_C_H
 #define FUNNEL_C_H
 
@@ -31,6 +48,38 @@ FunnelStatus funnel_model_load_file(const char* path, FunnelModel** out);
 /* Copies `size` bytes; the caller may free `data` afterwards. */
 FunnelStatus funnel_model_load_bytes(const void* data, size_t size, FunnelModel** out);
 void funnel_model_free(FunnelModel* model);
+
+/* What the file holds. */
+uint32_t funnel_model_format_version(const FunnelModel* model);
+const char* funnel_model_producer(const FunnelModel* model); /* NUL-terminated */
+size_t funnel_model_byte_size(const FunnelModel* model);
+int funnel_model_has_retrieval(const FunnelModel* model);   /* 1 when the model has a retrieval stage */
+
+typedef struct FunnelFeatureInfo {
+  const char* name;           /* NUL-terminated */
+  const char* kind;           /* "categorical", "multi_categorical" or "dense" */
+  uint32_t cardinality;       /* ids, out-of-vocabulary included (0 for dense) */
+  uint32_t vocabulary_size;
+  uint32_t hash_buckets;
+} FunnelFeatureInfo;
+size_t funnel_model_feature_count(const FunnelModel* model);
+FunnelStatus funnel_model_feature_info(const FunnelModel* model, size_t index, FunnelFeatureInfo* out);
+
+#define FUNNEL_MAX_TENSOR_RANK 8
+typedef struct FunnelTensorInfo {
+  const char* name;           /* not NUL-terminated: name_length bytes */
+  size_t name_length;
+  const char* dtype;          /* "f32", "f16" or "i8" */
+  size_t rank;                /* at most FUNNEL_MAX_TENSOR_RANK dims are written to shape */
+  uint64_t shape[FUNNEL_MAX_TENSOR_RANK];
+  size_t bytes;
+} FunnelTensorInfo;
+size_t funnel_model_tensor_count(const FunnelModel* model);
+FunnelStatus funnel_model_tensor_info(const FunnelModel* model, size_t index, FunnelTensorInfo* out);
+
+/* The file's metadata (training config, metrics, dataset), as NUL-terminated key/value pairs. */
+size_t funnel_model_metadata_count(const FunnelModel* model);
+FunnelStatus funnel_model_metadata(const FunnelModel* model, size_t index, const char** key, const char** value);
 
 size_t funnel_model_catalogue_size(const FunnelModel* model);
 size_t funnel_model_embedding_dim(const FunnelModel* model);

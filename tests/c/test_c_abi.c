@@ -1,0 +1,224 @@
+/* The C ABI from a C program, as an app would use it: load (path and memory), inspect, retrieve, embed,
+ * rank, the cascade, errors and NULLs, free. Reads the golden files in tests/data/golden; the expected
+ * answers are those recorded in tests/data/golden/expected.json. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funnel_c.h"
+
+static int checks = 0, failures = 0;
+
+#define CHECK(condition)                                                                          \
+  do {                                                                                            \
+    ++checks;                                                                                     \
+    if (!(condition)) {                                                                           \
+      ++failures;                                                                                 \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #condition, \
+              funnel_last_error());                                                               \
+    }                                                                                             \
+  } while (0)
+
+static const char* golden(const char* name) {
+  static char path[4096];
+  snprintf(path, sizeof path, "%s/tests/data/golden/%s", FUNNEL_SOURCE_DIR, name);
+  return path;
+}
+
+static unsigned char* read_file(const char* path, size_t* size) {
+  FILE* f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  const long length = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char* data = malloc((size_t)length);
+  *size = fread(data, 1, (size_t)length, f);
+  fclose(f);
+  return data;
+}
+
+static int key_is(const char* key, size_t length, const char* expected) {
+  return key && length == strlen(expected) && memcmp(key, expected, length) == 0;
+}
+
+/* The user of expected.json's retrieval answers. */
+static FunnelFeatures* user_u3(void) {
+  FunnelFeatures* user = funnel_features_new();
+  CHECK(funnel_features_set_string(user, "user_id", "u3") == FUNNEL_OK);
+  CHECK(funnel_features_set_number(user, "age", 41) == FUNNEL_OK);
+  CHECK(funnel_features_set_string(user, "region", "r2") == FUNNEL_OK);
+  CHECK(funnel_features_set_string(user, "device", "ios") == FUNNEL_OK);
+  return user;
+}
+
+static void test_errors(void) {
+  FunnelModel* model = (FunnelModel*)1;
+  CHECK(funnel_model_load_file("/no/such/file.funnel", &model) != FUNNEL_OK);
+  CHECK(model == NULL);
+  CHECK(strstr(funnel_last_error(), "/no/such/file.funnel") != NULL);
+  const char garbage[64] = "not a model file";
+  CHECK(funnel_model_load_bytes(garbage, sizeof garbage, &model) == FUNNEL_CORRUPT_MODEL);
+  CHECK(strlen(funnel_last_error()) > 0);
+  CHECK(funnel_model_load_bytes(NULL, 10, &model) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_load_file(NULL, &model) == FUNNEL_INVALID_ARGUMENT);
+  funnel_model_free(NULL); /* allowed, like free(NULL) */
+}
+
+static void test_inspect(const FunnelModel* model) {
+  CHECK(funnel_model_format_version(model) == 1);
+  CHECK(strncmp(funnel_model_producer(model), "funnel-train ", 13) == 0);
+  CHECK(funnel_model_byte_size(model) > 0);
+  CHECK(funnel_model_has_retrieval(model) == 1);
+  CHECK(funnel_model_has_ranking(model) == 0);
+  CHECK(funnel_model_feature_count(model) == 8);
+  FunnelFeatureInfo feature;
+  CHECK(funnel_model_feature_info(model, 0, &feature) == FUNNEL_OK);
+  CHECK(strcmp(feature.name, "user_id") == 0 && strcmp(feature.kind, "categorical") == 0 && feature.cardinality > 0);
+  CHECK(funnel_model_feature_info(model, 6, &feature) == FUNNEL_OK);
+  CHECK(strcmp(feature.name, "price") == 0 && strcmp(feature.kind, "dense") == 0);
+  CHECK(funnel_model_feature_info(model, 8, &feature) == FUNNEL_NOT_FOUND);
+
+  int found_catalogue = 0;
+  size_t tensor_bytes = 0;
+  for (size_t t = 0; t < funnel_model_tensor_count(model); ++t) {
+    FunnelTensorInfo tensor;
+    CHECK(funnel_model_tensor_info(model, t, &tensor) == FUNNEL_OK);
+    CHECK(strcmp(tensor.dtype, "f32") == 0);
+    tensor_bytes += tensor.bytes;
+    if (key_is(tensor.name, tensor.name_length, "catalogue/embeddings")) {
+      found_catalogue = 1;
+      CHECK(tensor.rank == 2);
+      CHECK(tensor.shape[0] == funnel_model_catalogue_size(model) && tensor.shape[1] == funnel_model_embedding_dim(model));
+      CHECK(tensor.bytes == tensor.shape[0] * tensor.shape[1] * 4);
+    }
+  }
+  CHECK(found_catalogue);
+  CHECK(tensor_bytes < funnel_model_byte_size(model));
+
+  int found_dataset = 0;
+  for (size_t m = 0; m < funnel_model_metadata_count(model); ++m) {
+    const char *key = NULL, *value = NULL;
+    CHECK(funnel_model_metadata(model, m, &key, &value) == FUNNEL_OK);
+    if (strcmp(key, "dataset") == 0) found_dataset = strcmp(value, "synthetic") == 0;
+  }
+  CHECK(found_dataset);
+}
+
+static void test_retrieval(const FunnelModel* model) {
+  FunnelFeatures* user = user_u3();
+  const char* exclude[] = {"i1", "i2"};
+  uint32_t indices[10];
+  float scores[10];
+  size_t count = 0;
+  CHECK(funnel_retrieve(model, user, 10, exclude, 2, indices, scores, &count) == FUNNEL_OK);
+  CHECK(count == 10);
+  size_t length = 0;
+  const char* first = funnel_model_item_key(model, indices[0], &length);
+  CHECK(key_is(first, length, "i24")); /* expected.json */
+  CHECK(fabsf(scores[0] - 0.65010666f) < 1e-5f);
+  for (size_t i = 1; i < count; ++i) CHECK(scores[i] <= scores[i - 1]);
+
+  /* The cascade on a retrieval-only file is retrieval. */
+  FunnelCascadeRequest request;
+  memset(&request, 0, sizeof request);
+  request.exclude = exclude;
+  request.exclude_count = 2;
+  const char* keys[10];
+  size_t lengths[10];
+  float cascade_scores[10];
+  FunnelCascadeTimings timings;
+  CHECK(funnel_recommend(model, user, &request, keys, lengths, cascade_scores, &count, &timings) == FUNNEL_OK);
+  CHECK(count == 10);
+  for (size_t i = 0; i < count; ++i) {
+    size_t expected_length = 0;
+    const char* expected = funnel_model_item_key(model, indices[i], &expected_length);
+    CHECK(lengths[i] == expected_length && memcmp(keys[i], expected, lengths[i]) == 0);
+    CHECK(cascade_scores[i] == scores[i]);
+  }
+  CHECK(timings.retrieval_ms >= 0.0 && isnan(timings.ranking_ms) && timings.total_ms >= timings.retrieval_ms);
+
+  /* The user's embedding is unit length (the towers end in L2 normalisation). */
+  float embedding[256];
+  CHECK(funnel_model_embedding_dim(model) <= 256);
+  CHECK(funnel_user_embedding(model, user, embedding) == FUNNEL_OK);
+  double norm = 0.0;
+  for (size_t k = 0; k < funnel_model_embedding_dim(model); ++k) norm += (double)embedding[k] * embedding[k];
+  CHECK(fabs(norm - 1.0) < 1e-4);
+
+  /* A missing feature is an error that names it; nothing is written. */
+  FunnelFeatures* partial = funnel_features_new();
+  funnel_features_set_string(partial, "user_id", "u3");
+  count = 99;
+  CHECK(funnel_retrieve(model, partial, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(strstr(funnel_last_error(), "age") != NULL);
+  CHECK(funnel_retrieve(NULL, user, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
+  funnel_features_free(partial);
+  funnel_features_free(user);
+}
+
+static void test_ranking(const FunnelModel* model) {
+  CHECK(funnel_model_has_ranking(model) == 1);
+  CHECK(funnel_model_has_retrieval(model) == 0);
+  FunnelFeatures* user = user_u3();
+  const char* behaviours[] = {"i5", "i6"};
+  const char* candidates[] = {"i1", "i2", "i3", "i4"};
+  float probabilities[4];
+  CHECK(funnel_rank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_OK);
+  for (int i = 0; i < 4; ++i) CHECK(probabilities[i] > 0.0f && probabilities[i] < 1.0f);
+
+  FunnelCascadeRequest request;
+  memset(&request, 0, sizeof request);
+  request.k = 3;
+  request.behaviours = behaviours;
+  request.behaviour_count = 2;
+  request.candidates = candidates;
+  request.candidate_count = 4;
+  const char* keys[3];
+  size_t lengths[3], count = 0;
+  float scores[3];
+  CHECK(funnel_recommend(model, user, &request, keys, lengths, scores, &count, NULL) == FUNNEL_OK);
+  CHECK(count == 3);
+  for (size_t i = 0; i < count; ++i) {
+    int matched = 0;
+    for (int c = 0; c < 4; ++c)
+      if (key_is(keys[i], lengths[i], candidates[c])) matched = scores[i] == probabilities[c];
+    CHECK(matched);
+    if (i > 0) CHECK(scores[i] <= scores[i - 1]);
+  }
+  const char* unknown[] = {"i1", "no-such-item"};
+  CHECK(funnel_rank(model, user, NULL, 0, unknown, 2, probabilities) == FUNNEL_NOT_FOUND);
+  CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
+  funnel_features_free(user);
+}
+
+int main(void) {
+  CHECK(funnel_version() != NULL && strlen(funnel_version()) > 0);
+  test_errors();
+
+  FunnelModel* from_path = NULL;
+  CHECK(funnel_model_load_file(golden("retrieval.funnel"), &from_path) == FUNNEL_OK);
+  if (from_path) {
+    test_inspect(from_path);
+    test_retrieval(from_path);
+    funnel_model_free(from_path);
+  }
+  size_t size = 0;
+  unsigned char* bytes = read_file(golden("retrieval.funnel"), &size);
+  CHECK(bytes != NULL);
+  FunnelModel* from_memory = NULL;
+  CHECK(bytes && funnel_model_load_bytes(bytes, size, &from_memory) == FUNNEL_OK);
+  free(bytes); /* the model keeps its own copy */
+  if (from_memory) {
+    test_retrieval(from_memory);
+    funnel_model_free(from_memory);
+  }
+  FunnelModel* ranker = NULL;
+  CHECK(funnel_model_load_file(golden("ranking-can.funnel"), &ranker) == FUNNEL_OK);
+  if (ranker) {
+    test_ranking(ranker);
+    funnel_model_free(ranker);
+  }
+  printf("C ABI: %d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
