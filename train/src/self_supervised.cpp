@@ -46,7 +46,9 @@ void SelfSupervisedTask::set_training_counts(std::span<const uint32_t> counts) {
 void SelfSupervisedTask::draw_batch() {
   const size_t catalogue = items_.size();
   const size_t n = std::min<size_t>(config_.ssl_batch_size ? config_.ssl_batch_size : config_.batch_size, catalogue);
-  in_batch_.assign(catalogue, 0);
+  // Clear the last batch's marks only: a step costs O(batch), not O(catalogue).
+  in_batch_.resize(catalogue, 0);
+  for (uint32_t item : batch_) in_batch_[item] = 0;
   batch_.clear();
   if (config_.ssl_sampling == "uniform") {
     // Floyd's algorithm: n distinct items, uniformly, in n draws. Distinct, because a repeated item would be
