@@ -183,6 +183,14 @@ FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeature
   return FUNNEL_OK;
 }
 
+FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out) {
+  if (!model || !item || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_item_embedding: NULL argument");
+  std::vector<float> embedding;
+  if (FunnelStatus s = report(model->model->item_embedding(item->features, &embedding)); s != FUNNEL_OK) return s;
+  std::copy(embedding.begin(), embedding.end(), out);
+  return FUNNEL_OK;
+}
+
 FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k, const char* const* exclude,
                              size_t exclude_count, uint32_t* out_indices, float* out_scores, size_t* out_count) {
   if (!model || !user || !out_indices || !out_scores || !out_count || (exclude_count > 0 && !exclude))

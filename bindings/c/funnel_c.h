@@ -97,6 +97,9 @@ FunnelStatus funnel_features_set_empty_list(FunnelFeatures* features, const char
 
 /* The user's embedding: writes funnel_model_embedding_dim() floats. */
 FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out);
+/* An item's embedding from its raw features through the file's item tower (a cold-start item the catalogue
+ * lacks, in the same space): writes funnel_model_embedding_dim() floats. */
+FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out);
 
 /* Top-k catalogue items for `user`, best first, leaving out the `exclude_count` keys in `exclude`.
  * Writes at most k entries to out_indices / out_scores and their number to *out_count. */

@@ -618,12 +618,20 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
 }
 
 Status Model::user_embedding(const Features& user, std::vector<float>* out) const {
+  return tower_embedding(user_tower_, user, out);
+}
+
+Status Model::item_embedding(const Features& item, std::vector<float>* out) const {
+  return tower_embedding(item_tower_, item, out);
+}
+
+Status Model::tower_embedding(const TowerView& tower, const Features& raw, std::vector<float>* out) const {
   if (!has_retrieval_) return {StatusCode::kInvalidArgument, "this model has no retrieval stage"};
   EncodedFeatures encoded;
-  if (Status s = encode(user, user_tower_, &encoded); !s) return s;
-  std::vector<float> scratch(user_tower_.scratch_size());
-  out->resize(user_tower_.output_dim());
-  tower_forward(user_tower_, encoded, scratch.data(), out->data());
+  if (Status s = encode(raw, tower, &encoded); !s) return s;
+  std::vector<float> scratch(tower.scratch_size());
+  out->resize(tower.output_dim());
+  tower_forward(tower, encoded, scratch.data(), out->data());
   return Status::ok();
 }
 

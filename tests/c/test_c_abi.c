@@ -146,6 +146,19 @@ static void test_retrieval(const FunnelModel* model) {
   for (size_t k = 0; k < funnel_model_embedding_dim(model); ++k) norm += (double)embedding[k] * embedding[k];
   CHECK(fabs(norm - 1.0) < 1e-4);
 
+  /* A cold-start item through the item tower: unit length too; its item features are required. */
+  FunnelFeatures* item = funnel_features_new();
+  funnel_features_set_string(item, "item_id", "a-new-item");
+  funnel_features_set_string(item, "category", "c1");
+  funnel_features_set_number(item, "price", 9.5);
+  funnel_features_add_to_list(item, "tags", "t1");
+  CHECK(funnel_item_embedding(model, item, embedding) == FUNNEL_OK);
+  norm = 0.0;
+  for (size_t k = 0; k < funnel_model_embedding_dim(model); ++k) norm += (double)embedding[k] * embedding[k];
+  CHECK(fabs(norm - 1.0) < 1e-4);
+  CHECK(funnel_item_embedding(model, user, embedding) == FUNNEL_INVALID_ARGUMENT); /* a user is no item */
+  funnel_features_free(item);
+
   /* A missing feature is an error that names it; nothing is written. */
   FunnelFeatures* partial = funnel_features_new();
   funnel_features_set_string(partial, "user_id", "u3");

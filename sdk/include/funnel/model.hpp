@@ -94,6 +94,10 @@ class Model {
   Status encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const;
 
   Status user_embedding(const Features& user, std::vector<float>* out) const;
+  // An item's embedding from its raw features, through the item tower the file ships: for an item the
+  // catalogue lacks (a cold-start item), in the same space as the catalogue and the users. For a catalogue
+  // item's own features it equals the catalogue's row (the catalogue was computed the same way).
+  Status item_embedding(const Features& item, std::vector<float>* out) const;
   // Inner products of `query` (embedding_dim() floats) with every catalogue item.
   void score_catalogue(const float* query, float* scores) const;
   Status retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const;
@@ -125,6 +129,7 @@ class Model {
   static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
   Status validate();
   Status encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const;
+  Status tower_embedding(const TowerView& tower, const Features& raw, std::vector<float>* out) const;
   // Model::rank with the choice of what an unknown candidate means: an error, or out-of-vocabulary features
   // (a retrieved item the ranking stage's item table lacks).
   Status rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
