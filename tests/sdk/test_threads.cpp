@@ -17,6 +17,9 @@ using funnel::Model;
 
 namespace {
 
+// "u" + std::to_string(i), written so that GCC 12 does not warn falsely (-Wrestrict) about the operator+.
+std::string prefixed(const char* prefix, long i) { return std::string(prefix).append(std::to_string(i)); }
+
 const std::string kGolden = std::string(FUNNEL_SOURCE_DIR) + "/tests/data/golden";
 constexpr int kThreads = 16;
 
@@ -32,18 +35,18 @@ std::unique_ptr<Model> load_golden(const std::string& name) {
 funnel::Features user(int i) {
   static const char* const devices[] = {"ios", "android", "web", "tv"};
   funnel::Features features;
-  features.set("user_id", "u" + std::to_string(i % 70));
+  features.set("user_id", prefixed("u", i % 70));
   if (i % 3 == 0) {
     features.set("age", std::to_string(15 + i % 60));
   } else {
     features.set("age", 15.0 + i % 60);
   }
-  features.set("region", "r" + std::to_string(i % 11));
+  features.set("region", prefixed("r", i % 11));
   features.set("device", devices[i % 4]);
   return features;
 }
 
-std::string item(int i) { return "i" + std::to_string(i); }
+std::string item(int i) { return prefixed("i", i); }
 
 struct RetrieveRequest {
   funnel::Features user;
@@ -157,9 +160,9 @@ TEST_CASE("Threads: the C ABI shares one model handle, and each thread sees its 
   REQUIRE(funnel_model_load_file((kGolden + "/retrieval.funnel").c_str(), &model) == FUNNEL_OK);
   const auto top_of = [model](int i, std::vector<uint32_t>* indices, std::vector<float>* scores) {
     FunnelFeatures* features = funnel_features_new();
-    (void)funnel_features_set_string(features, "user_id", ("u" + std::to_string(i)).c_str());
+    (void)funnel_features_set_string(features, "user_id", prefixed("u", i).c_str());
     (void)funnel_features_set_number(features, "age", 20.0 + i);
-    (void)funnel_features_set_string(features, "region", ("r" + std::to_string(i % 8)).c_str());
+    (void)funnel_features_set_string(features, "region", prefixed("r", i % 8).c_str());
     (void)funnel_features_set_string(features, "device", i % 2 ? "ios" : "android");
     indices->assign(5, 0);
     scores->assign(5, 0.0f);
@@ -180,7 +183,7 @@ TEST_CASE("Threads: the C ABI shares one model handle, and each thread sees its 
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       start.arrive_and_wait();
-      const std::string unknown = "t" + std::to_string(t);
+      const std::string unknown = prefixed("t", t);
       for (int round = 0; round < 20; ++round) {
         std::vector<uint32_t> indices;
         std::vector<float> scores;
