@@ -32,21 +32,9 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   std::vector<float> retrieval_scores;
   if (has_retrieval_) {
     const auto stage_start = Clock::now();
-    std::vector<float> query;
-    if (Status s = user_embedding(user, &query); !s) return s;
-    std::vector<float> scores(catalogue_rows_);
-    score_catalogue(query.data(), scores.data());
-    std::vector<uint8_t> skip;
-    if (!options.allow.empty() || !options.exclude.empty()) {
-      skip.assign(catalogue_rows_, options.allow.empty() ? 0 : 1);
-      for (const std::string& key : options.allow)
-        if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 0;
-      for (const std::string& key : options.exclude)
-        if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 1;
-    }
     const size_t k1 = has_ranking_ ? std::max(options.retrieve_k, options.k) : options.k;
     std::vector<Hit> hits;
-    kernels::top_k(scores, k1, skip, &hits);
+    if (Status s = top_items(user, k1, options.exclude, options.allow, &hits); !s) return s;
     for (const Hit& hit : hits) {
       keys.push_back(item_key(hit.index));
       candidates.emplace_back(keys.back());

@@ -642,20 +642,28 @@ void Model::score_catalogue(const float* query, float* scores) const {
 Status Model::retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const {
   out->clear();
   if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
+  std::vector<Hit> hits;
+  if (Status s = top_items(user, options.k, options.exclude, {}, &hits); !s) return s;
+  out->reserve(hits.size());
+  for (const Hit& hit : hits) out->push_back({item_key(hit.index), hit.index, hit.score});
+  return Status::ok();
+}
+
+Status Model::top_items(const Features& user, size_t k, std::span<const std::string> exclude, std::span<const std::string> allow,
+                        std::vector<Hit>* hits) const {
   std::vector<float> query;
   if (Status s = user_embedding(user, &query); !s) return s;
   std::vector<float> scores(catalogue_rows_);
   score_catalogue(query.data(), scores.data());
   std::vector<uint8_t> skip;
-  if (!options.exclude.empty()) {
-    skip.assign(catalogue_rows_, 0);
-    for (const std::string& key : options.exclude)
+  if (!allow.empty() || !exclude.empty()) {
+    skip.assign(catalogue_rows_, allow.empty() ? 0 : 1);
+    for (const std::string& key : allow)
+      if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 0;
+    for (const std::string& key : exclude)
       if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 1;
   }
-  std::vector<Hit> hits;
-  kernels::top_k(scores, options.k, skip, &hits);
-  out->reserve(hits.size());
-  for (const Hit& hit : hits) out->push_back({item_key(hit.index), hit.index, hit.score});
+  kernels::top_k(scores, k, skip, hits);
   return Status::ok();
 }
 

@@ -130,6 +130,10 @@ class Model {
   Status validate();
   Status encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const;
   Status tower_embedding(const TowerView& tower, const Features& raw, std::vector<float>* out) const;
+  // The retrieval stage's best k catalogue items for a user, leaving out `exclude` and, when `allow` is not
+  // empty, everything not in it (unknown keys are ignored). Shared by retrieve() and recommend().
+  Status top_items(const Features& user, size_t k, std::span<const std::string> exclude, std::span<const std::string> allow,
+                   std::vector<Hit>* hits) const;
   // Model::rank with the choice of what an unknown candidate means: an error, or out-of-vocabulary features
   // (a retrieved item the ranking stage's item table lacks).
   Status rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
