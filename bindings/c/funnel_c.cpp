@@ -43,6 +43,16 @@ FunnelStatus copy_keys(const char* function, const char* const* array, size_t co
   return FUNNEL_OK;
 }
 
+// funnel_user_embedding and funnel_item_embedding: one tower's output for raw features, written to `out`.
+FunnelStatus embed(funnel::Status (funnel::Model::*tower)(const funnel::Features&, std::vector<float>*) const, const char* function,
+                   const FunnelModel* model, const FunnelFeatures* features, float* out) {
+  if (!model || !features || !out) return fail(FUNNEL_INVALID_ARGUMENT, std::string(function) + ": NULL argument");
+  std::vector<float> embedding;
+  if (FunnelStatus s = report((model->model.get()->*tower)(features->features, &embedding)); s != FUNNEL_OK) return s;
+  std::copy(embedding.begin(), embedding.end(), out);
+  return FUNNEL_OK;
+}
+
 FunnelStatus wrap(funnel::Status status, std::unique_ptr<funnel::Model> model, FunnelModel** out) {
   if (!status) return report(status);
   auto* handle = new FunnelModel{std::move(model), {}, {}, {}};
@@ -176,19 +186,11 @@ FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* n
 }
 
 FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out) {
-  if (!model || !user || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_user_embedding: NULL argument");
-  std::vector<float> embedding;
-  if (FunnelStatus s = report(model->model->user_embedding(user->features, &embedding)); s != FUNNEL_OK) return s;
-  std::copy(embedding.begin(), embedding.end(), out);
-  return FUNNEL_OK;
+  return embed(&funnel::Model::user_embedding, "funnel_user_embedding", model, user, out);
 }
 
 FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out) {
-  if (!model || !item || !out) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_item_embedding: NULL argument");
-  std::vector<float> embedding;
-  if (FunnelStatus s = report(model->model->item_embedding(item->features, &embedding)); s != FUNNEL_OK) return s;
-  std::copy(embedding.begin(), embedding.end(), out);
-  return FUNNEL_OK;
+  return embed(&funnel::Model::item_embedding, "funnel_item_embedding", model, item, out);
 }
 
 FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k, const char* const* exclude,
