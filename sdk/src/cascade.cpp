@@ -34,7 +34,7 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
     const auto stage_start = Clock::now();
     const size_t k1 = has_ranking_ ? std::max(options.retrieve_k, options.k) : options.k;
     std::vector<Hit> hits;
-    if (Status s = top_items(user, k1, options.exclude, options.allow, &hits); !s) return s;
+    if (Status s = top_items(user, k1, options.exclude, options.allow, options.threads, &hits); !s) return s;
     for (const Hit& hit : hits) {
       keys.push_back(item_key(hit.index));
       candidates.emplace_back(keys.back());

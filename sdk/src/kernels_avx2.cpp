@@ -1,4 +1,4 @@
-// Built with -mavx2 -mfma; only called after __builtin_cpu_supports says the CPU has both.
+// Built with -mavx2 -mfma -mf16c; only called after __builtin_cpu_supports says the CPU has all three.
 #include <cstddef>
 
 #define FUNNEL_KERNEL_NS avx2

@@ -5,21 +5,179 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+
+#include "funnel/kernels.hpp"
+#if defined(__AVX2__) || defined(__F16C__)
+#include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 namespace funnel::kernels::FUNNEL_KERNEL_NS {
 
-float dot(const float* a, const float* b, size_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (size_t j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float tail = 0;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+namespace {
+
+// Vectors of 8 floats (GCC/Clang vector extensions): one AVX register, two SSE, NEON or simd128 registers.
+typedef float Float8 __attribute__((vector_size(32)));
+typedef uint32_t Uint8v __attribute__((vector_size(32)));
+typedef int8_t Byte8 __attribute__((vector_size(8)));
+typedef uint16_t Half8 __attribute__((vector_size(16)));
+
+// Through a pointer rather than a return value: a 32-byte vector returned by value warns (-Wpsabi)
+// in the builds without AVX.
+inline void load8(Float8* v, const float* p) { __builtin_memcpy(v, p, sizeof *v); }
+
+// Row elements of each precision as floats, 8 at a time and one at a time. A half decodes by moving its
+// exponent and mantissa into a float's and scaling by 2^112 (exact for subnormals too), infinities and
+// NaNs patched in: the steps of funnel::half_to_float, so the scalar and vector decodes agree.
+inline void decode8(Float8* v, const float* p) { load8(v, p); }
+// Widening int8 to float: GCC 12 turns __builtin_convertvector on bytes into scalar code, so x86 and ARM
+// say what they mean with intrinsics; Clang (WASM) vectorises the builtin; a plain loop elsewhere.
+inline void decode8(Float8* v, const int8_t* p) {
+#if defined(__AVX2__)
+  *v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__ARM_NEON)
+  const int16x8_t wide = vmovl_s8(vld1_s8(p));
+  const float32x4_t parts[2] = {vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))), vcvtq_f32_s32(vmovl_s16(vget_high_s16(wide)))};
+  __builtin_memcpy(v, parts, sizeof parts);
+#elif defined(__clang__)
+  Byte8 bytes;
+  __builtin_memcpy(&bytes, p, sizeof bytes);
+  *v = __builtin_convertvector(bytes, Float8);
+#else
+  float lanes[8];
+  for (size_t j = 0; j < 8; ++j) lanes[j] = p[j];
+  __builtin_memcpy(v, lanes, sizeof lanes);
+#endif
+}
+inline void decode8(Float8* v, const uint16_t* p) {
+#if defined(__F16C__)
+  *v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__aarch64__)
+  const float32x4_t parts[2] = {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p + 4)))};
+  __builtin_memcpy(v, parts, sizeof parts);
+#else
+  Half8 halves;
+  __builtin_memcpy(&halves, p, sizeof halves);
+  const Uint8v h = __builtin_convertvector(halves, Uint8v);
+  const Uint8v rest = h & 0x7fffu;
+  const Uint8v shifted = rest << 13;
+  Float8 value;
+  __builtin_memcpy(&value, &shifted, sizeof value);
+  value *= 0x1p112f;
+  Uint8v bits;
+  __builtin_memcpy(&bits, &value, sizeof bits);
+  const Uint8v special = reinterpret_cast<Uint8v>(rest >= 0x7c00u);
+  bits = ((bits & ~special) | ((shifted | 0x7f800000u) & special)) | ((h & 0x8000u) << 16);
+  __builtin_memcpy(v, &bits, sizeof bits);
+#endif
+}
+inline float decode1(float x) { return x; }
+inline float decode1(int8_t x) { return static_cast<float>(x); }
+inline float decode1(uint16_t x) {
+  Float8 v;
+  uint16_t lanes[8] = {x, 0, 0, 0, 0, 0, 0, 0};
+  decode8(&v, lanes);
+  return v[0];
 }
 
+inline float reduce8(const Float8& a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
+
+// a . b over n elements, a in any precision: eight lanes, then a fixed reduction, then the tail.
+template <class T>
+inline float row_dot(const T* a, const float* b, size_t n) {
+  Float8 acc = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Float8 x, y;
+    decode8(&x, a + i);
+    load8(&y, b + i);
+    acc += x * y;
+  }
+  float tail = 0;
+  for (; i < n; ++i) tail += decode1(a[i]) * b[i];
+  return reduce8(acc) + tail;
+}
+
+// Scores of kRows rows against kQueries queries, each pair summed in row_dot's order (so a row's score
+// never depends on its block): every row vector loaded serves kQueries queries, and the kRows x kQueries
+// independent accumulators hide the arithmetic latency that one row's chain of 8-lane sums would expose.
+template <class T, size_t kRows, size_t kQueries>
+inline void scan_block(const T* rows, const float* scales, size_t dim, const float* queries, float* out, size_t out_stride) {
+  Float8 acc[kRows][kQueries] = {};
+  size_t i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    Float8 x[kQueries];
+    for (size_t q = 0; q < kQueries; ++q) load8(&x[q], queries + q * dim + i);
+    for (size_t r = 0; r < kRows; ++r) {
+      Float8 v;
+      decode8(&v, rows + r * dim + i);
+      for (size_t q = 0; q < kQueries; ++q) acc[r][q] += v * x[q];
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t q = 0; q < kQueries; ++q) {
+      float tail = 0;
+      for (size_t t = i; t < dim; ++t) tail += decode1(rows[r * dim + t]) * queries[q * dim + t];
+      const float score = reduce8(acc[r][q]) + tail;
+      out[q * out_stride + r] = scales ? scales[r] * score : score;
+    }
+}
+
+template <class T>
+void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* query, float* out) {
+  size_t r = begin;
+  for (; r + 4 <= end; r += 4) scan_block<T, 4, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+  for (; r < end; ++r) scan_block<T, 1, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+}
+
+template <class T>
+void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries, size_t count,
+                     float* out) {
+  const size_t width = end - begin;
+  // Blocks of rows small enough to stay in L1/L2 while every query pair passes over them.
+  constexpr size_t kBlock = 64;
+  for (size_t b0 = begin; b0 < end; b0 += kBlock) {
+    const size_t b1 = b0 + kBlock < end ? b0 + kBlock : end;
+    size_t q = 0;
+    const auto pass = [&](auto queries_per_pass) {
+      constexpr size_t kQ = decltype(queries_per_pass)::value;
+      size_t r = b0;
+      for (; r + 4 <= b1; r += 4)
+        scan_block<T, 4, kQ>(data + r * dim, scales ? scales + r : nullptr, dim, queries + q * dim, out + q * width + (r - begin), width);
+      for (; r < b1; ++r)
+        scan_block<T, 1, kQ>(data + r * dim, scales ? scales + r : nullptr, dim, queries + q * dim, out + q * width + (r - begin), width);
+    };
+    for (; q + 2 <= count; q += 2) pass(std::integral_constant<size_t, 2>{});
+    for (; q < count; ++q) pass(std::integral_constant<size_t, 1>{});
+  }
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, size_t n) { return row_dot(a, b, n); }
+
 void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, float* out) {
-  for (size_t r = 0; r < rows; ++r) out[r] = dot(matrix + r * dim, query, dim);
+  scan_rows(matrix, nullptr, dim, 0, rows, query, out);
+}
+
+void scan(const EmbeddingRows& m, size_t begin, size_t end, const float* query, float* out) {
+  switch (m.precision) {
+    case Precision::kF16: return scan_rows(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, query, out);
+    case Precision::kI8: return scan_rows(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, query, out);
+    default: return scan_rows(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, query, out);
+  }
+}
+
+void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const float* queries, size_t count, float* out) {
+  switch (m.precision) {
+    case Precision::kF16:
+      return scan_rows_batch(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
+    case Precision::kI8:
+      return scan_rows_batch(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
+    default: return scan_rows_batch(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
+  }
 }
 
 void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, float* y) {
@@ -57,36 +215,40 @@ void dense_forward_batch(const float* weight, const float* bias, size_t out, siz
 
 namespace {
 
-// y = x w with the output width a multiple of 8, in vectors of 8 floats (GCC/Clang vector extensions:
-// one AVX register, two SSE or simd128 registers): the accumulators stay in registers along the outputs.
-typedef float Float8 __attribute__((vector_size(32)));
-
-// Through a pointer rather than a return value: a 32-byte vector returned by value warns (-Wpsabi)
-// in the builds without AVX.
-inline void load8(Float8* v, const float* p) { __builtin_memcpy(v, p, sizeof *v); }
+// y = x w with the output width a multiple of 8. The accumulators are vectors of the width the target
+// computes in one register (8 floats with AVX, 4 with SSE, NEON and simd128), so they stay in registers
+// along the outputs: GCC keeps a vector wider than the hardware's in memory (on NEON every step stored
+// and reloaded the accumulators). Each output lane's sums run in the same order whatever the width.
+#if defined(__AVX__)
+typedef float FloatReg __attribute__((vector_size(32)));
+#else
+typedef float FloatReg __attribute__((vector_size(16)));
+#endif
 
 template <size_t kVectors>
 void matmul_by8(const float* x, size_t rows, size_t in, const float* w, float* y) {
   constexpr size_t kOut = 8 * kVectors;
+  constexpr size_t kLanes = sizeof(FloatReg) / sizeof(float);
+  constexpr size_t kRegs = kOut / kLanes;
   // Four rows at a time: four independent accumulator chains hide the FMA latency. Each row's sums run
   // in the same order whatever the block, so a row's result does not depend on its neighbours.
   size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    Float8 acc[4][kVectors] = {};
+    FloatReg acc[4][kRegs] = {};
     for (size_t i = 0; i < in; ++i)
-      for (size_t v = 0; v < kVectors; ++v) {
-        Float8 wv;
-        load8(&wv, w + i * kOut + 8 * v);
+      for (size_t v = 0; v < kRegs; ++v) {
+        FloatReg wv;
+        __builtin_memcpy(&wv, w + i * kOut + kLanes * v, sizeof wv);
         for (size_t q = 0; q < 4; ++q) acc[q][v] += x[(r + q) * in + i] * wv;
       }
     __builtin_memcpy(y + r * kOut, acc, sizeof acc);
   }
   for (; r < rows; ++r) {
-    Float8 acc[kVectors] = {};
+    FloatReg acc[kRegs] = {};
     for (size_t i = 0; i < in; ++i)
-      for (size_t v = 0; v < kVectors; ++v) {
-        Float8 wv;
-        load8(&wv, w + i * kOut + 8 * v);
+      for (size_t v = 0; v < kRegs; ++v) {
+        FloatReg wv;
+        __builtin_memcpy(&wv, w + i * kOut + kLanes * v, sizeof wv);
         acc[v] += x[r * in + i] * wv;
       }
     __builtin_memcpy(y + r * kOut, acc, sizeof acc);

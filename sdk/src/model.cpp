@@ -492,10 +492,44 @@ Status Model::validate() {
   if (Status s = check_sorted_index(catalogue->keys(), catalogue->key_order(), "catalogue keys"); !s) return s;
   catalogue_rows_ = catalogue->keys()->size();
   catalogue_dim_ = user_tower_.output_dim();
-  const fb::Tensor* embeddings = nullptr;
-  if (Status s = f32_tensor(catalogue->embeddings(), {catalogue_rows_, catalogue_dim_}, "catalogue embeddings", &embeddings); !s)
-    return s;
-  catalogue_ = reinterpret_cast<const float*>(embeddings->data()->data());
+  // The catalogue's rows in f32, f16 or i8 (with per-row scales), and optionally exact f32 rows for re-scoring.
+  const uint32_t embeddings_index = catalogue->embeddings();
+  if (embeddings_index >= tensor_count) return corrupt("catalogue embeddings refer to a tensor that does not exist");
+  const fb::Tensor* embeddings = tensors->Get(embeddings_index);
+  const auto* dims = embeddings->shape();
+  if (dims->size() != 2 || dims->Get(0) != catalogue_rows_ || dims->Get(1) != catalogue_dim_)
+    return corrupt("catalogue embeddings: tensor '" + std::string(view_of(embeddings->name())) + "' has shape [" +
+                   shape_string(dims->begin(), dims->end()) + "], expected [" + std::to_string(catalogue_rows_) + ", " +
+                   std::to_string(catalogue_dim_) + "]");
+  catalogue_view_ = {};
+  catalogue_view_.data = embeddings->data()->data();
+  catalogue_view_.rows = catalogue_rows_;
+  catalogue_view_.dim = catalogue_dim_;
+  switch (embeddings->dtype()) {
+    case fb::DType::F16: catalogue_view_.precision = Precision::kF16; break;
+    case fb::DType::I8: catalogue_view_.precision = Precision::kI8; break;
+    default: catalogue_view_.precision = Precision::kF32; break;
+  }
+  const bool quantised = catalogue_view_.precision != Precision::kF32;
+  if (catalogue_view_.precision == Precision::kI8) {
+    const fb::Tensor* scales = nullptr;
+    if (catalogue->scales() < 0) return corrupt("catalogue embeddings are i8 but the catalogue has no scales");
+    if (Status s = f32_tensor(static_cast<uint32_t>(catalogue->scales()), {catalogue_rows_}, "catalogue scales", &scales); !s) return s;
+    catalogue_view_.scales = f32_data(scales);
+  } else if (catalogue->scales() >= 0) {
+    return corrupt("catalogue scales are given but the embeddings are not i8");
+  }
+  catalogue_exact_ = nullptr;
+  if (catalogue->exact_embeddings() >= 0) {
+    if (!quantised) return corrupt("catalogue exact embeddings are given but the embeddings are already f32");
+    const fb::Tensor* exact = nullptr;
+    if (Status s = f32_tensor(static_cast<uint32_t>(catalogue->exact_embeddings()), {catalogue_rows_, catalogue_dim_},
+                              "catalogue exact embeddings", &exact);
+        !s)
+      return s;
+    catalogue_exact_ = f32_data(exact);
+  }
+  catalogue_ = quantised ? catalogue_exact_ : static_cast<const float*>(catalogue_view_.data);
   return Status::ok();
 }
 
@@ -636,25 +670,39 @@ Status Model::tower_embedding(const TowerView& tower, const Features& raw, std::
 }
 
 void Model::score_catalogue(const float* query, float* scores) const {
-  kernels::scan_f32(catalogue_, catalogue_rows_, catalogue_dim_, query, scores);
+  kernels::scan(catalogue_view_, 0, catalogue_rows_, query, scores);
+}
+
+void Model::search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const {
+  SearchOptions exact_options = options;
+  exact_options.exact = catalogue_exact_;
+  search(catalogue_view_, query, exact_options, hits);
 }
 
 Status Model::retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const {
   out->clear();
   if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
   std::vector<Hit> hits;
-  if (Status s = top_items(user, options.k, options.exclude, {}, &hits); !s) return s;
+  if (Status s = top_items(user, options.k, options.exclude, {}, options.threads, &hits); !s) return s;
   out->reserve(hits.size());
   for (const Hit& hit : hits) out->push_back({item_key(hit.index), hit.index, hit.score});
   return Status::ok();
 }
 
 Status Model::top_items(const Features& user, size_t k, std::span<const std::string> exclude, std::span<const std::string> allow,
-                        std::vector<Hit>* hits) const {
+                        size_t threads, std::vector<Hit>* hits) const {
   std::vector<float> query;
   if (Status s = user_embedding(user, &query); !s) return s;
-  std::vector<float> scores(catalogue_rows_);
-  score_catalogue(query.data(), scores.data());
+  const std::vector<uint8_t> skip = skip_mask(exclude, allow);
+  SearchOptions search_options;
+  search_options.k = k;
+  search_options.skip = skip;
+  search_options.threads = threads;
+  search_catalogue(query.data(), search_options, hits);
+  return Status::ok();
+}
+
+std::vector<uint8_t> Model::skip_mask(std::span<const std::string> exclude, std::span<const std::string> allow) const {
   std::vector<uint8_t> skip;
   if (!allow.empty() || !exclude.empty()) {
     skip.assign(catalogue_rows_, allow.empty() ? 0 : 1);
@@ -663,7 +711,30 @@ Status Model::top_items(const Features& user, size_t k, std::span<const std::str
     for (const std::string& key : exclude)
       if (const int64_t index = find_item(key); index >= 0) skip[static_cast<size_t>(index)] = 1;
   }
-  kernels::top_k(scores, k, skip, hits);
+  return skip;
+}
+
+Status Model::retrieve_batch(std::span<const Features> users, const RetrieveOptions& options,
+                             std::vector<std::vector<Recommendation>>* out) const {
+  out->clear();
+  if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
+  if (!has_retrieval_) return {StatusCode::kInvalidArgument, "this model has no retrieval stage"};
+  std::vector<float> queries(users.size() * catalogue_dim_), query;
+  for (size_t u = 0; u < users.size(); ++u) {
+    if (Status s = user_embedding(users[u], &query); !s) return {s.code(), "user " + std::to_string(u) + ": " + s.message()};
+    std::copy(query.begin(), query.end(), queries.begin() + static_cast<std::ptrdiff_t>(u * catalogue_dim_));
+  }
+  const std::vector<uint8_t> skip = skip_mask(options.exclude, {});
+  SearchOptions search_options;
+  search_options.k = options.k;
+  search_options.skip = skip;
+  search_options.threads = options.threads;
+  search_options.exact = catalogue_exact_;
+  std::vector<std::vector<Hit>> hits;
+  search_batch(catalogue_view_, queries.data(), users.size(), search_options, &hits);
+  out->resize(users.size());
+  for (size_t u = 0; u < users.size(); ++u)
+    for (const Hit& hit : hits[u]) (*out)[u].push_back({item_key(hit.index), hit.index, hit.score});
   return Status::ok();
 }
 

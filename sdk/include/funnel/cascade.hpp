@@ -23,6 +23,9 @@ struct CascadeOptions {
   // When not empty, only these may be returned (retrieval scans the catalogue with everything else left
   // out). Keys the model does not know are ignored.
   std::vector<std::string> allow;
+  // Threads that scan the catalogue (funnel/search.hpp, SearchOptions::threads); 1 keeps the call on the
+  // caller's thread, 0 uses every hardware thread.
+  size_t threads = 1;
 };
 
 struct StageReport {

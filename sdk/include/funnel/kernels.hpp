@@ -15,6 +15,19 @@ struct Hit {
   float score;
 };
 
+// The precision item embeddings are stored in (the file's Tensor.dtype of the catalogue).
+enum class Precision : uint8_t { kF32 = 0, kF16 = 1, kI8 = 2 };
+
+// A read-only matrix of embeddings [rows, dim] in one precision: float, IEEE binary16 (uint16_t), or
+// int8 with one scale per row (row r decodes as scales[r] * q).
+struct EmbeddingRows {
+  Precision precision = Precision::kF32;
+  const void* data = nullptr;
+  const float* scales = nullptr;  // kI8 only
+  size_t rows = 0;
+  size_t dim = 0;
+};
+
 namespace kernels {
 
 // Name of the instruction set the kernels run on ("avx2+fma", "generic").
@@ -24,6 +37,15 @@ float dot(const float* a, const float* b, size_t n);
 
 // out[r] = matrix[r, :] . query for each of `rows` rows of `dim` floats.
 void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, float* out);
+
+// out[r - begin] = row r . query for the rows [begin, end) of any precision; f32 rows score exactly as
+// scan_f32. Summed in dot()'s order, so every build (AVX2, generic, NEON, WASM) agrees to rounding.
+void scan(const EmbeddingRows& rows, size_t begin, size_t end, const float* query, float* out);
+
+// out[q * (end - begin) + (r - begin)] = row r . queries[q] for `count` queries [count, dim]: a blocked
+// matrix product that reads each row once for the whole batch. Where the CPU has FMA it is used here (not
+// in scan), so a batched score may differ from scan's in the last bits.
+void scan_batch(const EmbeddingRows& rows, size_t begin, size_t end, const float* queries, size_t count, float* out);
 
 // y[o] = bias[o] + weight[o, :] . x, weight row-major [out, in].
 void dense_forward(const float* weight, const float* bias, size_t out, size_t in, const float* x, float* y);

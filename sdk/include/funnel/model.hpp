@@ -11,7 +11,9 @@
 #include "funnel/cascade.hpp"
 #include "funnel/features.hpp"
 #include "funnel/kernels.hpp"
+#include "funnel/precision.hpp"
 #include "funnel/ranker.hpp"
+#include "funnel/search.hpp"
 #include "funnel/status.hpp"
 #include "funnel/tower.hpp"
 
@@ -42,6 +44,9 @@ struct RetrieveOptions {
   size_t k = 10;
   // Catalogue keys that must not be returned (items the user has already seen).
   std::vector<std::string> exclude;
+  // Threads that scan the catalogue (SearchOptions::threads): 1 keeps the call on the caller's thread, 0
+  // uses every hardware thread. The result does not depend on it.
+  size_t threads = 1;
 };
 
 struct Recommendation {
@@ -83,6 +88,11 @@ class Model {
   const TowerView& item_tower() const { return item_tower_; }
   size_t catalogue_size() const { return catalogue_rows_; }
   uint32_t embedding_dim() const { return catalogue_dim_; }
+  // The catalogue's rows as the file stores them: f32, f16 or int8 with per-row scales.
+  const EmbeddingRows& catalogue_rows() const { return catalogue_view_; }
+  Precision catalogue_precision() const { return catalogue_view_.precision; }
+  // Exact f32 rows [catalogue_size(), embedding_dim()]: the rows themselves in an f32 catalogue, the re-scoring
+  // rows of a quantised one that ships them, else null.
   const float* catalogue_embeddings() const { return catalogue_; }
   std::string_view item_key(size_t index) const;
   // -1 when the catalogue has no such key.
@@ -98,9 +108,17 @@ class Model {
   // catalogue lacks (a cold-start item), in the same space as the catalogue and the users. For a catalogue
   // item's own features it equals the catalogue's row (the catalogue was computed the same way).
   Status item_embedding(const Features& item, std::vector<float>* out) const;
-  // Inner products of `query` (embedding_dim() floats) with every catalogue item.
+  // Inner products of `query` (embedding_dim() floats) with every catalogue item, in the catalogue's
+  // precision.
   void score_catalogue(const float* query, float* scores) const;
+  // The best catalogue rows for an embedding (funnel/search.hpp); a quantised catalogue with exact rows is
+  // re-scored against them (options.exact is set by the model).
+  void search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const;
   Status retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const;
+  // retrieve() for many users at once: their embeddings are scored in one pass over the catalogue
+  // (search_batch), much faster per user than one call each. options.exclude applies to every user.
+  Status retrieve_batch(std::span<const Features> users, const RetrieveOptions& options,
+                        std::vector<std::vector<Recommendation>>* out) const;
 
   // The ranking stage: click probabilities of `candidates` (item keys) for a user with raw features and
   // a behaviour sequence (item keys, oldest first), in candidate order. An unknown candidate is an
@@ -133,7 +151,9 @@ class Model {
   // The retrieval stage's best k catalogue items for a user, leaving out `exclude` and, when `allow` is not
   // empty, everything not in it (unknown keys are ignored). Shared by retrieve() and recommend().
   Status top_items(const Features& user, size_t k, std::span<const std::string> exclude, std::span<const std::string> allow,
-                   std::vector<Hit>* hits) const;
+                   size_t threads, std::vector<Hit>* hits) const;
+  // One byte per catalogue row: 1 for rows left out (exclude, or not in a non-empty allow list).
+  std::vector<uint8_t> skip_mask(std::span<const std::string> exclude, std::span<const std::string> allow) const;
   // Model::rank with the choice of what an unknown candidate means: an error, or out-of-vocabulary features
   // (a retrieved item the ranking stage's item table lacks).
   Status rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
@@ -146,7 +166,9 @@ class Model {
   bool has_retrieval_ = false;
   TowerView user_tower_;
   TowerView item_tower_;
-  const float* catalogue_ = nullptr;
+  const float* catalogue_ = nullptr;  // exact f32 rows, or null
+  EmbeddingRows catalogue_view_;
+  const float* catalogue_exact_ = nullptr;  // a quantised catalogue's re-scoring rows
   size_t catalogue_rows_ = 0;
   uint32_t catalogue_dim_ = 0;
   bool has_ranking_ = false;
