@@ -16,6 +16,7 @@ FUNNEL_PACKAGES=(
   libbenchmark-dev                # bench/
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev  # the funnel CLI, configs, logs
   emscripten nodejs               # the WASM module and its tests
+  g++-aarch64-linux-gnu qemu-user  # the SDK on 64-bit ARM (NEON): cross-compiled, its tests run under qemu
 )
 
 funnel_setup() {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: C++ tests in the release and the sanitizer builds, the SDK's thread test under
-# ThreadSanitizer, a minute of fuzzing the model loader, the WASM module's Node tests (parity with the
-# native SDK). Installs whatever is missing first. Tests on real data read ../shared/data and
-# skip, with a message, where it is absent.
+# ThreadSanitizer, the SDK's tests on 64-bit ARM under qemu, a minute of fuzzing the model loader, the
+# WASM module's Node tests (parity with the native SDK). Installs whatever is missing first. Tests on
+# real data read ../shared/data and skip, with a message, where it is absent.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$FUNNEL_ROOT"
@@ -19,6 +19,10 @@ ctest --preset asan -j2 -E "ml-100k"
 funnel_build tsan
 echo "==> SDK tests under ThreadSanitizer (16 threads sharing models, the C ABI; no trainer, no OpenMP)"
 ctest --preset tsan -j2
+
+funnel_build aarch64
+echo "==> SDK tests on 64-bit ARM (NEON kernels; cross-compiled, run under qemu-aarch64; no trainer)"
+ctest --preset aarch64 -j2
 
 echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, scripts/fuzz.sh 600 for the long run)"
 scripts/fuzz.sh 60
