@@ -46,7 +46,12 @@ Table choose() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
     return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::scan, avx2::scan_batch, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul, avx2::tanh_inplace};
 #endif
-  return {"generic", generic::dot, generic::scan_f32, generic::scan, generic::scan_batch, generic::dense_forward, generic::dense_forward_batch, generic::matmul, generic::tanh_inplace};
+#if defined(__ARM_NEON)
+  const char* name = "neon";  // aarch64, where ASIMD is baseline: the portable kernels compile to NEON
+#else
+  const char* name = "generic";
+#endif
+  return {name, generic::dot, generic::scan_f32, generic::scan, generic::scan_batch, generic::dense_forward, generic::dense_forward_batch, generic::matmul, generic::tanh_inplace};
 }
 
 const Table& table() {
