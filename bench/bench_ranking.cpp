@@ -1,5 +1,6 @@
 // Ranking hot paths: one user against 1,000 candidates with 50 behaviours, CAN against the plain DNN of
-// the same MLP width, through Model::rank (keys in, probabilities out). The two model files are also
+// the same MLP width, through Model::rank (keys in, probabilities out); and against the first 100 of those
+// candidates (BM_Rank/can_100, BM_Rank/dnn_100: the cascade's ranking stage). The two model files are also
 // written to build/bench/, with the request, so that bench/bench_ranking_wasm.mjs scores the same files
 // in WebAssembly.
 //   build/release/bench/funnel_bench --benchmark_filter=Rank --benchmark_min_time=0.5
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 
 #include "ctr_data.hpp"
 #include "export.hpp"
@@ -57,19 +59,22 @@ const Fixture& fixture(const std::string& model) {
   return cache.emplace(model, std::move(f)).first->second;
 }
 
-void BM_Rank(benchmark::State& state, const std::string& model_name) {
+void BM_Rank(benchmark::State& state, const std::string& model_name, size_t count) {
   const Fixture& f = fixture(model_name);
   std::unique_ptr<funnel::Model> model;
   if (!funnel::Model::load_bytes(f.bytes.data(), f.bytes.size(), &model)) state.SkipWithError("model does not load");
+  const std::span<const std::string> candidates(f.candidates.data(), count);
   std::vector<float> probabilities;
   for (auto _ : state) {
-    if (!model->rank(funnel::Features{}, f.behaviours, f.candidates, &probabilities)) state.SkipWithError("rank failed");
+    if (!model->rank(funnel::Features{}, f.behaviours, candidates, &probabilities)) state.SkipWithError("rank failed");
     benchmark::DoNotOptimize(probabilities.data());
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kCandidates));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * count));
   state.SetLabel(funnel::kernels::isa());
 }
-BENCHMARK_CAPTURE(BM_Rank, can, std::string("can"))->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Rank, dnn, std::string("dnn"))->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Rank, can, std::string("can"), kCandidates)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Rank, dnn, std::string("dnn"), kCandidates)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Rank, can_100, std::string("can"), size_t{100})->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Rank, dnn_100, std::string("dnn"), size_t{100})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
