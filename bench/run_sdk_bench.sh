@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The SDK runtime benchmarks (README, "Measured" > "SDK runtime") in one run of funnel_bench: memory read
+# bandwidth, model load, the user tower, top-K search in f32/f16/int8 (one query on 1 and 2 threads, batches
+# of 64), FAISS IndexFlatIP on the same vectors, ranking of 100 candidates and the whole cascade. Writes
+# build/bench/sdk_runtime.json and prints the markdown table (bench/sdk_table.py).
+#
+#   bench/run_sdk_bench.sh                           # 3 repetitions of each, medians in the table
+#   bench/run_sdk_bench.sh --benchmark_repetitions=1  # extra flags go to funnel_bench
+#
+# FAISS runs with OpenBLAS (Debian's libopenblas0-openmp) put first through LD_LIBRARY_PATH, whatever the
+# libblas.so.3 alternative points to, and OMP_NUM_THREADS=2 (this machine's cores). Neither matters to the
+# SDK: it uses no BLAS and no OpenMP (its search threads are its own).
+# The first run builds the load benchmark's model files (about a minute, cached in /tmp/funnel-bench-load).
+# Figures are noisy while anything else runs: check `uptime` first (it is printed, and the load average
+# is also in the JSON's context).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cmake --preset release >/dev/null
+cmake --build --preset release --target funnel_bench
+
+OPENBLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+if [ -e "$OPENBLAS_DIR/libblas.so.3" ]; then
+  export LD_LIBRARY_PATH="$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+  echo "warning: $OPENBLAS_DIR/libblas.so.3 is missing (apt-get install libopenblas0-openmp):" \
+       "FAISS uses whichever libblas.so.3 the system resolves (its label in the JSON names it)" >&2
+fi
+export OMP_NUM_THREADS=2
+
+mkdir -p build/bench
+OUT=build/bench/sdk_runtime.json
+echo "==> $(uptime)"
+build/release/bench/funnel_bench \
+  --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|UserEmbedding|Recommend|BM_Rank/(can|dnn)_100' \
+  --benchmark_min_time=0.5 --benchmark_repetitions=3 \
+  --benchmark_out="$OUT" --benchmark_out_format=json "$@"
+echo "==> $(uptime)"
+echo "==> $OUT"
+python3 bench/sdk_table.py "$OUT"

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Markdown tables of the SDK runtime benchmarks from funnel_bench's JSON (bench/run_sdk_bench.sh).
+
+    python3 bench/sdk_table.py build/bench/sdk_runtime.json
+
+With repetitions the medians are used. GB are 10^9 bytes. Standard library only.
+"""
+import json
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        doc = json.load(f)
+    runs = {}
+    medians = {}
+    for b in doc["benchmarks"]:
+        name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = b
+        elif "error_occurred" not in b or not b["error_occurred"]:
+            runs.setdefault(name, b)
+    runs.update(medians)  # a median wins over a single repetition
+    return doc["context"], runs
+
+
+def us(b):
+    """Wall time per call in microseconds."""
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
+def fmt_time(micros):
+    if micros >= 10_000:
+        return f"{micros / 1000:,.1f} ms"
+    if micros >= 1000:
+        return f"{micros / 1000:,.2f} ms"
+    if micros >= 100:
+        return f"{micros:,.0f} µs"
+    return f"{micros:,.1f} µs"
+
+
+def gbs(b):
+    return b["bytes_per_second"] / 1e9
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    context, runs = load(sys.argv[1])
+    get = runs.get
+    out = []
+    p = out.append
+
+    p(f"Run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz, "
+      f"load average before the run {', '.join(f'{x:.2f}' for x in context.get('load_avg', []))}; "
+      f"medians of {max((b.get('repetitions', 1) for b in runs.values()), default=1)} repetitions.")
+    p("")
+
+    bw1, bw2 = get("BM_MemoryBandwidth/threads:1/real_time"), get("BM_MemoryBandwidth/threads:2/real_time")
+    bw2_gbs = gbs(bw2) if bw2 else None
+    if bw1 and bw2:
+        p("| memory read bandwidth (sum of a 1 GiB buffer) | 1 thread | 2 threads |")
+        p("| --- | ---: | ---: |")
+        p(f"| GB/s | {gbs(bw1):.1f} | {gbs(bw2):.1f} |")
+        p("")
+
+    loads = [(label, get(f"BM_LoadFile/{label}/real_time")) for label in ("10MB", "500MB", "500MB_wide")]
+    if any(b for _, b in loads):
+        p("| model load (`Model::load_file`: mmap + verify, warm page cache) | file bytes | items × dims | tensor bytes | time | mapped after load |")
+        p("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, b in loads:
+            if not b:
+                continue
+            p(f"| {label} | {int(b['file_bytes']):,} | {int(b['items']):,} × {int(b['dim'])} | {int(b['tensor_bytes']):,} | "
+              f"{fmt_time(us(b))} | {b['mapped_bytes'] / 1e6:.1f} MB |")
+        p("")
+
+    p("| top-K, k = 100, 64 dims | rows | 1 query, 1 thread | 1 query, 2 threads | GB/s on 2 threads (share of 2-thread bandwidth) | batch of 64 on 2 threads, per query |")
+    p("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for rows, rows_label in ((100_000, "100K"), (1_000_000, "1M")):
+        for key, label in (("f32", "f32"), ("f16", "f16"), ("int8", "int8"), ("int8_exact", "int8 + exact re-score")):
+            one = get(f"BM_Search/{key}/rows:{rows}/threads:1/real_time")
+            two = get(f"BM_Search/{key}/rows:{rows}/threads:2/real_time")
+            batch = get(f"BM_SearchBatch/{key}/rows:{rows}/threads:2/real_time")
+            if not (one or two or batch):
+                continue
+            share = f" ({gbs(two) / bw2_gbs:.0%})" if two and bw2_gbs else ""
+            p(f"| Funnel {label} | {rows_label} | {fmt_time(us(one)) if one else '—'} | {fmt_time(us(two)) if two else '—'} | "
+              f"{f'{gbs(two):.1f}{share}' if two else '—'} | {fmt_time(us(batch) / 64) if batch else '—'} |")
+        single = get(f"BM_FaissFlatIP/rows:{rows}/batch:1/real_time")
+        fbatch = get(f"BM_FaissFlatIP/rows:{rows}/batch:64/real_time")
+        if single or fbatch:
+            p(f"| FAISS IndexFlatIP f32 (one query runs on 1 thread; batch: OpenBLAS, 2 OpenMP threads) | {rows_label} | "
+              f"{fmt_time(us(single)) if single else '—'} | — | {f'{gbs(single):.1f} (1 thread)' if single else '—'} | "
+              f"{fmt_time(us(fbatch) / 64) if fbatch else '—'} |")
+    p("")
+
+    user = get("BM_UserEmbedding")
+    rank_can, rank_dnn = get("BM_Rank/can_100"), get("BM_Rank/dnn_100")
+    cascade = get("BM_Recommend")
+    p("| stage | time |")
+    p("| --- | ---: |")
+    if user:
+        p(f"| user tower (`Model::user_embedding`, 4 features → 64 → {int(user.get('dim', 64))}) | {fmt_time(us(user))} |")
+    p("| pre-ranking of 1,000 candidates | no pre-ranking stage yet |")
+    if rank_can:
+        p(f"| ranking of 100 candidates, 50 behaviours, CAN (`Model::rank`) | {fmt_time(us(rank_can))} |")
+    if rank_dnn:
+        p(f"| ranking of 100 candidates, 50 behaviours, DNN of the same width | {fmt_time(us(rank_dnn))} |")
+    if cascade:
+        p(f"| whole cascade (`Model::recommend`): retrieve 100 of {int(cascade['items']):,} (f32, 1 thread), rank them (CAN), keep 10 | "
+          f"{fmt_time(us(cascade))} (retrieval {cascade['retrieval_ms']:.2f} ms, ranking {cascade['ranking_ms']:.2f} ms) |")
+    p("")
+
+    # The issue's targets.
+    p("Targets:")
+    big = get("BM_LoadFile/500MB/real_time")
+    wide = get("BM_LoadFile/500MB_wide/real_time")
+    if big:
+        p(f"- load < 5 ms for 500 MB: {fmt_time(us(big))} for {int(big['items']):,} items × 64 dims "
+          f"({'met' if us(big) < 5000 else 'missed'})" +
+          (f"; {fmt_time(us(wide))} for {int(wide['items']):,} items × {int(wide['dim'])} dims "
+           f"({'met' if us(wide) < 5000 else 'missed'})" if wide else ""))
+    f32_two = get("BM_Search/f32/rows:1000000/threads:2/real_time")
+    if f32_two and bw2_gbs:
+        share = gbs(f32_two) / bw2_gbs
+        p(f"- single-query f32 scan on 2 threads ≥ 80% of 2-thread read bandwidth, 1M × 64: {gbs(f32_two):.1f} of "
+          f"{bw2_gbs:.1f} GB/s = {share:.0%} ({'met' if share >= 0.8 else 'missed'})")
+    ours, faiss = get("BM_SearchBatch/f32/rows:1000000/threads:2/real_time"), get("BM_FaissFlatIP/rows:1000000/batch:64/real_time")
+    if ours and faiss:
+        ratio = us(ours) / us(faiss)
+        p(f"- batched (64) no slower per query than FAISS + OpenBLAS at 1M × 64: {fmt_time(us(ours) / 64)} against "
+          f"{fmt_time(us(faiss) / 64)} ({ratio:.2f}× FAISS's time; {'met' if ratio <= 1 else 'missed'})")
+    for threads in (1, 2):
+        f32 = get(f"BM_Search/f32/rows:1000000/threads:{threads}/real_time")
+        i8 = get(f"BM_Search/int8/rows:1000000/threads:{threads}/real_time")
+        i8x = get(f"BM_Search/int8_exact/rows:1000000/threads:{threads}/real_time")
+        if f32 and i8:
+            text = f"- int8 ≥ 3× faster than f32, 1M, one query on {threads} thread{'s' if threads > 1 else ''}: {us(f32) / us(i8):.2f}×"
+            if i8x:
+                text += f" (with exact re-scoring {us(f32) / us(i8x):.2f}×)"
+            p(text + f" ({'met' if us(f32) / us(i8) >= 3 else 'missed'})")
+    f32b, i8b = get("BM_SearchBatch/f32/rows:1000000/threads:2/real_time"), get("BM_SearchBatch/int8/rows:1000000/threads:2/real_time")
+    if f32b and i8b:
+        p(f"- int8 ≥ 3× faster than f32, 1M, batches of 64 on 2 threads: {us(f32b) / us(i8b):.2f}× "
+          f"({'met' if us(f32b) / us(i8b) >= 3 else 'missed'})")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
