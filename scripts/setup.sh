@@ -14,6 +14,7 @@ FUNNEL_PACKAGES=(
   catch2                          # C++ tests (v2)
   clang libclang-rt-14-dev        # the loader's fuzzer (libFuzzer, sanitizer runtimes for clang)
   libbenchmark-dev                # bench/
+  libfaiss-dev libopenblas0-openmp  # bench/: FAISS IndexFlatIP beside the SDK's search, with OpenBLAS (optional to the build)
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev  # the funnel CLI, configs, logs
   emscripten nodejs               # the WASM module and its tests
   g++-aarch64-linux-gnu qemu-user  # the SDK on 64-bit ARM (NEON): cross-compiled, its tests run under qemu
