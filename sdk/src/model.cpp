@@ -673,6 +673,19 @@ void Model::score_catalogue(const float* query, float* scores) const {
   kernels::scan(catalogue_view_, 0, catalogue_rows_, query, scores);
 }
 
+void Model::catalogue_row(size_t index, float* out) const {
+  const size_t dim = catalogue_dim_;
+  if (catalogue_) {
+    std::copy(catalogue_ + index * dim, catalogue_ + (index + 1) * dim, out);
+  } else if (catalogue_view_.precision == Precision::kF16) {
+    const uint16_t* row = static_cast<const uint16_t*>(catalogue_view_.data) + index * dim;
+    for (size_t i = 0; i < dim; ++i) out[i] = half_to_float(row[i]);
+  } else {
+    const int8_t* row = static_cast<const int8_t*>(catalogue_view_.data) + index * dim;
+    for (size_t i = 0; i < dim; ++i) out[i] = catalogue_view_.scales[index] * row[i];
+  }
+}
+
 void Model::search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const {
   SearchOptions exact_options = options;
   exact_options.exact = catalogue_exact_;

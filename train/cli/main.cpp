@@ -298,19 +298,25 @@ int run_inspect(const std::string& path) {
     std::cout << "retrieval stage\n";
     describe("user", model->user_tower());
     describe("item", model->item_tower());
-    std::cout << "  catalogue     " << model->catalogue_size() << " items x " << model->embedding_dim() << " dims (f32)\n";
+    std::cout << "  catalogue     " << model->catalogue_size() << " items x " << model->embedding_dim() << " dims ("
+              << precision_name(model->catalogue_precision())
+              << (model->catalogue_precision() != Precision::kF32 && model->catalogue_embeddings() ? ", exact f32 rows for re-scoring" : "")
+              << ")\n";
     // A collapsed model maps every item to nearly the same direction: the mean pairwise cosine of the
     // (unit) item embeddings, (|sum v|^2 - n) / (n (n - 1)), says so at a glance.
     const size_t n = model->catalogue_size(), dim = model->embedding_dim();
     if (n > 1) {
       std::vector<double> sum(dim, 0.0);
       double squares = 0.0;
-      for (size_t i = 0; i < n; ++i)
+      std::vector<float> row(dim);
+      for (size_t i = 0; i < n; ++i) {
+        model->catalogue_row(i, row.data());
         for (size_t k = 0; k < dim; ++k) {
-          const double x = model->catalogue_embeddings()[i * dim + k];
+          const double x = row[k];
           sum[k] += x;
           squares += x * x;
         }
+      }
       double total = 0.0;
       for (double s : sum) total += s * s;
       std::printf("  item spread   mean pairwise cosine %.3f (near 1: the items have collapsed together)\n",

@@ -2,6 +2,7 @@
 
 #include "config_io.hpp"
 #include "errors.hpp"
+#include "funnel/precision.hpp"
 
 namespace funnel::train {
 
@@ -50,6 +51,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("threads", c.threads);
   visit("eval_k", c.eval_k);
   visit("select_k", c.select_k);
+  visit("catalogue_precision", c.catalogue_precision);
 }
 
 }  // namespace
@@ -96,6 +98,8 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(!c.eval_k.empty(), "eval_k must list at least one K");
   for (uint32_t k : c.eval_k) require(k >= 1, "eval_k values must be at least 1");
   require(c.select_k >= 1, "select_k must be at least 1");
+  Precision precision;
+  require(parse_precision(c.catalogue_precision, &precision), "catalogue_precision must be 'f32', 'f16' or 'int8'");
   return c;
 }
 

@@ -62,6 +62,10 @@ struct TrainConfig {
   // Evaluation.
   std::vector<uint32_t> eval_k = {10, 50};
   uint32_t select_k = 50;  // the epoch kept is the one with the best validation Recall@select_k
+
+  // Export: the catalogue's precision. "f32"; "f16" (half the bytes); "int8" (per-row scales: the SDK scans
+  // a quarter of the bytes, then re-scores an over-fetched shortlist against exact f32 rows kept beside).
+  std::string catalogue_precision = "f32";
 };
 
 // Throws ConfigError naming `where` and the field for unknown keys, wrong types and bad values.

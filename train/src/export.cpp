@@ -26,12 +26,14 @@ class TensorWriter {
   explicit TensorWriter(FlatBufferBuilder& builder) : builder_(builder) {}
 
   uint32_t add(const std::string& name, const std::vector<uint64_t>& shape, const float* data, size_t count) {
-    const size_t bytes = count * sizeof(float);
+    return add_bytes(name, shape, fb::DType::F32, data, count * sizeof(float));
+  }
+  uint32_t add_bytes(const std::string& name, const std::vector<uint64_t>& shape, fb::DType dtype, const void* data, size_t bytes) {
     builder_.ForceVectorAlignment(bytes, 1, kTensorAlignment);
-    const auto data_offset = builder_.CreateVector(reinterpret_cast<const uint8_t*>(data), bytes);
+    const auto data_offset = builder_.CreateVector(static_cast<const uint8_t*>(data), bytes);
     const auto shape_offset = builder_.CreateVector(shape);
     const auto name_offset = builder_.CreateString(name);
-    tensors_.push_back(fb::CreateTensor(builder_, name_offset, shape_offset, fb::DType::F32, data_offset));
+    tensors_.push_back(fb::CreateTensor(builder_, name_offset, shape_offset, dtype, data_offset));
     return static_cast<uint32_t>(tensors_.size() - 1);
   }
   uint32_t add(const Parameter& p) { return add(p.name, p.shape, p.value.data(), p.value.size()); }
@@ -145,10 +147,28 @@ Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWri
     encode_row(data, data.items, i, &encoded);
     tower_forward(item_view, encoded, scratch.data(), catalogue.data() + i * dim);
   }
-  const uint32_t embeddings = tensors.add("catalogue/embeddings", {data.items.size(), dim}, catalogue.data(), catalogue.size());
+  const std::vector<uint64_t> shape = {data.items.size(), dim};
+  Precision precision = Precision::kF32;
+  parse_precision(config.catalogue_precision, &precision);  // validated with the config
+  uint32_t embeddings = 0;
+  int32_t scales = -1, exact = -1;
+  if (precision == Precision::kF16) {
+    std::vector<uint16_t> halves(catalogue.size());
+    floats_to_halves(catalogue.data(), catalogue.size(), halves.data());
+    embeddings = tensors.add_bytes("catalogue/embeddings", shape, fb::DType::F16, halves.data(), halves.size() * 2);
+  } else if (precision == Precision::kI8) {
+    std::vector<int8_t> codes(catalogue.size());
+    std::vector<float> row_scales(data.items.size());
+    quantize_rows_i8(catalogue.data(), data.items.size(), dim, codes.data(), row_scales.data());
+    embeddings = tensors.add_bytes("catalogue/embeddings", shape, fb::DType::I8, codes.data(), codes.size());
+    scales = static_cast<int32_t>(tensors.add("catalogue/scales", {data.items.size()}, row_scales.data(), row_scales.size()));
+    exact = static_cast<int32_t>(tensors.add("catalogue/exact_embeddings", shape, catalogue.data(), catalogue.size()));
+  } else {
+    embeddings = tensors.add("catalogue/embeddings", shape, catalogue.data(), catalogue.size());
+  }
   const auto keys = builder.CreateVectorOfStrings(data.items.keys);
   const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
-  const auto catalogue_offset = fb::CreateCatalogue(builder, keys, key_order, embeddings);
+  const auto catalogue_offset = fb::CreateCatalogue(builder, keys, key_order, embeddings, scales, exact);
   return fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
 }
 

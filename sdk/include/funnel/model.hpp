@@ -49,6 +49,16 @@ struct RetrieveOptions {
   size_t threads = 1;
 };
 
+// Changes to a model's items without retraining (Model::update_catalogue).
+struct CatalogueUpdate {
+  // Items to add, or to replace where the key exists: a key and the item's raw features. The file's item
+  // tower embeds them (cold-start items) into the retrieval catalogue, stored in its precision; where the
+  // file has a ranking stage, the same features are encoded into its item table.
+  std::vector<std::pair<std::string, Features>> upsert;
+  // Keys to remove from the catalogue and the item table; a key the model does not hold is an error.
+  std::vector<std::string> remove;
+};
+
 struct Recommendation {
   std::string_view key;  // points into the model; valid while the model lives
   uint32_t index;
@@ -67,6 +77,16 @@ class Model {
   static Status load_view(const void* data, size_t size, std::unique_ptr<Model>* out);
 
   ~Model();
+
+  // A new model: this one with `update` applied to its catalogue and item table. This model is left as it
+  // is, so threads serving it carry on while the new one is built; swap a shared_ptr to publish it. The
+  // whole file is rebuilt and verified, which costs about one copy of it: batch updates rather than
+  // applying them one item at a time. Kept rows keep their order; new keys come last.
+  Status update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Model>* out) const;
+  // The model's bytes: the file it was loaded from, or an updated model's new file.
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  // Writes bytes() to `path` atomically (a temporary file beside it, then rename).
+  Status save(const std::string& path) const;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -94,6 +114,9 @@ class Model {
   // Exact f32 rows [catalogue_size(), embedding_dim()]: the rows themselves in an f32 catalogue, the re-scoring
   // rows of a quantised one that ships them, else null.
   const float* catalogue_embeddings() const { return catalogue_; }
+  // Row `index` (< catalogue_size()) as embedding_dim() floats: the exact row where the file has one, else
+  // the stored row decoded.
+  void catalogue_row(size_t index, float* out) const;
   std::string_view item_key(size_t index) const;
   // -1 when the catalogue has no such key.
   int64_t find_item(std::string_view key) const;

@@ -1,0 +1,227 @@
+// Catalogue search in every precision: the half and int8 codecs, the scans against double-precision
+// sums, batched and threaded search against one query on one thread, and the int8 path's agreement with
+// the exact top-100. SDK-only, so it also runs under ThreadSanitizer and on ARM.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "funnel/precision.hpp"
+#include "funnel/search.hpp"
+
+using namespace funnel;
+
+namespace {
+
+std::vector<float> normal_floats(size_t n, uint32_t seed) {
+  std::mt19937 engine(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(engine);
+  return v;
+}
+
+// Rows of every precision built from the same f32 rows, and the f32 values each decodes to.
+struct Catalogue {
+  size_t rows, dim;
+  std::vector<float> f32;
+  std::vector<uint16_t> f16;
+  std::vector<int8_t> i8;
+  std::vector<float> scales;
+
+  Catalogue(size_t rows_, size_t dim_, uint32_t seed) : rows(rows_), dim(dim_), f32(normal_floats(rows_ * dim_, seed)) {
+    f16.resize(f32.size());
+    floats_to_halves(f32.data(), f32.size(), f16.data());
+    i8.resize(f32.size());
+    scales.resize(rows);
+    quantize_rows_i8(f32.data(), rows, dim, i8.data(), scales.data());
+  }
+  EmbeddingRows view(Precision p) const {
+    if (p == Precision::kF16) return {p, f16.data(), nullptr, rows, dim};
+    if (p == Precision::kI8) return {p, i8.data(), scales.data(), rows, dim};
+    return {p, f32.data(), nullptr, rows, dim};
+  }
+  double decoded(Precision p, size_t r, size_t i) const {
+    if (p == Precision::kF16) return half_to_float(f16[r * dim + i]);
+    if (p == Precision::kI8) return double{scales[r]} * i8[r * dim + i];
+    return f32[r * dim + i];
+  }
+};
+
+constexpr Precision kPrecisions[] = {Precision::kF32, Precision::kF16, Precision::kI8};
+
+bool same_hits(const std::vector<Hit>& a, const std::vector<Hit>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].index != b[i].index || std::memcmp(&a[i].score, &b[i].score, sizeof(float)) != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("Half precision: every half survives a round trip, and floats round to nearest even", "[precision]") {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float x = half_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(x)) {
+      CHECK(std::isnan(half_to_float(float_to_half(x))));
+      continue;
+    }
+    INFO("half 0x" << std::hex << h);
+    REQUIRE(float_to_half(x) == h);
+  }
+  CHECK(float_to_half(1.0f) == 0x3c00);
+  CHECK(float_to_half(-2.0f) == 0xc000);
+  CHECK(float_to_half(65504.0f) == 0x7bff);
+  CHECK(float_to_half(65519.0f) == 0x7bff);  // below the midpoint to 65536: rounds down
+  CHECK(float_to_half(65520.0f) == 0x7c00);  // the midpoint rounds to even: infinity
+  CHECK(float_to_half(1e10f) == 0x7c00);
+  CHECK(float_to_half(std::ldexp(1.0f, -24)) == 0x0001);  // the smallest subnormal
+  CHECK(float_to_half(std::ldexp(1.0f, -26)) == 0x0000);  // a quarter of it rounds to zero
+  CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);      // a tie: to the even mantissa
+  CHECK(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);  // a tie: to the even mantissa
+  CHECK(half_to_float(0x7c00) == std::numeric_limits<float>::infinity());
+  CHECK(half_to_float(0x8001) == -std::ldexp(1.0f, -24));
+  for (float x : normal_floats(10000, 4))  // within half an ulp of the half (2^-11 relative)
+    CHECK(std::fabs(half_to_float(float_to_half(x)) - x) <= std::fabs(x) * std::ldexp(1.0, -11));
+}
+
+TEST_CASE("Int8 rows: every value within half a step of its decoding", "[precision]") {
+  const size_t rows = 50, dim = 33;
+  std::vector<float> x = normal_floats(rows * dim, 5);
+  for (size_t i = 0; i < dim; ++i) x[7 * dim + i] = 0.0f;  // a zero row
+  std::vector<int8_t> q(x.size());
+  std::vector<float> scales(rows);
+  quantize_rows_i8(x.data(), rows, dim, q.data(), scales.data());
+  CHECK(scales[7] == 1.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    int largest = 0;
+    for (size_t i = 0; i < dim; ++i) {
+      CHECK(std::fabs(x[r * dim + i] - scales[r] * q[r * dim + i]) <= scales[r] * 0.5f * 1.0001f);
+      largest = std::max(largest, std::abs(int{q[r * dim + i]}));
+    }
+    if (r != 7) CHECK(largest == 127);
+  }
+}
+
+TEST_CASE("Scans: every precision against double sums of the decoded rows; batches equal single scans", "[search]") {
+  for (size_t dim : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{64}, size_t{100}}) {
+    const Catalogue catalogue(23, dim, static_cast<uint32_t>(dim));
+    const std::vector<float> queries = normal_floats(5 * dim, 99);
+    for (Precision p : kPrecisions) {
+      INFO("dim " << dim << ", " << precision_name(p) << ", kernels " << kernels::isa());
+      const EmbeddingRows rows = catalogue.view(p);
+      std::vector<float> scores(rows.rows), batch(5 * rows.rows), part(rows.rows - 6);
+      for (size_t q = 0; q < 5; ++q) {
+        kernels::scan(rows, 0, rows.rows, queries.data() + q * dim, scores.data());
+        for (size_t r = 0; r < rows.rows; ++r) {
+          double expected = 0, magnitude = 0;
+          for (size_t i = 0; i < dim; ++i) {
+            expected += catalogue.decoded(p, r, i) * queries[q * dim + i];
+            magnitude += std::fabs(catalogue.decoded(p, r, i) * queries[q * dim + i]);
+          }
+          REQUIRE(std::fabs(scores[r] - expected) <= 1e-6 * magnitude + 1e-7);
+        }
+        kernels::scan(rows, 5, rows.rows - 1, queries.data() + q * dim, part.data());  // a sub-range
+        for (size_t r = 5; r + 1 < rows.rows; ++r) REQUIRE(part[r - 5] == scores[r]);
+      }
+      kernels::scan_batch(rows, 0, rows.rows, queries.data(), 5, batch.data());
+      for (size_t q = 0; q < 5; ++q) {
+        kernels::scan(rows, 0, rows.rows, queries.data() + q * dim, scores.data());
+        for (size_t r = 0; r < rows.rows; ++r) REQUIRE(batch[q * rows.rows + r] == scores[r]);
+      }
+    }
+  }
+}
+
+TEST_CASE("Search: the top-K of a full scan, on any number of threads, batched or not", "[search]") {
+  const Catalogue catalogue(100'000, 12, 7);  // three shares of 32,768+ rows: three threads really run
+  const std::vector<float> queries = normal_floats(70 * 12, 8);
+  std::vector<uint8_t> skip(catalogue.rows, 0);
+  for (size_t r = 0; r < catalogue.rows; r += 3) skip[r] = 1;
+  for (Precision p : kPrecisions) {
+    const EmbeddingRows rows = catalogue.view(p);
+    INFO(precision_name(p));
+    std::vector<float> scores(rows.rows);
+    std::vector<Hit> expected, hits;
+    for (size_t q = 0; q < 3; ++q) {
+      kernels::scan(rows, 0, rows.rows, queries.data() + q * 12, scores.data());
+      kernels::top_k(scores, 50, skip, &expected);
+      for (size_t threads : {size_t{1}, size_t{2}, size_t{3}, size_t{0}}) {
+        SearchOptions options;
+        options.k = 50;
+        options.skip = skip;
+        options.threads = threads;
+        search(rows, queries.data() + q * 12, options, &hits);
+        INFO("threads " << threads);
+        REQUIRE(same_hits(hits, expected));
+      }
+    }
+    SearchOptions options;
+    options.k = 20;
+    options.threads = 2;
+    std::vector<std::vector<Hit>> batch;
+    search_batch(rows, queries.data(), 70, options, &batch);  // 70 queries: more than one pass of 64
+    REQUIRE(batch.size() == 70);
+    for (size_t q = 0; q < 70; ++q) {
+      search(rows, queries.data() + q * 12, options, &hits);
+      REQUIRE(same_hits(batch[q], hits));
+    }
+  }
+}
+
+TEST_CASE("Search: ties go to the lower row, k beyond the catalogue, k = 0, an empty catalogue", "[search]") {
+  const std::vector<float> data = {1, 0, 2, 0, 1, 0, 2, 0, 0, 1};  // 5 rows x 2
+  const EmbeddingRows rows{Precision::kF32, data.data(), nullptr, 5, 2};
+  const float query[2] = {1, 0};
+  SearchOptions options;
+  options.k = 10;
+  std::vector<Hit> hits;
+  search(rows, query, options, &hits);
+  REQUIRE(hits.size() == 5);
+  const uint32_t order[5] = {1, 3, 0, 2, 4};
+  for (size_t i = 0; i < 5; ++i) CHECK(hits[i].index == order[i]);
+  options.k = 0;
+  search(rows, query, options, &hits);
+  CHECK(hits.empty());
+  options.k = 3;
+  search(EmbeddingRows{Precision::kF32, data.data(), nullptr, 0, 2}, query, options, &hits);
+  CHECK(hits.empty());
+}
+
+TEST_CASE("Search: int8 with exact re-scoring keeps at least 99% of the exact top-100", "[search]") {
+  // Unit-length rows of 64 dims, as a two-tower catalogue holds: the hardest case for a per-row scale is
+  // many rows with close scores, which a random catalogue of 200,000 rows gives.
+  const size_t rows = 200'000, dim = 64;
+  Catalogue catalogue(rows, dim, 11);
+  for (size_t r = 0; r < rows; ++r) {
+    double norm = 0;
+    for (size_t i = 0; i < dim; ++i) norm += double{catalogue.f32[r * dim + i]} * catalogue.f32[r * dim + i];
+    for (size_t i = 0; i < dim; ++i) catalogue.f32[r * dim + i] = static_cast<float>(catalogue.f32[r * dim + i] / std::sqrt(norm));
+  }
+  quantize_rows_i8(catalogue.f32.data(), rows, dim, catalogue.i8.data(), catalogue.scales.data());
+  const std::vector<float> queries = normal_floats(20 * dim, 12);
+  size_t kept = 0, kept_without = 0, total = 0;
+  for (size_t q = 0; q < 20; ++q) {
+    const float* query = queries.data() + q * dim;
+    SearchOptions options;
+    options.k = 100;
+    std::vector<Hit> exact, quantised, rough;
+    search(catalogue.view(Precision::kF32), query, options, &exact);
+    search(catalogue.view(Precision::kI8), query, options, &rough);
+    options.exact = catalogue.f32.data();
+    search(catalogue.view(Precision::kI8), query, options, &quantised);
+    std::set<uint32_t> truth;
+    for (const Hit& h : exact) truth.insert(h.index);
+    for (const Hit& h : quantised) kept += truth.count(h.index);
+    for (const Hit& h : rough) kept_without += truth.count(h.index);
+    total += exact.size();
+    // Re-scored hits carry exact scores, in the exact order.
+    for (size_t i = 0; i < quantised.size(); ++i)
+      REQUIRE(quantised[i].score == kernels::dot(catalogue.f32.data() + size_t{quantised[i].index} * dim, query, dim));
+  }
+  INFO("kept " << kept << " of " << total << " with re-scoring, " << kept_without << " without");
+  CHECK(kept >= total * 99 / 100);
+  CHECK(kept >= kept_without);
+}
