@@ -1,7 +1,7 @@
 // Kernel bodies, compiled once per instruction set (see kernels_generic.cpp and kernels_avx2.cpp).
-// Eight independent accumulators in a fixed order: the compiler turns them into one SIMD register
-// (AVX2 / SSE / simd128) without -ffast-math, and every build sums in the same order, so native and
-// WASM agree to rounding.
+// Eight independent accumulators in a fixed order: the compiler turns them into SIMD registers (one
+// AVX2 register, two SSE, NEON or simd128 ones) without -ffast-math, and every build sums in the same
+// order, so native, ARM and WASM agree to rounding.
 
 #include <cmath>
 #include <cstdint>
@@ -27,6 +27,17 @@ typedef uint16_t Half8 __attribute__((vector_size(16)));
 // Through a pointer rather than a return value: a 32-byte vector returned by value warns (-Wpsabi)
 // in the builds without AVX.
 inline void load8(Float8* v, const float* p) { __builtin_memcpy(v, p, sizeof *v); }
+
+// Accumulators are vectors of the width the target computes in one register: 8 floats with AVX, 4 with
+// SSE, NEON and simd128. GCC keeps a vector wider than the hardware's in memory, so on NEON a Float8
+// accumulator was stored and reloaded at every step. Eight lanes are kParts such registers, lanes 0-3 in
+// the first; each lane's sums run in the same order whatever the width.
+#if defined(__AVX__)
+typedef float FloatReg __attribute__((vector_size(32)));
+#else
+typedef float FloatReg __attribute__((vector_size(16)));
+#endif
+constexpr size_t kParts = sizeof(Float8) / sizeof(FloatReg);
 
 // Row elements of each precision as floats, 8 at a time and one at a time. A half decodes by moving its
 // exponent and mantissa into a float's and scaling by 2^112 (exact for subnormals too), infinities and
@@ -84,20 +95,41 @@ inline float decode1(uint16_t x) {
 
 inline float reduce8(const Float8& a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
 
+// Eight floats, eight decoded row elements and reduce8's sum, over the kParts registers that hold 8 lanes
+// (register by register: a copy of the whole array would go through memory).
+inline void load_parts(FloatReg* v, const float* p) {
+  for (size_t h = 0; h < kParts; ++h) __builtin_memcpy(&v[h], p + h * (8 / kParts), sizeof v[h]);
+}
+inline void decode_parts(FloatReg* v, const float* p) { load_parts(v, p); }
+template <class T>
+inline void decode_parts(FloatReg* v, const T* p) {
+  Float8 lanes;
+  decode8(&lanes, p);
+  __builtin_memcpy(v, &lanes, sizeof lanes);
+}
+inline float reduce_parts(const FloatReg* a) {
+#if defined(__AVX__)
+  return reduce8(a[0]);
+#else
+  const FloatReg s = a[0] + a[1];  // lane l: a[l] + a[l + 4], then reduce8's order
+  return (s[0] + s[1]) + (s[2] + s[3]);
+#endif
+}
+
 // a . b over n elements, a in any precision: eight lanes, then a fixed reduction, then the tail.
 template <class T>
 inline float row_dot(const T* a, const float* b, size_t n) {
-  Float8 acc = {};
+  FloatReg acc[kParts] = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    Float8 x, y;
-    decode8(&x, a + i);
-    load8(&y, b + i);
-    acc += x * y;
+    FloatReg x[kParts], y[kParts];
+    decode_parts(x, a + i);
+    load_parts(y, b + i);
+    for (size_t h = 0; h < kParts; ++h) acc[h] += x[h] * y[h];
   }
   float tail = 0;
   for (; i < n; ++i) tail += decode1(a[i]) * b[i];
-  return reduce8(acc) + tail;
+  return reduce_parts(acc) + tail;
 }
 
 // Scores of kRows rows against kQueries queries, each pair summed in row_dot's order (so a row's score
@@ -105,22 +137,23 @@ inline float row_dot(const T* a, const float* b, size_t n) {
 // independent accumulators hide the arithmetic latency that one row's chain of 8-lane sums would expose.
 template <class T, size_t kRows, size_t kQueries>
 inline void scan_block(const T* rows, const float* scales, size_t dim, const float* queries, float* out, size_t out_stride) {
-  Float8 acc[kRows][kQueries] = {};
+  FloatReg acc[kRows][kQueries][kParts] = {};
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
-    Float8 x[kQueries];
-    for (size_t q = 0; q < kQueries; ++q) load8(&x[q], queries + q * dim + i);
+    FloatReg x[kQueries][kParts];
+    for (size_t q = 0; q < kQueries; ++q) load_parts(x[q], queries + q * dim + i);
     for (size_t r = 0; r < kRows; ++r) {
-      Float8 v;
-      decode8(&v, rows + r * dim + i);
-      for (size_t q = 0; q < kQueries; ++q) acc[r][q] += v * x[q];
+      FloatReg v[kParts];
+      decode_parts(v, rows + r * dim + i);
+      for (size_t q = 0; q < kQueries; ++q)
+        for (size_t h = 0; h < kParts; ++h) acc[r][q][h] += v[h] * x[q][h];
     }
   }
   for (size_t r = 0; r < kRows; ++r)
     for (size_t q = 0; q < kQueries; ++q) {
       float tail = 0;
       for (size_t t = i; t < dim; ++t) tail += decode1(rows[r * dim + t]) * queries[q * dim + t];
-      const float score = reduce8(acc[r][q]) + tail;
+      const float score = reduce_parts(acc[r][q]) + tail;
       out[q * out_stride + r] = scales ? scales[r] * score : score;
     }
 }
@@ -215,15 +248,8 @@ void dense_forward_batch(const float* weight, const float* bias, size_t out, siz
 
 namespace {
 
-// y = x w with the output width a multiple of 8. The accumulators are vectors of the width the target
-// computes in one register (8 floats with AVX, 4 with SSE, NEON and simd128), so they stay in registers
-// along the outputs: GCC keeps a vector wider than the hardware's in memory (on NEON every step stored
-// and reloaded the accumulators). Each output lane's sums run in the same order whatever the width.
-#if defined(__AVX__)
-typedef float FloatReg __attribute__((vector_size(32)));
-#else
-typedef float FloatReg __attribute__((vector_size(16)));
-#endif
+// y = x w with the output width a multiple of 8, the accumulators in registers (FloatReg) along the
+// outputs.
 
 template <size_t kVectors>
 void matmul_by8(const float* x, size_t rows, size_t in, const float* w, float* y) {
