@@ -375,14 +375,15 @@ int run_inspect(const std::string& path) {
 }
 
 // ---- recommend ---------------------------------------------------------------------------------------
-Features features_from_json(const std::string& text) {
+// A JSON object of feature name -> value; `what` names the input in errors ("--user", "items.jsonl:3").
+Features features_from_json(const std::string& text, const std::string& what = "--user") {
   json object;
   try {
     object = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw ConfigError(std::string("--user: not valid JSON: ") + e.what());
+    throw ConfigError(what + ": not valid JSON: " + e.what());
   }
-  if (!object.is_object()) throw ConfigError("--user: expected a JSON object of feature name -> value");
+  if (!object.is_object()) throw ConfigError(what + ": expected a JSON object of feature name -> value");
   Features features;
   for (const auto& [name, value] : object.items()) {
     if (value.is_string()) {
@@ -394,11 +395,11 @@ Features features_from_json(const std::string& text) {
       for (const json& v : value) {
         if (v.is_string()) values.push_back(v.get<std::string>());
         else if (v.is_number()) values.push_back(number_to_key(v.get<double>()));
-        else throw ConfigError("--user: feature '" + name + "': list values must be strings or numbers");
+        else throw ConfigError(what + ": feature '" + name + "': list values must be strings or numbers");
       }
       features.set(name, std::move(values));
     } else {
-      throw ConfigError("--user: feature '" + name + "' must be a string, a number or a list");
+      throw ConfigError(what + ": feature '" + name + "' must be a string, a number or a list");
     }
   }
   return features;
@@ -449,6 +450,55 @@ int run_recommend(const RecommendArgs& args) {
     std::printf("%-9.*s %7zu -> %-5zu %8.3f ms\n", static_cast<int>(stage.stage.size()), stage.stage.data(), stage.scored, stage.kept,
                 stage.milliseconds);
   std::printf("total %25.3f ms (%s kernels)\n", result.milliseconds, kernels::isa());
+  return 0;
+}
+
+// ---- update-catalogue --------------------------------------------------------------------------------
+struct UpdateCatalogueArgs {
+  std::string model, add, out;
+  std::vector<std::string> remove;
+};
+
+// Items to add: JSON Lines, one {"key": ..., "features": {...}} per line (blank lines skipped).
+std::vector<std::pair<std::string, Features>> items_from_json_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open");
+  std::vector<std::pair<std::string, Features>> items;
+  std::string line;
+  for (size_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(number);
+    json object;
+    try {
+      object = json::parse(line);
+    } catch (const json::parse_error& e) {
+      throw ConfigError(where + ": not valid JSON: " + e.what());
+    }
+    if (!object.is_object() || !object.contains("key") || !object["key"].is_string() || !object.contains("features"))
+      throw ConfigError(where + ": expected {\"key\": \"...\", \"features\": {...}}");
+    items.emplace_back(object["key"].get<std::string>(), features_from_json(object["features"].dump(), where + ": features"));
+  }
+  return items;
+}
+
+// New items embedded by the file's item tower and removed items, written to a new file: no retraining.
+int run_update_catalogue(const UpdateCatalogueArgs& args) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto model = open_model(args.model);
+  CatalogueUpdate update;
+  if (!args.add.empty()) update.upsert = items_from_json_lines(args.add);
+  update.remove = args.remove;
+  std::unique_ptr<Model> updated;
+  if (Status s = model->update_catalogue(update, &updated); !s) throw std::runtime_error(args.model + ": " + s.to_string());
+  if (Status s = updated->save(args.out); !s) throw std::runtime_error(s.to_string());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (model->has_retrieval())
+    std::printf("catalogue   %zu -> %zu items (%s)\n", model->catalogue_size(), updated->catalogue_size(),
+                precision_name(updated->catalogue_precision()));
+  if (model->item_table_size() > 0)
+    std::printf("item table  %zu -> %zu items\n", model->item_table_size(), updated->item_table_size());
+  std::printf("wrote %s (%zu bytes) in %.1f ms: %zu added or replaced, %zu removed\n", args.out.c_str(), updated->byte_size(), ms,
+              update.upsert.size(), update.remove.size());
   return 0;
 }
 
@@ -552,7 +602,18 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   recommend->add_option("--exclude", recommend_args.options.exclude, "item keys never to return (e.g. already seen)")->delimiter(',');
   recommend->add_option("--allow", recommend_args.options.allow, "when given, only these item keys may be returned")->delimiter(',');
+  recommend->add_option("--threads", recommend_args.options.threads, "threads scanning the catalogue (0: every core)")
+      ->capture_default_str();
   recommend->add_flag("--json", recommend_args.json, "print JSON");
+
+  UpdateCatalogueArgs update_args;
+  auto* update_catalogue = app.add_subcommand("update-catalogue", "add, replace or remove items of a model file without retraining "
+                                                                  "(new items are embedded by the file's item tower)");
+  update_catalogue->add_option("--model", update_args.model, "model file")->required();
+  update_catalogue->add_option("--add", update_args.add, "items to add or replace: JSON Lines, {\"key\": ..., \"features\": {...}} each")
+      ->check(CLI::ExistingFile);
+  update_catalogue->add_option("--remove", update_args.remove, "item keys to remove")->delimiter(',');
+  update_catalogue->add_option("--out", update_args.out, "the updated model file (written atomically; may be --model)")->required();
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("[%H:%M:%S] %v");
@@ -564,6 +625,7 @@ int main(int argc, char** argv) {
     if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
     if (*inspect) return run_inspect(inspect_path);
     if (*recommend) return run_recommend(recommend_args);
+    if (*update_catalogue) return run_update_catalogue(update_args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "funnel: error: %s\n", e.what());
     return 1;
