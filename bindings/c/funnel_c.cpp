@@ -214,6 +214,70 @@ FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* use
   return FUNNEL_OK;
 }
 
+const char* funnel_model_catalogue_precision(const FunnelModel* model) {
+  return model ? funnel::precision_name(model->model->catalogue_precision()) : "f32";
+}
+
+FunnelStatus funnel_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count, size_t k,
+                                   const char* const* exclude, size_t exclude_count, size_t threads, uint32_t* out_indices,
+                                   float* out_scores, size_t* out_counts) {
+  const char* name = "funnel_retrieve_batch";
+  if (!model || (user_count > 0 && (!users || !out_indices || !out_scores || !out_counts)))
+    return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": NULL argument");
+  std::vector<funnel::Features> batch;
+  for (size_t u = 0; u < user_count; ++u) {
+    if (!users[u]) return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": users[" + std::to_string(u) + "] is NULL");
+    batch.push_back(users[u]->features);
+  }
+  funnel::RetrieveOptions options;
+  options.k = k;
+  options.threads = threads;
+  if (FunnelStatus s = copy_keys(name, exclude, exclude_count, "exclude", &options.exclude); s != FUNNEL_OK) return s;
+  std::vector<std::vector<funnel::Recommendation>> results;
+  if (FunnelStatus s = report(model->model->retrieve_batch(batch, options, &results)); s != FUNNEL_OK) return s;
+  for (size_t u = 0; u < user_count; ++u) {
+    for (size_t i = 0; i < results[u].size(); ++i) {
+      out_indices[u * k + i] = results[u][i].index;
+      out_scores[u * k + i] = results[u][i].score;
+    }
+    out_counts[u] = results[u].size();
+  }
+  return FUNNEL_OK;
+}
+
+FunnelStatus funnel_model_update_catalogue(const FunnelModel* model, const char* const* add_keys,
+                                           const FunnelFeatures* const* add_features, size_t add_count,
+                                           const char* const* remove_keys, size_t remove_count, FunnelModel** out) {
+  const char* name = "funnel_model_update_catalogue";
+  if (!model || !out || (add_count > 0 && (!add_keys || !add_features)))
+    return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": NULL argument");
+  *out = nullptr;
+  funnel::CatalogueUpdate update;
+  for (size_t i = 0; i < add_count; ++i) {
+    if (!add_keys[i] || !add_features[i])
+      return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": add_keys[" + std::to_string(i) + "] or add_features[" + std::to_string(i) + "] is NULL");
+    update.upsert.emplace_back(add_keys[i], add_features[i]->features);
+  }
+  if (FunnelStatus s = copy_keys(name, remove_keys, remove_count, "remove_keys", &update.remove); s != FUNNEL_OK) return s;
+  std::unique_ptr<funnel::Model> updated;
+  funnel::Status status = model->model->update_catalogue(update, &updated);
+  return wrap(std::move(status), std::move(updated), out);
+}
+
+const uint8_t* funnel_model_bytes(const FunnelModel* model, size_t* size) {
+  if (!model) {
+    if (size) *size = 0;
+    return nullptr;
+  }
+  if (size) *size = model->model->bytes().size();
+  return model->model->bytes().data();
+}
+
+FunnelStatus funnel_model_save(const FunnelModel* model, const char* path) {
+  if (!model || !path) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_save: NULL argument");
+  return report(model->model->save(path));
+}
+
 int funnel_model_has_ranking(const FunnelModel* model) { return model && model->model->has_ranking() ? 1 : 0; }
 
 FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
@@ -239,6 +303,7 @@ FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* us
   funnel::CascadeOptions options;
   if (request->k > 0) options.k = request->k;
   if (request->retrieve_k > 0) options.retrieve_k = request->retrieve_k;
+  if (request->threads > 0) options.threads = request->threads;
   const char* name = "funnel_recommend";
   if (FunnelStatus s = copy_keys(name, request->behaviours, request->behaviour_count, "behaviours", &options.behaviours); s != FUNNEL_OK)
     return s;

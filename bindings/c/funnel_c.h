@@ -83,6 +83,8 @@ FunnelStatus funnel_model_metadata(const FunnelModel* model, size_t index, const
 
 size_t funnel_model_catalogue_size(const FunnelModel* model);
 size_t funnel_model_embedding_dim(const FunnelModel* model);
+/* The catalogue's stored precision: "f32", "f16" or "int8" (static string). */
+const char* funnel_model_catalogue_precision(const FunnelModel* model);
 /* The key of catalogue item `index`; *length receives its byte length. NULL when out of range. */
 const char* funnel_model_item_key(const FunnelModel* model, size_t index, size_t* length);
 
@@ -106,6 +108,26 @@ FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeature
 FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k,
                              const char* const* exclude, size_t exclude_count, uint32_t* out_indices,
                              float* out_scores, size_t* out_count);
+
+/* funnel_retrieve for `user_count` users at once (one pass over the catalogue for all of them, much faster per
+ * user), on `threads` threads (0: every core; 1: the caller's only). User u's hits go to
+ * out_indices[u * k ...] and out_scores[u * k ...], their number to out_counts[u]. */
+FunnelStatus funnel_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count, size_t k,
+                                   const char* const* exclude, size_t exclude_count, size_t threads, uint32_t* out_indices,
+                                   float* out_scores, size_t* out_counts);
+
+/* Catalogue updates without retraining: a new model (free it with funnel_model_free) with `add_count` items
+ * added, or replaced where the key exists, from their raw features (embedded by the file's item tower,
+ * stored in the catalogue's precision, and encoded into the ranking item table when there is one), and
+ * `remove_count` keys removed. `model` is unchanged and may keep serving other threads meanwhile. The whole
+ * file is rebuilt and verified (about one copy of it): batch updates. */
+FunnelStatus funnel_model_update_catalogue(const FunnelModel* model, const char* const* add_keys,
+                                           const FunnelFeatures* const* add_features, size_t add_count,
+                                           const char* const* remove_keys, size_t remove_count, FunnelModel** out);
+/* The model's file bytes (an updated model's new file); valid while the model lives. */
+const uint8_t* funnel_model_bytes(const FunnelModel* model, size_t* size);
+/* Writes the model's bytes to `path` atomically (a temporary file beside it, then rename). */
+FunnelStatus funnel_model_save(const FunnelModel* model, const char* path);
 
 /* 1 when the model has a ranking stage. */
 int funnel_model_has_ranking(const FunnelModel* model);
@@ -132,6 +154,7 @@ typedef struct FunnelCascadeRequest {
   size_t exclude_count;
   const char* const* allow;      /* when allow_count > 0, only these may be returned */
   size_t allow_count;
+  size_t threads;                /* threads scanning the catalogue: 0 or 1 = the caller's only */
 } FunnelCascadeRequest;
 
 /* Per-stage wall time in milliseconds; a stage the file lacks reads NaN. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "funnel_c.h"
 
@@ -205,6 +206,65 @@ static void test_ranking(const FunnelModel* model) {
   funnel_features_free(user);
 }
 
+/* Batched retrieval equals one call per user; a catalogue update adds a cold-start item and removes one,
+ * the updated model saves and loads back, and the original is untouched. */
+static void test_batch_and_updates(const FunnelModel* model) {
+  CHECK(strcmp(funnel_model_catalogue_precision(model), "f32") == 0);
+  FunnelFeatures* users[2] = {user_u3(), user_u3()};
+  funnel_features_set_string(users[1], "user_id", "u17");
+  uint32_t batch_indices[2 * 5], single_indices[5];
+  float batch_scores[2 * 5], single_scores[5];
+  size_t counts[2] = {0, 0}, count = 0;
+  const char* exclude[] = {"i1"};
+  CHECK(funnel_retrieve_batch(model, (const FunnelFeatures* const*)users, 2, 5, exclude, 1, 2, batch_indices, batch_scores, counts) ==
+        FUNNEL_OK);
+  for (int u = 0; u < 2; ++u) {
+    CHECK(funnel_retrieve(model, users[u], 5, exclude, 1, single_indices, single_scores, &count) == FUNNEL_OK);
+    CHECK(counts[u] == count);
+    for (size_t i = 0; i < count; ++i) CHECK(batch_indices[u * 5 + i] == single_indices[i] && batch_scores[u * 5 + i] == single_scores[i]);
+  }
+  CHECK(funnel_retrieve_batch(model, NULL, 2, 5, NULL, 0, 1, batch_indices, batch_scores, counts) == FUNNEL_INVALID_ARGUMENT);
+
+  FunnelFeatures* item = funnel_features_new();
+  funnel_features_set_string(item, "item_id", "brand-new");
+  funnel_features_set_string(item, "category", "c1");
+  funnel_features_set_number(item, "price", 9.5);
+  funnel_features_add_to_list(item, "tags", "t1");
+  const char* add_keys[] = {"brand-new"};
+  const FunnelFeatures* add_features[] = {item};
+  const char* remove_keys[] = {"i2"};
+  FunnelModel* updated = NULL;
+  CHECK(funnel_model_update_catalogue(model, add_keys, add_features, 1, remove_keys, 1, &updated) == FUNNEL_OK);
+  if (updated) {
+    const size_t n = funnel_model_catalogue_size(updated);
+    CHECK(n == funnel_model_catalogue_size(model));
+    size_t length = 0;
+    const char* last = funnel_model_item_key(updated, n - 1, &length);
+    CHECK(key_is(last, length, "brand-new"));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/funnel-c-abi-test-%ld.funnel", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)clock());
+    CHECK(funnel_model_save(updated, path) == FUNNEL_OK);
+    FunnelModel* reloaded = NULL;
+    CHECK(funnel_model_load_file(path, &reloaded) == FUNNEL_OK);
+    size_t a = 0, b = 0;
+    const uint8_t* x = funnel_model_bytes(updated, &a);
+    const uint8_t* y = funnel_model_bytes(reloaded, &b);
+    CHECK(a == b && a > 0 && memcmp(x, y, a) == 0);
+    funnel_model_free(reloaded);
+    remove(path);
+    funnel_model_free(updated);
+  }
+  updated = (FunnelModel*)1;
+  const char* unknown[] = {"no-such-item"};
+  CHECK(funnel_model_update_catalogue(model, NULL, NULL, 0, unknown, 1, &updated) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(updated == NULL);
+  CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
+  CHECK(funnel_model_save(model, "/nonexistent-dir/x.funnel") == FUNNEL_IO_ERROR);
+  funnel_features_free(item);
+  funnel_features_free(users[0]);
+  funnel_features_free(users[1]);
+}
+
 int main(void) {
   CHECK(funnel_version() != NULL && strlen(funnel_version()) > 0);
   test_errors();
@@ -214,6 +274,7 @@ int main(void) {
   if (from_path) {
     test_inspect(from_path);
     test_retrieval(from_path);
+    test_batch_and_updates(from_path);
     funnel_model_free(from_path);
   }
   size_t size = 0;
