@@ -12,6 +12,8 @@
 #include <immintrin.h>
 #elif defined(__ARM_NEON)
 #include <arm_neon.h>
+#elif defined(__wasm_simd128__)
+#include <wasm_simd128.h>
 #endif
 
 namespace funnel::kernels::FUNNEL_KERNEL_NS {
@@ -43,14 +45,24 @@ constexpr size_t kParts = sizeof(Float8) / sizeof(FloatReg);
 // exponent and mantissa into a float's and scaling by 2^112 (exact for subnormals too), infinities and
 // NaNs patched in: the steps of funnel::half_to_float, so the scalar and vector decodes agree.
 inline void decode8(Float8* v, const float* p) { load8(v, p); }
-// Widening int8 to float: GCC 12 turns __builtin_convertvector on bytes into scalar code, so x86 and ARM
-// say what they mean with intrinsics; Clang (WASM) vectorises the builtin; a plain loop elsewhere.
+// Widening int8 to float: GCC 12 turns __builtin_convertvector on bytes into scalar code, and so does
+// Emscripten's Clang 14 for simd128 (a lane extract and a convert per byte), so x86, ARM and WASM say
+// what they mean with intrinsics; the builtin for other Clang targets, a plain loop elsewhere.
 inline void decode8(Float8* v, const int8_t* p) {
 #if defined(__AVX2__)
   *v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 #elif defined(__ARM_NEON)
   const int16x8_t wide = vmovl_s8(vld1_s8(p));
   const float32x4_t parts[2] = {vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))), vcvtq_f32_s32(vmovl_s16(vget_high_s16(wide)))};
+  __builtin_memcpy(v, parts, sizeof parts);
+#elif defined(__wasm_simd128__)
+  const v128_t wide = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(p));
+  v128_t low = wasm_i32x4_extend_low_i16x8(wide), high = wasm_i32x4_extend_high_i16x8(wide);
+  // Empty asm: else Clang folds the widening and the conversion into one of 16-bit lanes, which it
+  // lowers lane by lane.
+  __asm__("" : "+r"(low));
+  __asm__("" : "+r"(high));
+  const v128_t parts[2] = {wasm_f32x4_convert_i32x4(low), wasm_f32x4_convert_i32x4(high)};
   __builtin_memcpy(v, parts, sizeof parts);
 #elif defined(__clang__)
   Byte8 bytes;
