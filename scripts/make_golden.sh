@@ -3,7 +3,9 @@
 # its built-in synthetic dataset (tiny settings, one epoch, fixed seeds, one thread), and expected.json,
 # what the CLI answered for a few requests when they were made. The tests load every file and must give
 # those answers, so a change to the format or to its meaning shows up as a failing test.
-# Run it only when a new kind of file is added: the committed files are the old files that must keep loading.
+# Files that exist are kept (they are the old files that must keep loading): run it when a new kind of file
+# is added, and it writes only the missing files, then records every file's answers again (the old files'
+# answers must come out unchanged: check with git diff).
 #   scripts/make_golden.sh            # builds the trainer in build/golden (not build/release)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,30 +27,43 @@ RANKER=("${TINY[@]}" --set coaction_feed_dim=4 --set 'coaction_layers=[4,2]' --s
         --set 'user_features=["age","region","device"]')
 
 mkdir -p "$OUT"
+# make FILE COMMAND...: runs the trainer command that writes $OUT/FILE, unless that file exists.
+make() {
+  local file="$1"
+  shift
+  if [ -f "$OUT/$file" ]; then echo "kept $file"; return; fi
+  "$F" "$@" --out "$OUT/$file" >/dev/null 2>&1
+  echo "made $file"
+}
 # Retrieval: two towers over every feature kind (a vocabulary, boundaries, a dense and a multi-valued feature).
-"$F" train --data "$DATA/dataset.json" --out "$OUT/retrieval.funnel" "${TINY[@]}" --set output_dim=4 >/dev/null 2>&1
+make retrieval.funnel train --data "$DATA/dataset.json" "${TINY[@]}" --set output_dim=4
+# The same towers with the catalogue in half precision, and in int8 with exact rows for re-scoring.
+make retrieval-f16.funnel train --data "$DATA/dataset.json" "${TINY[@]}" --set output_dim=4 --set catalogue_precision=f16
+make retrieval-int8.funnel train --data "$DATA/dataset.json" "${TINY[@]}" --set output_dim=4 --set catalogue_precision=int8
 # Ranking, CAN with co-action pairs over the behaviour sequence and a user feature.
-"$F" train-ranker --data "$DATA/dataset.json" --out "$OUT/ranking-can.funnel" "${RANKER[@]}" \
-  --set 'coaction=["item_id:item_id","category:category","item_id:region"]' >/dev/null 2>&1
+make ranking-can.funnel train-ranker --data "$DATA/dataset.json" "${RANKER[@]}" \
+  --set 'coaction=["item_id:item_id","category:category","item_id:region"]'
 # Ranking, CAN with every independence level, biases and mean pooling: the other optional fields.
-"$F" train-ranker --data "$DATA/dataset.json" --out "$OUT/ranking-can-independent.funnel" "${RANKER[@]}" \
+make ranking-can-independent.funnel train-ranker --data "$DATA/dataset.json" "${RANKER[@]}" \
   --set 'coaction=["item_id:item_id","category:category","category:region"]' --set coaction_bias=true \
-  --set combination_independence=true --set order_independence=true --set pooling=mean >/dev/null 2>&1
+  --set combination_independence=true --set order_independence=true --set pooling=mean
 # The CLI writes one stage per file; retrieval and ranking side by side come from export_funnel in the
 # trainer's tests, not from here.
 
 # The answers, with the timings taken out so that the file only changes when the answers do.
-untimed() { sed -E 's/"(retrieve|rank)_us":[-+.0-9eE]+,?//; s/,}/}/'; }
+untimed() { sed -E 's/"(retrieve|rank)_us":[-+.0-9eE]+,?//; s/,"stages":\[[^]]*\]//; s/"ms":[-+.0-9eE]+,?//; s/,}/}/'; }
 USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
        '{"user_id":"u17","age":"23","region":"r0","device":"android"}'
        '{"user_id":"someone new","age":70,"region":"r99","device":"web"}')
 {
   echo '{"retrieve": ['
   sep=""
-  for user in "${USERS[@]}"; do
-    answer=$("$F" recommend --model "$OUT/retrieval.funnel" --user "$user" -k 10 --exclude i1,i2 --json | untimed)
-    printf '%s  {"model": "retrieval.funnel", "user": %s, "k": 10, "exclude": ["i1", "i2"],\n   "answer": %s}' "$sep" "$user" "$answer"
-    sep=$',\n'
+  for model in retrieval.funnel retrieval-f16.funnel retrieval-int8.funnel; do
+    for user in "${USERS[@]}"; do
+      answer=$("$F" recommend --model "$OUT/$model" --user "$user" -k 10 --exclude i1,i2 --json | untimed)
+      printf '%s  {"model": "%s", "user": %s, "k": 10, "exclude": ["i1", "i2"],\n   "answer": %s}' "$sep" "$model" "$user" "$answer"
+      sep=$',\n'
+    done
   done
   echo
   echo '], "rank": ['
