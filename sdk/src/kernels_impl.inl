@@ -328,7 +328,10 @@ void tanh_inplace(float* x, size_t n) {
                        1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r) + r + 1.0f;
     const float scale = __builtin_bit_cast(float, static_cast<int32_t>(k + 127.0f) << 23);
     const float large = 1.0f - 2.0f / (p * scale + 1.0f);
-    x[i] = magnitude < 0.625f ? small : std::copysign(large, v);
+    // large > 0 wherever it is chosen, so ORing in v's sign bit is copysign(large, v), done in integer
+    // lanes: Clang 14 has no simd128 copysign and went lane by lane.
+    const uint32_t sign = __builtin_bit_cast(uint32_t, v) & 0x80000000u;
+    x[i] = magnitude < 0.625f ? small : __builtin_bit_cast(float, __builtin_bit_cast(uint32_t, large) | sign);
   }
 }
 
