@@ -10,7 +10,8 @@
 # FAISS runs with OpenBLAS (Debian's libopenblas0-openmp) put first through LD_LIBRARY_PATH, whatever the
 # libblas.so.3 alternative points to, and OMP_NUM_THREADS=2 (this machine's cores). Neither matters to the
 # SDK: it uses no BLAS and no OpenMP (its search threads are its own).
-# The first run builds the load benchmark's model files (about a minute, cached in /tmp/funnel-bench-load).
+# The load benchmark's model files are built again after each rebuild of funnel_bench (under a minute; cached
+# in /tmp/funnel-bench-load).
 # Figures are noisy while anything else runs: check `uptime` first (it is printed, and the load average
 # is also in the JSON's context).
 set -euo pipefail
