@@ -105,7 +105,7 @@ TEST_CASE("Int8 rows: every value within half a step of its decoding", "[precisi
   }
 }
 
-TEST_CASE("Scans: every precision against double sums of the decoded rows; batches equal single scans", "[search]") {
+TEST_CASE("Scans: every precision against double sums of the decoded rows, and batches equal single scans", "[search]") {
   for (size_t dim : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{64}, size_t{100}}) {
     const Catalogue catalogue(23, dim, static_cast<uint32_t>(dim));
     const std::vector<float> queries = normal_floats(5 * dim, 99);

@@ -30,7 +30,8 @@ struct EmbeddingRows {
 
 namespace kernels {
 
-// Name of the instruction set the kernels run on ("avx2+fma", "generic").
+// Name of the instruction set the kernels run on ("avx2+fma", "neon", "generic"; WASM builds say "generic"
+// and run simd128).
 const char* isa();
 
 float dot(const float* a, const float* b, size_t n);
