@@ -10,6 +10,7 @@
 
 #include "adam.hpp"
 #include "ctr_losses.hpp"
+#include "distillation.hpp"
 #include "errors.hpp"
 #include "ranker_model.hpp"
 #include "subnormals.hpp"
@@ -71,7 +72,8 @@ CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrIns
   return ctr_metrics(split.user, logits, split.label);
 }
 
-RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer) {
+RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer,
+                          const std::vector<float>* teacher, std::unique_ptr<RankerModel>* trained) {
   const Dataset& data = ctr.data;
   const CtrInstances& instances = ctr.instances;
   const CtrSplit& train = instances.train;
@@ -79,7 +81,11 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
-  RankerModel model(data, config);
+  if (teacher && teacher->size() != train.size())
+    throw TrainingError("ranking: " + std::to_string(teacher->size()) + " teacher outputs for " + std::to_string(train.size()) +
+                        " training instances");
+  auto owned_model = std::make_unique<RankerModel>(data, config);
+  RankerModel& model = *owned_model;
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
   Rng rng(Rng(config.seed).next());
   model.init(rng);
@@ -157,6 +163,11 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       if (config.loss == "focal") loss = focal_loss(batch_logits, labels, focal, batch_dlogits);
       else if (config.loss == "ghm") loss = ghm.loss(batch_logits, labels, batch_dlogits);
       else loss = bce_loss(batch_logits, labels, batch_dlogits);
+      if (teacher && config.distillation > 0.0f) {
+        std::vector<float> targets(b);
+        for (size_t k = 0; k < b; ++k) targets[k] = (*teacher)[batch[k]];
+        loss = distill(batch_logits, targets, config.distillation, loss, batch_dlogits);
+      }
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
                             std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")");
@@ -192,6 +203,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   }
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = best_values[i];
   result.model_file = export_now(result.history);
+  if (trained) *trained = std::move(owned_model);
   result.samples_per_second = static_cast<double>(result.train_samples) / result.train_seconds;
   return result;
 }

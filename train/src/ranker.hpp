@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,13 @@ struct RankerResult {
   double samples_per_second = 0;
 };
 
-RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {});
+class RankerModel;
+
+// Trains, keeps the epoch of the best validation AUC, exports it. With `teacher` (one click probability per
+// training instance) the loss distils it by config.distillation (distillation.hpp). With `trained`, the
+// model of the chosen epoch is handed over as well (AutoFAS searches on the trained teacher).
+RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {},
+                          const std::vector<float>* teacher = nullptr, std::unique_ptr<RankerModel>* trained = nullptr);
 
 // AUC, GAUC and LogLoss of a split, scored by the SDK: each positive's group (it and its negatives share
 // user and history) is one request of one user against its candidates.

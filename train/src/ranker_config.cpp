@@ -16,6 +16,7 @@ void for_each_field(RankerConfig& c, Visit&& visit) {
   visit("model", c.model);
   visit("user_features", c.user_features);
   visit("item_features", c.item_features);
+  visit("behaviour_features", c.behaviour_features);
   visit("embedding_dim", c.embedding_dim);
   visit("pooling", c.pooling);
   visit("hidden", c.hidden);
@@ -27,6 +28,7 @@ void for_each_field(RankerConfig& c, Visit&& visit) {
   visit("combination_independence", c.combination_independence);
   visit("order_independence", c.order_independence);
   visit("loss", c.loss);
+  visit("distillation", c.distillation);
   visit("focal_gamma", c.focal_gamma);
   visit("focal_alpha", c.focal_alpha);
   visit("ghm_bins", c.ghm_bins);
@@ -77,6 +79,9 @@ RankerConfig ranker_config_from_json(const nlohmann::json& object, const std::st
   }
   require(c.model == "can" || c.coaction.empty(), "coaction pairs need model 'can'");
   require(c.loss == "bce" || c.loss == "focal" || c.loss == "ghm", "loss must be 'bce', 'focal' or 'ghm'");
+  require(c.distillation >= 0.0f && c.distillation <= 1.0f, "distillation must be in [0, 1]");
+  for (const std::string& name : c.behaviour_features)
+    require(name != "*" || c.behaviour_features.size() == 1, "behaviour_features: \"*\" stands alone (the candidate's item features)");
   require(c.focal_gamma >= 0.0f, "focal_gamma must be at least 0");
   require(c.focal_alpha > 0.0f && c.focal_alpha < 1.0f, "focal_alpha must be in (0, 1)");
   require(c.ghm_bins >= 1 && c.ghm_bins <= 10000, "ghm_bins must be in 1..10000");

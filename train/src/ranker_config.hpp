@@ -22,6 +22,8 @@ struct RankerConfig {
   std::string model = "can";                 // "dnn" or "can"
   std::vector<std::string> user_features;    // none by default (the reference's input is user-free)
   std::vector<std::string> item_features;    // empty: every categorical item feature
+  // The item features pooled over the behaviour sequence: "*" is the candidate's (item_features); [] none.
+  std::vector<std::string> behaviour_features = {"*"};
   uint32_t embedding_dim = 16;
   std::string pooling = "sum";               // of the behaviour embeddings over real positions: "sum" or "mean"
   std::vector<uint32_t> hidden = {200, 80};  // PReLU layers, then one logit
@@ -39,6 +41,9 @@ struct RankerConfig {
 
   // Loss.
   std::string loss = "bce";  // "bce", "focal" or "ghm"
+  // Distillation from a teacher's click probabilities r (AutoFAS eq. 6, a pre-ranking student): the loss is
+  // (1 - distillation) * loss + distillation * (r - p)^2. Only a run given teacher outputs uses it.
+  float distillation = 0.0f;
   float focal_gamma = 2.0f;
   float focal_alpha = 0.25f;
   uint32_t ghm_bins = 30;       // GHM-C's paper configuration

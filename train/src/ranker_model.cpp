@@ -28,12 +28,21 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   const size_t item_offset = feature_offset(data, data.items);
   const uint32_t dim = config.embedding_dim;
 
-  // Item columns: the candidate's features, looked up in the same tables for the behaviours.
-  std::vector<std::string> item_names = config.item_features;
-  if (item_names.empty())
+  // Item columns: the candidate's features, then behaviour features the candidate lacks; the candidate and
+  // the behaviours look a feature up in the same table.
+  std::vector<std::string> candidate_names = config.item_features;
+  if (candidate_names.empty())
     for (const FeatureColumn& column : data.items.features)
-      if (column.def.kind == FeatureKind::kCategorical) item_names.push_back(column.def.name);
-  if (item_names.empty()) throw ConfigError("ranking: the dataset's items have no categorical feature to rank with");
+      if (column.def.kind == FeatureKind::kCategorical) candidate_names.push_back(column.def.name);
+  if (candidate_names.empty()) throw ConfigError("ranking: the dataset's items have no categorical feature to rank with");
+  const bool same_behaviours = config.behaviour_features == std::vector<std::string>{"*"};
+  const std::vector<std::string>& behaviour_names = same_behaviours ? candidate_names : config.behaviour_features;
+  for (size_t a = 0; a < behaviour_names.size(); ++a)
+    for (size_t b = 0; b < a; ++b)
+      if (behaviour_names[a] == behaviour_names[b]) throw ConfigError("ranking: behaviour feature '" + behaviour_names[a] + "' is listed twice");
+  std::vector<std::string> item_names = candidate_names;
+  for (const std::string& name : behaviour_names)
+    if (std::find(item_names.begin(), item_names.end(), name) == item_names.end()) item_names.push_back(name);
   std::vector<int> item_source;
   for (const std::string& name : item_names) {
     const int f = find_feature(data.items, name);
@@ -47,6 +56,9 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     item_tables_.push_back(table("ranking/item/" + name, {data.items.features[f].cardinality, dim}));
   }
   const size_t columns = item_source.size();
+  for (size_t c = 0; c < candidate_names.size(); ++c) candidate_columns_.push_back(static_cast<uint32_t>(c));
+  for (const std::string& name : behaviour_names)
+    behaviour_columns_.push_back(static_cast<uint32_t>(std::find(item_names.begin(), item_names.end(), name) - item_names.begin()));
   item_ids_.resize(data.items.size() * columns);
   for (size_t row = 0; row < data.items.size(); ++row)
     for (size_t c = 0; c < columns; ++c) item_ids_[row * columns + c] = data.items.features[item_source[c]].ids_of(row)[0];
@@ -71,19 +83,19 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   for (size_t k = 0; k < pairs.size(); ++k) {
     const CoActionPair& pair = pairs[k];
     const std::string what = "ranking: co-action pair '" + pair.induction + ":" + pair.feed + "'";
-    const auto column = std::find(item_names.begin(), item_names.end(), pair.induction);
-    if (column == item_names.end()) throw ConfigError(what + ": the induction side must be one of the ranking's item features");
+    const auto column = std::find(candidate_names.begin(), candidate_names.end(), pair.induction);
+    if (column == candidate_names.end()) throw ConfigError(what + ": the induction side must be one of the ranking's item features");
     CoActionView shape;
-    shape.induction_column = static_cast<uint32_t>(column - item_names.begin());
+    shape.induction_column = static_cast<uint32_t>(column - candidate_names.begin());
     shape.feed_dim = config.coaction_feed_dim;
     shape.layer_sizes = config.coaction_layers;
     shape.bias = config.coaction_bias;
     shape.orders = config.coaction_orders;
     shape.order_independent = config.order_independence;
     uint32_t feed_cardinality = 0;
-    if (const auto feed_column = std::find(item_names.begin(), item_names.end(), pair.feed); feed_column != item_names.end()) {
+    if (const auto feed_column = std::find(behaviour_names.begin(), behaviour_names.end(), pair.feed); feed_column != behaviour_names.end()) {
       shape.feed_sequence = true;
-      shape.feed = static_cast<uint32_t>(feed_column - item_names.begin());
+      shape.feed = static_cast<uint32_t>(std::find(item_names.begin(), item_names.end(), pair.feed) - item_names.begin());
       feed_cardinality = data.items.features[item_source[shape.feed]].cardinality;
     } else if (const int f = find_feature(data.users, pair.feed); f >= 0) {
       if (data.users.features[f].def.kind != FeatureKind::kCategorical)
@@ -91,7 +103,7 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
       shape.feed = static_cast<uint32_t>(user_offset_ + f);
       feed_cardinality = data.users.features[f].cardinality;
     } else {
-      throw ConfigError(what + ": the feed must be a ranking item feature (read along the behaviours) or a user feature");
+      throw ConfigError(what + ": the feed must be a behaviour feature of the ranking (read along the behaviours) or a user feature");
     }
     const uint32_t induction_cardinality = data.items.features[item_source[shape.induction_column]].cardinality;
     const std::string induction_key = config.combination_independence ? std::to_string(k) + "/" + pair.induction : pair.induction;
@@ -122,6 +134,48 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   }
   for (auto& layer : layers_) linears_.emplace_back(&layer->weight, &layer->bias);
   rebuild_view();
+
+  // The input's fields for feature masks (AutoFAS eq. 1): each user feature, each candidate feature and
+  // each behaviour feature is one field; a co-action output needs both of its sides.
+  const auto field = [this](std::string name) {
+    field_names_.push_back(std::move(name));
+    return static_cast<uint32_t>(field_names_.size() - 1);
+  };
+  size_t offset = 0;
+  for (size_t k = 0; k < user_tables_.size(); ++k, offset += dim)
+    spans_.push_back({offset, dim, {field("user:" + config.user_features[k])}});
+  std::vector<uint32_t> candidate_field(columns, UINT32_MAX), behaviour_field(columns, UINT32_MAX);
+  for (uint32_t c : candidate_columns_) {
+    candidate_field[c] = field("candidate:" + item_names[c]);
+    spans_.push_back({offset, dim, {candidate_field[c]}});
+    offset += dim;
+  }
+  for (uint32_t c : behaviour_columns_) {
+    behaviour_field[c] = field("behaviours:" + item_names[c]);
+    spans_.push_back({offset, dim, {behaviour_field[c]}});
+    offset += dim;
+  }
+  student_input_dim_ = offset;
+  for (size_t k = 0; k < units_.size(); ++k) {
+    const CoActionView& shape = units_[k].shape();
+    uint32_t feed_field = UINT32_MAX;
+    if (shape.feed_sequence) {
+      feed_field = behaviour_field[shape.feed];
+    } else {
+      for (size_t u = 0; u < user_features_.size(); ++u)
+        if (user_features_[u] == shape.feed) feed_field = static_cast<uint32_t>(u);
+      // A user feed that is not also a user input is a field of its own.
+      if (feed_field == UINT32_MAX) feed_field = field("user:" + data.users.features[shape.feed - user_offset_].def.name);
+    }
+    spans_.push_back({offset, shape.output_dim(), {candidate_field[shape.induction_column], feed_field}});
+    offset += shape.output_dim();
+  }
+}
+
+void RankerModel::set_field_masks(std::vector<float> masks) {
+  if (!masks.empty() && masks.size() != field_names_.size())
+    throw TrainingError("ranking: " + std::to_string(masks.size()) + " field masks for " + std::to_string(field_names_.size()) + " fields");
+  field_masks_ = std::move(masks);
 }
 
 void RankerModel::rebuild_view() {
@@ -132,12 +186,11 @@ void RankerModel::rebuild_view() {
   view_.item_inputs.clear();
   view_.behaviour_inputs.clear();
   const Pooling pooling = config_.pooling == "mean" ? Pooling::kMean : Pooling::kSum;
-  for (size_t c = 0; c < item_tables_.size(); ++c) {
-    const TowerInputView input{static_cast<uint32_t>(c), item_tables_[c]->value.data(), static_cast<uint32_t>(item_tables_[c]->shape[0]),
-                               config_.embedding_dim, pooling};
-    view_.item_inputs.push_back(input);
-    view_.behaviour_inputs.push_back(input);
-  }
+  const auto input = [&](uint32_t c) {
+    return TowerInputView{c, item_tables_[c]->value.data(), static_cast<uint32_t>(item_tables_[c]->shape[0]), config_.embedding_dim, pooling};
+  };
+  for (uint32_t c : candidate_columns_) view_.item_inputs.push_back(input(c));
+  for (uint32_t c : behaviour_columns_) view_.behaviour_inputs.push_back(input(c));
   view_.coactions.clear();
   for (size_t k = 0; k < units_.size(); ++k) {
     CoActionView unit = units_[k].shape();
@@ -216,13 +269,13 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
           for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] += inv * user_tables_[k]->value[id * config_.embedding_dim + d];
         offset += config_.embedding_dim;
       }
-      for (size_t c = 0; c < columns; ++c) {
+      for (uint32_t c : candidate_columns_) {
         const float* e = item_tables_[c]->value.data() + size_t{item_ids_[target * columns + c]} * config_.embedding_dim;
         std::copy(e, e + config_.embedding_dim, row + offset);
         offset += config_.embedding_dim;
       }
       const float scale = config_.pooling == "mean" && history.size() > 1 ? 1.0f / static_cast<float>(history.size()) : 1.0f;
-      for (size_t c = 0; c < columns; ++c) {
+      for (uint32_t c : behaviour_columns_) {
         for (uint32_t h : history) {
           const float* e = item_tables_[c]->value.data() + size_t{item_ids_[h * columns + c]} * config_.embedding_dim;
           for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] += e[d];
@@ -248,6 +301,18 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
     }
   }
 
+  // Feature masks: the raw input is kept for the masks' gradient (straight through: d loss / d m).
+  if (!field_masks_.empty()) {
+    raw_inputs_ = inputs_;
+    for (const InputSpan& span : spans_) {
+      float scale = 1.0f;
+      for (uint32_t f : span.fields) scale *= field_masks_[f];
+      if (scale == 1.0f) continue;
+      for (size_t b = 0; b < n; ++b)
+        for (size_t d = 0; d < span.width; ++d) inputs_[b * width + span.offset + d] *= scale;
+    }
+  }
+
   pre_.resize(layers_.size());
   post_.resize(layers_.size());
   const float* x = inputs_.data();
@@ -263,7 +328,7 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
   std::copy(pre_.back().begin(), pre_.back().end(), logits);
 }
 
-void RankerModel::backward(std::span<const float> dlogits) {
+void RankerModel::backward(std::span<const float> dlogits, bool update_parameters) {
   const size_t n = batch_.size();
   const size_t width = view_.input_dim();
   const size_t columns = view_.item_columns;
@@ -284,12 +349,34 @@ void RankerModel::backward(std::span<const float> dlogits) {
     linears_[l].backward(x, grad_a_.data(), n, grad_b_.data());
     std::swap(grad_a_, grad_b_);
   }
-  const std::vector<float>& dx = grad_a_;  // [n, width]
+  std::vector<float>& dx = grad_a_;  // [n, width]
+
+  if (!field_masks_.empty()) {
+    // d loss / d m_f = sum over f's spans of <d loss / d masked input, raw input> times the span's other
+    // masks; the embeddings below see the masked gradient.
+    field_gradients_.assign(field_names_.size(), 0.0);
+    for (const InputSpan& span : spans_) {
+      double inner = 0.0;
+      float scale = 1.0f;
+      for (uint32_t f : span.fields) scale *= field_masks_[f];
+      for (size_t b = 0; b < n; ++b)
+        for (size_t d = 0; d < span.width; ++d) {
+          const size_t i = b * width + span.offset + d;
+          inner += static_cast<double>(dx[i]) * raw_inputs_[i];
+          dx[i] *= scale;
+        }
+      for (size_t a = 0; a < span.fields.size(); ++a) {
+        double others = 1.0;
+        for (size_t o = 0; o < span.fields.size(); ++o)
+          if (o != a) others *= field_masks_[span.fields[o]];
+        field_gradients_[span.fields[a]] += inner * others;
+      }
+    }
+  }
+  if (!update_parameters) return;
 
   // Co-action gradients per instance, in parallel; the scatter into shared rows comes after, in order.
-  size_t coaction_offset = 0;
-  for (const auto& input : view_.user_inputs) coaction_offset += input.dim;
-  coaction_offset += 2 * columns * dim;
+  const size_t coaction_offset = student_input_dim_;
   dinduction_.resize(units_.size());
   dfeed_.resize(units_.size());
   for (size_t k = 0; k < units_.size(); ++k) {
@@ -333,10 +420,15 @@ void RankerModel::backward(std::span<const float> dlogits) {
       for (uint32_t id : ids) add_row(*user_tables_[k], id, g, dim, 1.0f / static_cast<float>(ids.size()));
       g += dim;
     }
-    for (size_t c = 0; c < columns; ++c, g += dim) add_row(*item_tables_[c], item_ids_[target * columns + c], g, dim, 1.0f);
+    for (uint32_t c : candidate_columns_) {
+      add_row(*item_tables_[c], item_ids_[target * columns + c], g, dim, 1.0f);
+      g += dim;
+    }
     const float scale = config_.pooling == "mean" && history.size() > 1 ? 1.0f / static_cast<float>(history.size()) : 1.0f;
-    for (size_t c = 0; c < columns; ++c, g += dim)
+    for (uint32_t c : behaviour_columns_) {
       for (uint32_t h : history) add_row(*item_tables_[c], item_ids_[h * columns + c], g, dim, scale);
+      g += dim;
+    }
     for (size_t k = 0; k < units_.size(); ++k) {
       const CoActionView& shape = units_[k].shape();
       add_row(*induction_tables_[k], item_ids_[target * columns + shape.induction_column],

@@ -59,8 +59,26 @@ class RankerModel {
   void for_each_row_read(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch, Visit&& visit) const;
 
   // Training: forward of a batch of a split's instances (logits out), then backward from d loss / d logit.
+  // Without update_parameters the backward stops at the MLP's input (the feature masks' gradients).
   void forward(const CtrInstances& instances, const CtrSplit& split, std::span<const uint32_t> batch, float* logits);
-  void backward(std::span<const float> dlogits);
+  void backward(std::span<const float> dlogits, bool update_parameters = true);
+
+  // The MLP's input [batch, input_dim] of the last forward, masked. Its first student_input_dim() columns
+  // are the embeddings (user, candidate, pooled behaviours), the rest the co-action outputs.
+  const std::vector<float>& inputs() const { return inputs_; }
+  size_t student_input_dim() const { return student_input_dim_; }
+  // Input fields for AutoFAS's feature masks: "user:<feature>", "candidate:<feature>", "behaviours:<feature>".
+  // A span of the input belongs to one field, or to two (a co-action output: its induction and its feed).
+  struct InputSpan {
+    size_t offset, width;
+    std::vector<uint32_t> fields;
+  };
+  const std::vector<std::string>& field_names() const { return field_names_; }
+  const std::vector<InputSpan>& input_spans() const { return spans_; }
+  // One mask per field (0 or 1 as sampled, eq. 1), multiplying its spans from the next forward on; empty
+  // turns masking off. After a backward, d loss / d mask per field.
+  void set_field_masks(std::vector<float> masks);
+  const std::vector<double>& field_mask_gradients() const { return field_gradients_; }
 
  private:
   void rebuild_view();
@@ -76,6 +94,12 @@ class RankerModel {
   std::vector<Parameter*> item_tables_;   // per item column, shared by candidate and behaviours
   std::vector<uint32_t> item_column_features_;
   std::vector<uint32_t> item_ids_;        // [items, columns]
+  std::vector<uint32_t> candidate_columns_, behaviour_columns_;  // the item columns each reads
+  std::vector<std::string> field_names_;
+  std::vector<InputSpan> spans_;
+  size_t student_input_dim_ = 0;
+  std::vector<float> field_masks_, raw_inputs_;
+  std::vector<double> field_gradients_;
   std::vector<CoActionUnit> units_;
   std::vector<CoActionInfo> coaction_info_;
   std::vector<Parameter*> induction_tables_, feed_tables_;  // per unit
@@ -106,10 +130,9 @@ void RankerModel::for_each_row_read(const CtrInstances& instances, const CtrSpli
     const uint32_t first = end - std::min(end - begin, config_.max_history);
     for (size_t k = 0; k < user_tables_.size(); ++k)
       for (uint32_t id : data_.users.features[user_rows_[k]].ids_of(user)) visit(user_tables_[k], id);
-    for (size_t c = 0; c < columns; ++c) {
-      visit(item_tables_[c], item_ids_[target * columns + c]);
+    for (uint32_t c : candidate_columns_) visit(item_tables_[c], item_ids_[target * columns + c]);
+    for (uint32_t c : behaviour_columns_)
       for (uint32_t h = first; h < end; ++h) visit(item_tables_[c], item_ids_[instances.history_items[h] * columns + c]);
-    }
     for (size_t k = 0; k < units_.size(); ++k) {
       const CoActionView& shape = units_[k].shape();
       visit(induction_tables_[k], item_ids_[target * columns + shape.induction_column]);
