@@ -1,5 +1,6 @@
-// Model::recommend: the stages of one file run in order, each timed, with the caller's filters applied
-// before the first stage so that no later stage spends work on an item that may not be shown.
+// Model::recommend: the stages of one file run in order (retrieval, pre-ranking, ranking), each timed, with
+// the caller's filters applied before the first stage so that no later stage spends work on an item that
+// may not be shown.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -25,14 +26,17 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   const auto start = Clock::now();
   *out = {};
   if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
-  if (!has_retrieval_ && !has_ranking_) return {StatusCode::kInvalidArgument, "this model has neither a retrieval nor a ranking stage"};
+  const bool pre_ranks = pre_ranking_.present, ranks = ranking_.present;
+  if (!has_retrieval_ && !pre_ranks && !ranks)
+    return {StatusCode::kInvalidArgument, "this model has no retrieval, pre-ranking or ranking stage"};
 
-  std::vector<std::string> candidates;  // as the ranking stage takes them
+  // The candidates in the current order, best first once a stage has sorted them, with what is known of each.
+  std::vector<std::string> candidates;  // as the ranking-like stages take them
   std::vector<std::string_view> keys;   // the same keys as the model stores them, so that they outlive the call
-  std::vector<float> retrieval_scores;
+  std::vector<float> retrieval_scores, scores;
   if (has_retrieval_) {
     const auto stage_start = Clock::now();
-    const size_t k1 = has_ranking_ ? std::max(options.retrieve_k, options.k) : options.k;
+    const size_t k1 = pre_ranks || ranks ? std::max(options.retrieve_k, options.k) : options.k;
     std::vector<Hit> hits;
     if (Status s = top_items(user, k1, options.exclude, options.allow, options.threads, &hits); !s) return s;
     for (const Hit& hit : hits) {
@@ -57,21 +61,46 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
     }
     retrieval_scores.assign(candidates.size(), std::numeric_limits<float>::quiet_NaN());
   }
+  scores = retrieval_scores;
 
-  std::vector<size_t> order(candidates.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::vector<float> final_scores = retrieval_scores;
-  if (has_ranking_ && !candidates.empty()) {
+  // A ranking-like stage scores the candidates, sorts them (stable: equal scores keep the earlier stage's
+  // order, itself by score, then catalogue index) and passes on the best `keep`.
+  const auto run_stage = [&](const RankingStageState& stage, const char* name, size_t keep) -> Status {
+    if (candidates.empty()) return Status::ok();
     const auto stage_start = Clock::now();
-    if (Status s = rank_candidates(user, options.behaviours, candidates, /*unknown_candidate_is_error=*/false, &final_scores); !s)
+    std::vector<float> stage_scores;
+    // A retrieved item the item table lacks is scored with out-of-vocabulary features.
+    if (Status s = rank_candidates(stage, user, options.behaviours, candidates, /*unknown_candidate_is_error=*/false, &stage_scores); !s)
       return s;
-    // Stable: equal probabilities keep the retrieval order (itself by score, then catalogue index).
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return final_scores[a] > final_scores[b]; });
-    out->stages.push_back({"ranking", candidates.size(), std::min(options.k, candidates.size()), milliseconds_since(stage_start)});
-  }
+    std::vector<size_t> order(candidates.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return stage_scores[a] > stage_scores[b]; });
+    const size_t scored = order.size();
+    order.resize(std::min(keep, scored));
+    std::vector<std::string> next_candidates;
+    std::vector<std::string_view> next_keys;
+    std::vector<float> next_retrieval, next_scores;
+    for (size_t i : order) {
+      next_candidates.push_back(std::move(candidates[i]));
+      next_keys.push_back(keys[i]);
+      next_retrieval.push_back(retrieval_scores[i]);
+      next_scores.push_back(stage_scores[i]);
+    }
+    candidates = std::move(next_candidates);
+    keys = std::move(next_keys);
+    retrieval_scores = std::move(next_retrieval);
+    scores = std::move(next_scores);
+    out->stages.push_back({name, scored, order.size(), milliseconds_since(stage_start)});
+    return Status::ok();
+  };
+  // K2: what pre-ranking passes on when ranking follows (at least k).
+  if (pre_ranks)
+    if (Status s = run_stage(pre_ranking_, "pre_ranking", ranks ? std::max(options.prerank_k, options.k) : options.k); !s) return s;
+  if (ranks)
+    if (Status s = run_stage(ranking_, "ranking", options.k); !s) return s;
 
-  order.resize(std::min(options.k, order.size()));
-  for (size_t i : order) out->items.push_back({keys[i], final_scores[i], retrieval_scores[i]});
+  const size_t count = std::min(options.k, keys.size());
+  for (size_t i = 0; i < count; ++i) out->items.push_back({keys[i], scores[i], retrieval_scores[i]});
   out->milliseconds = milliseconds_since(start);
   return Status::ok();
 }

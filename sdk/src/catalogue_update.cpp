@@ -51,8 +51,9 @@ std::vector<uint8_t> pack(const fb::ModelT& model) {
   const auto retrieval = model.retrieval ? fb::CreateRetrievalStage(builder, model.retrieval.get()) : 0;
   const auto ranking = model.ranking ? fb::CreateRankingStage(builder, model.ranking.get()) : 0;
   const auto items = model.items ? fb::CreateItemTable(builder, model.items.get()) : 0;
+  const auto pre_ranking = model.pre_ranking ? fb::CreateRankingStage(builder, model.pre_ranking.get()) : 0;
   const auto root = fb::CreateModel(builder, model.format_version, builder.CreateString(model.producer), feature_vector,
-                                    tensor_vector, retrieval, metadata_vector, ranking, items);
+                                    tensor_vector, retrieval, metadata_vector, ranking, items, pre_ranking);
   fb::FinishModelBuffer(builder, root);
   return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
 }

@@ -393,30 +393,36 @@ Status Model::validate() {
     }
   }
 
-  if (const fb::RankingStage* ranking = m.ranking()) {
+  // The ranking stage and the pre-ranking stage (the same table type, no co-action pairs allowed in the
+  // latter): one validation and one view for both; the state's name names the stage in messages.
+  const auto build_ranking_stage = [&](const fb::RankingStage* ranking, bool coactions_allowed, RankingStageState* state) -> Status {
+    const std::string name = state->name;
     const fb::ItemTable* items = m.items();
-    if (!items) return corrupt("the ranking stage needs the model's item table");
+    if (!items) return corrupt("the " + name + " stage needs the model's item table");
     const auto column_of = [items](uint32_t feature) -> int64_t {
       for (size_t c = 0; c < items->features()->size(); ++c)
         if (items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)) == feature) return static_cast<int64_t>(c);
       return -1;
     };
-    RankerView& view = ranker_;
+    RankerView& view = state->view;
     view.item_columns = static_cast<uint32_t>(items->features()->size());
     view.max_behaviours = ranking->max_behaviours();
-    if (Status s = build_inputs(ranking->user_inputs(), "ranking user", same_index, &view.user_inputs); !s) return s;
-    if (Status s = build_inputs(ranking->item_inputs(), "ranking item", column_of, &view.item_inputs); !s) return s;
-    if (Status s = build_inputs(ranking->behaviour_inputs(), "ranking behaviour", column_of, &view.behaviour_inputs); !s) return s;
-    if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt("ranking stage: behaviour inputs with max_behaviours 0");
+    if (Status s = build_inputs(ranking->user_inputs(), name + " user", same_index, &view.user_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->item_inputs(), name + " item", column_of, &view.item_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->behaviour_inputs(), name + " behaviour", column_of, &view.behaviour_inputs); !s) return s;
+    if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt(name + " stage: behaviour inputs with max_behaviours 0");
     view.coactions.clear();
     size_t index = 0;
     // The ranker's input row, in 64 bits: the inputs (each list already limited) and every co-action's outputs.
     uint64_t width = 0;
     for (const auto* inputs : {&view.user_inputs, &view.item_inputs, &view.behaviour_inputs})
       for (const TowerInputView& in : *inputs) width += in.table ? in.dim : 1;
+    if (ranking->coactions() && ranking->coactions()->size() > 0 && !coactions_allowed)
+      return corrupt("the " + name + " stage has " + std::to_string(ranking->coactions()->size()) +
+                     " co-action pairs; it is a plain DNN and may have none");
     if (ranking->coactions()) {
       if (ranking->coactions()->size() > kMaxFeatures)
-        return corrupt("ranking stage has " + std::to_string(ranking->coactions()->size()) + " co-action pairs; at most " +
+        return corrupt(name + " stage has " + std::to_string(ranking->coactions()->size()) + " co-action pairs; at most " +
                        std::to_string(kMaxFeatures) + " are allowed");
       for (const fb::CoAction* unit : *ranking->coactions()) {
         const std::string what = "co-action " + std::to_string(index++);
@@ -470,15 +476,20 @@ Status Model::validate() {
         view.coactions.push_back(std::move(co));
       }
     }
-    if (width > kMaxRowWidth) return corrupt("ranking stage: the input row is wider than " + std::to_string(kMaxRowWidth) + " floats");
-    if (Status s = build_layers(ranking->layers(), view.input_dim(), "ranking", &view.layers); !s) return s;
-    if (view.layers.empty() || view.layers.back().out != 1) return corrupt("ranking stage: the last layer must have one output (the logit)");
-    ranking_user_features_.assign(feature_count, 0);
-    for (const TowerInputView& in : view.user_inputs) ranking_user_features_[in.feature] = 1;
+    if (width > kMaxRowWidth) return corrupt(name + " stage: the input row is wider than " + std::to_string(kMaxRowWidth) + " floats");
+    if (Status s = build_layers(ranking->layers(), view.input_dim(), name, &view.layers); !s) return s;
+    if (view.layers.empty() || view.layers.back().out != 1) return corrupt(name + " stage: the last layer must have one output (the logit)");
+    state->user_features.assign(feature_count, 0);
+    for (const TowerInputView& in : view.user_inputs) state->user_features[in.feature] = 1;
     for (const CoActionView& co : view.coactions)
-      if (!co.feed_sequence) ranking_user_features_[co.feed] = 1;
-    has_ranking_ = true;
-  }
+      if (!co.feed_sequence) state->user_features[co.feed] = 1;
+    state->present = true;
+    return Status::ok();
+  };
+  if (const fb::RankingStage* ranking = m.ranking())
+    if (Status s = build_ranking_stage(ranking, /*coactions_allowed=*/true, &ranking_); !s) return s;
+  if (const fb::RankingStage* pre_ranking = m.pre_ranking())
+    if (Status s = build_ranking_stage(pre_ranking, /*coactions_allowed=*/false, &pre_ranking_); !s) return s;
 
   const fb::RetrievalStage* retrieval = m.retrieval();
   has_retrieval_ = retrieval != nullptr;
@@ -802,15 +813,21 @@ Status Model::encode_items(std::span<const std::string> keys, bool unknown_is_er
 
 Status Model::rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
                    std::vector<float>* probabilities) const {
-  return rank_candidates(user, behaviours, candidates, /*unknown_candidate_is_error=*/true, probabilities);
+  return rank_candidates(ranking_, user, behaviours, candidates, /*unknown_candidate_is_error=*/true, probabilities);
 }
 
-Status Model::rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
-                              bool unknown_candidate_is_error, std::vector<float>* probabilities) const {
+Status Model::prerank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+                      std::vector<float>* probabilities) const {
+  return rank_candidates(pre_ranking_, user, behaviours, candidates, /*unknown_candidate_is_error=*/true, probabilities);
+}
+
+Status Model::rank_candidates(const RankingStageState& stage, const Features& user, std::span<const std::string> behaviours,
+                              std::span<const std::string> candidates, bool unknown_candidate_is_error,
+                              std::vector<float>* probabilities) const {
   probabilities->clear();
-  if (!has_ranking_) return {StatusCode::kInvalidArgument, "this model has no ranking stage"};
+  if (!stage.present) return {StatusCode::kInvalidArgument, std::string("this model has no ") + stage.name + " stage"};
   EncodedFeatures encoded;
-  if (Status s = encode_used(user, ranking_user_features_, &encoded); !s) return s;
+  if (Status s = encode_used(user, stage.user_features, &encoded); !s) return s;
   std::vector<uint32_t> behaviour_ids, candidate_ids;
   // A behaviour the model never saw still counts as one, with out-of-vocabulary features, as an unseen
   // value does at training time; a candidate it cannot describe is the caller's mistake, unless it comes
@@ -820,7 +837,7 @@ Status Model::rank_candidates(const Features& user, std::span<const std::string>
   RankInput input{&encoded, behaviour_ids.data(), behaviours.size(), candidate_ids.data(), candidates.size()};
   RankScratch scratch;
   probabilities->resize(candidates.size());
-  rank_logits(ranker_, input, &scratch, probabilities->data());
+  rank_logits(stage.view, input, &scratch, probabilities->data());
   for (float& p : *probabilities) p = 1.0f / (1.0f + std::exp(-p));
   return Status::ok();
 }

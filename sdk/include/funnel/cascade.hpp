@@ -1,6 +1,7 @@
-// The whole funnel in one call (Model::recommend): retrieve K1 candidates, rank them, keep the best K,
-// with each stage's time. Works with whichever stages the file holds: retrieval alone returns its top K;
-// ranking alone ranks the candidates the caller passes.
+// The whole funnel in one call (Model::recommend): retrieve K1 candidates, pre-rank them to K2, rank those,
+// keep the best K, with each stage's time. Works with whichever stages the file holds: retrieval alone
+// returns its top K; without retrieval the first stage that the file holds scores the candidates the caller
+// passes (pre-ranking alone keeps its best K; pre-ranking then ranking passes K2 on, as after retrieval).
 #pragma once
 
 #include <cstddef>
@@ -12,9 +13,10 @@ namespace funnel {
 
 struct CascadeOptions {
   size_t k = 10;            // items returned
-  size_t retrieve_k = 200;  // K1: what retrieval passes on when a ranking stage follows (at least k)
-  // The user's behaviour sequence for the ranking stage: item keys, oldest first. Unknown keys count with
-  // out-of-vocabulary features, as in Model::rank.
+  size_t retrieve_k = 200;  // K1: what retrieval passes on when a pre-ranking or ranking stage follows (at least k)
+  size_t prerank_k = 50;    // K2: what pre-ranking passes on when a ranking stage follows (at least k)
+  // The user's behaviour sequence for the pre-ranking and ranking stages: item keys, oldest first. Unknown
+  // keys count with out-of-vocabulary features, as in Model::rank.
   std::vector<std::string> behaviours;
   // The items to rank when the file has no retrieval stage (an unknown key is then an error).
   std::vector<std::string> candidates;
@@ -29,7 +31,7 @@ struct CascadeOptions {
 };
 
 struct StageReport {
-  std::string_view stage;  // "retrieval" or "ranking"
+  std::string_view stage;  // "retrieval", "pre_ranking" or "ranking"
   size_t scored = 0;       // items the stage scored
   size_t kept = 0;         // items it passed on
   double milliseconds = 0;
@@ -37,7 +39,7 @@ struct StageReport {
 
 struct CascadeItem {
   std::string_view key;     // points into the model; valid while the model lives
-  float score;              // the last stage's: a click probability after ranking, an inner product after retrieval
+  float score;              // the last stage's: a click probability after (pre-)ranking, an inner product after retrieval
   float retrieval_score;    // NaN when the file has no retrieval stage
 };
 

@@ -146,15 +146,23 @@ class Model {
   // The ranking stage: click probabilities of `candidates` (item keys) for a user with raw features and
   // a behaviour sequence (item keys, oldest first), in candidate order. An unknown candidate is an
   // error; an unknown behaviour counts with out-of-vocabulary features.
-  bool has_ranking() const { return has_ranking_; }
-  const RankerView& ranker() const { return ranker_; }
+  bool has_ranking() const { return ranking_.present; }
+  const RankerView& ranker() const { return ranking_.view; }
   Status rank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
               std::vector<float>* probabilities) const;
 
-  // The whole cascade in one call (funnel/cascade.hpp): retrieval, then ranking, with per-stage timings.
+  // The pre-ranking stage (the AutoFAS student, between retrieval and ranking): the same inputs and the same
+  // forward pass as the ranking stage without co-action pairs, over the same item table; prerank() means
+  // what rank() means, with the pre-ranking stage's parameters.
+  bool has_pre_ranking() const { return pre_ranking_.present; }
+  const RankerView& pre_ranker() const { return pre_ranking_.view; }
+  Status prerank(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
+                 std::vector<float>* probabilities) const;
+
+  // The whole cascade in one call (funnel/cascade.hpp): retrieval, pre-ranking, ranking, with per-stage timings.
   Status recommend(const Features& user, const CascadeOptions& options, CascadeResult* out) const;
 
-  // The item table the ranking stage reads candidates and behaviours from.
+  // The item table the ranking and pre-ranking stages read candidates and behaviours from.
   size_t item_table_size() const;
   // -1 when the item table has no such key.
   int64_t find_ranking_item(std::string_view key) const;
@@ -169,6 +177,14 @@ class Model {
   Model() = default;
   static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
   Status validate();
+  // A ranking-like stage: its view and, per model feature, whether its user side reads it.
+  struct RankingStageState {
+    explicit RankingStageState(const char* stage) : name(stage) {}
+    bool present = false;
+    const char* name;  // "ranking" or "pre-ranking", for messages
+    RankerView view;
+    std::vector<uint8_t> user_features;
+  };
   Status encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const;
   Status tower_embedding(const TowerView& tower, const Features& raw, std::vector<float>* out) const;
   // The retrieval stage's best k catalogue items for a user, leaving out `exclude` and, when `allow` is not
@@ -177,10 +193,11 @@ class Model {
                    size_t threads, std::vector<Hit>* hits) const;
   // One byte per catalogue row: 1 for rows left out (exclude, or not in a non-empty allow list).
   std::vector<uint8_t> skip_mask(std::span<const std::string> exclude, std::span<const std::string> allow) const;
-  // Model::rank with the choice of what an unknown candidate means: an error, or out-of-vocabulary features
-  // (a retrieved item the ranking stage's item table lacks).
-  Status rank_candidates(const Features& user, std::span<const std::string> behaviours, std::span<const std::string> candidates,
-                         bool unknown_candidate_is_error, std::vector<float>* probabilities) const;
+  // Model::rank and Model::prerank: `stage` scores the candidates, with the choice of what an unknown
+  // candidate means: an error, or out-of-vocabulary features (a retrieved item the item table lacks).
+  Status rank_candidates(const RankingStageState& stage, const Features& user, std::span<const std::string> behaviours,
+                         std::span<const std::string> candidates, bool unknown_candidate_is_error,
+                         std::vector<float>* probabilities) const;
 
   std::shared_ptr<void> storage_;  // keeps the mapping or the copy alive
   const uint8_t* data_ = nullptr;
@@ -194,9 +211,7 @@ class Model {
   const float* catalogue_exact_ = nullptr;  // a quantised catalogue's re-scoring rows
   size_t catalogue_rows_ = 0;
   uint32_t catalogue_dim_ = 0;
-  bool has_ranking_ = false;
-  RankerView ranker_;
-  std::vector<uint8_t> ranking_user_features_;  // per model feature: read by the ranking stage
+  RankingStageState ranking_{"ranking"}, pre_ranking_{"pre-ranking"};
 };
 
 }  // namespace funnel
