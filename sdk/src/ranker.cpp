@@ -101,11 +101,15 @@ void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* 
     const DenseLayerView& layer = ranker.layers[l];
     std::vector<float>& y = l % 2 == 0 ? scratch->hidden_a : scratch->hidden_b;
     y.resize(n * layer.out);
-    kernels::dense_forward_batch(layer.weight, layer.bias, layer.out, layer.in, x, n, y.data());
-    for (size_t c = 0; c < n; ++c) activate(layer, y.data() + c * layer.out);
+    ranker_dense_layer(layer, x, n, y.data());
     x = y.data();
   }
   std::copy(x, x + n, logits);
+}
+
+void ranker_dense_layer(const DenseLayerView& layer, const float* x, size_t rows, float* y) {
+  kernels::dense_forward_batch(layer.weight, layer.bias, layer.out, layer.in, x, rows, y);
+  for (size_t r = 0; r < rows; ++r) activate(layer, y + r * layer.out);
 }
 
 }  // namespace funnel

@@ -67,6 +67,11 @@ struct RankScratch {
 // powers) is computed once, then the co-action unit and the dense layers run across the candidates.
 void rank_logits(const RankerView& ranker, const RankInput& input, RankScratch* scratch, float* logits);
 
+// One dense layer of the ranker's MLP over a batch: y [rows, out] = x [rows, in] W^T + bias, then the layer's
+// activation on each row. rank_logits runs every layer through this, and the layer-latency table
+// (funnel/layer_latency.hpp) times it, so what is measured is what ranking runs.
+void ranker_dense_layer(const DenseLayerView& layer, const float* x, size_t rows, float* y);
+
 // The co-action unit. Its cache holds, per order c, the feed's power [rows, feed_dim] followed by every
 // hidden layer's output [rows, size] (the trainer's backward reads them), then one spare row.
 // coaction_feed_powers writes the powers feed^c, c = 1..orders, once per feed; coaction_forward then
