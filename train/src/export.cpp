@@ -32,7 +32,7 @@ class TensorWriter {
     builder_.ForceVectorAlignment(bytes, 1, kTensorAlignment);
     const auto data_offset = builder_.CreateVector(static_cast<const uint8_t*>(data), bytes);
     const auto shape_offset = builder_.CreateVector(shape);
-    const auto name_offset = builder_.CreateString(name);
+    const auto name_offset = builder_.CreateString(stage_name(name));
     tensors_.push_back(fb::CreateTensor(builder_, name_offset, shape_offset, dtype, data_offset));
     return static_cast<uint32_t>(tensors_.size() - 1);
   }
@@ -40,9 +40,21 @@ class TensorWriter {
 
   const std::vector<Offset<fb::Tensor>>& tensors() const { return tensors_; }
 
+  // While a stage other than ranking is written (the pre-ranking stage, whose student parameters are named
+  // like the ranker's "ranking/..."), its tensors are named "<stage>/..." so that they never clash with the
+  // ranking stage's: "ranking/dense0/weight" becomes "pre_ranking/dense0/weight". Empty: names as given.
+  void set_stage(std::string stage) { stage_ = std::move(stage); }
+
  private:
+  std::string stage_name(const std::string& name) const {
+    if (stage_.empty()) return name;
+    const std::string ranking = "ranking/";
+    return stage_ + "/" + (name.compare(0, ranking.size(), ranking) == 0 ? name.substr(ranking.size()) : name);
+  }
+
   FlatBufferBuilder& builder_;
   std::vector<Offset<fb::Tensor>> tensors_;
+  std::string stage_;
 };
 
 // Positions of `keys` in bytewise order: the SDK binary-searches the file through this index.
@@ -172,12 +184,19 @@ Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWri
   return fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
 }
 
-struct RankingOffsets {
-  Offset<fb::RankingStage> stage;
-  Offset<fb::ItemTable> items;
-};
+// The item table: every item of the dataset, in table order, with `model`'s item columns (the ranking
+// stage's, which the pre-ranking stage reads too).
+Offset<fb::ItemTable> write_item_table(FlatBufferBuilder& builder, const Dataset& data, const RankerModel& model) {
+  const auto keys = builder.CreateVectorOfStrings(data.items.keys);
+  const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
+  return fb::CreateItemTable(builder, keys, key_order, builder.CreateVector(model.item_column_features()),
+                             builder.CreateVector(model.item_ids()));
+}
 
-RankingOffsets write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, const Dataset& data, const RankerModel& model) {
+// A ranking-like stage. Its inputs name model features, never item-table columns: the model's own item
+// columns map to model features here, and the loader maps those to the columns of whatever item table the
+// file holds, so a stage that reads a subset of the table's columns, or another order, needs no ids of its own.
+Offset<fb::RankingStage> write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, const RankerModel& model) {
   const RankerView& view = model.view();
 
   const auto inputs = [&](const std::vector<TowerInputView>& views, const std::vector<const Parameter*>& tables,
@@ -221,29 +240,60 @@ RankingOffsets write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, 
   std::vector<Offset<fb::DenseLayer>> layers;
   for (size_t l = 0; l < view.layers.size(); ++l)
     layers.push_back(write_layer(builder, tensors, view.layers[l], "ranking/dense" + std::to_string(l)));
-  const auto ranking = fb::CreateRankingStage(builder, user_inputs, item_inputs, behaviour_inputs, view.max_behaviours,
-                                              builder.CreateVector(coactions), builder.CreateVector(layers));
+  return fb::CreateRankingStage(builder, user_inputs, item_inputs, behaviour_inputs, view.max_behaviours,
+                                builder.CreateVector(coactions), builder.CreateVector(layers));
+}
 
-  const auto keys = builder.CreateVectorOfStrings(data.items.keys);
-  const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
-  const auto items = fb::CreateItemTable(builder, keys, key_order, builder.CreateVector(model.item_column_features()),
-                                         builder.CreateVector(model.item_ids()));
-  return {ranking, items};
+std::string feature_name(const Dataset& data, uint32_t feature) {
+  const size_t users = data.users.features.size();
+  return feature < users ? data.users.features[feature].def.name : data.items.features[feature - users].def.name;
+}
+
+// The pre-ranking student must be a plain DNN whose item features are columns of the file's item table.
+void check_pre_ranker(const Dataset& data, const RankerModel& student, const RankerModel& table_owner, bool own_table) {
+  if (!student.view().coactions.empty())
+    throw TrainingError("pre-ranking: the student has " + std::to_string(student.view().coactions.size()) +
+                        " co-action pairs; the pre-ranking stage is a plain DNN and takes none");
+  const std::vector<uint32_t>& columns = table_owner.item_column_features();
+  for (const auto* inputs : {&student.view().item_inputs, &student.view().behaviour_inputs})
+    for (const TowerInputView& input : *inputs) {
+      const uint32_t feature = student.item_column_features()[input.feature];
+      if (std::find(columns.begin(), columns.end(), feature) != columns.end()) continue;
+      std::string names;
+      for (uint32_t f : columns) names += (names.empty() ? "" : ", ") + feature_name(data, f);
+      throw TrainingError("pre-ranking: item feature '" + feature_name(data, feature) + "' is not a column of the " +
+                          (own_table ? "student's" : "ranking stage's") + " item table (" + names + ")");
+    }
 }
 
 }  // namespace
 
 std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
                                    const Metadata& metadata) {
+  return export_funnel(data, retrieval, ranker, nullptr, metadata);
+}
+
+std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
+                                   const RankerModel* pre_ranker, const Metadata& metadata) {
+  // The item table is the ranking stage's; the student's own only when there is no ranking stage.
+  const RankerModel* table_owner = ranker ? ranker : pre_ranker;
+  if (pre_ranker) check_pre_ranker(data, *pre_ranker, *table_owner, !ranker);
   FlatBufferBuilder builder(1 << 20);
   TensorWriter tensors(builder);
   const auto features = write_features(builder, data);
   const auto retrieval_stage = retrieval ? write_retrieval(builder, tensors, data, retrieval->model, retrieval->config) : 0;
-  const RankingOffsets ranking = ranker ? write_ranking(builder, tensors, data, *ranker) : RankingOffsets{};
+  const auto ranking = ranker ? write_ranking(builder, tensors, *ranker) : 0;
+  Offset<fb::RankingStage> pre_ranking = 0;
+  if (pre_ranker) {
+    tensors.set_stage("pre_ranking");
+    pre_ranking = write_ranking(builder, tensors, *pre_ranker);
+    tensors.set_stage("");
+  }
+  const auto items = table_owner ? write_item_table(builder, data, *table_owner) : 0;
   const auto entries = write_metadata(builder, metadata);
   return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
-                                         builder.CreateVector(tensors.tensors()), retrieval_stage, entries, ranking.stage,
-                                         ranking.items));
+                                         builder.CreateVector(tensors.tensors()), retrieval_stage, entries, ranking, items,
+                                         pre_ranking));
 }
 
 std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,

@@ -29,6 +29,12 @@ struct RetrievalPart {
 // in both). At least one should be given.
 std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
                                    const Metadata& metadata);
+// The same with a pre-ranking stage: `pre_ranker`, the AutoFAS student, a RankerModel without co-action
+// pairs that may read a subset of the user and item features. The file's item table is the ranking stage's
+// (the student's own when there is no ranking stage); every item feature the student reads must be one of
+// its columns, else TrainingError naming the feature. Its tensors are named "pre_ranking/...".
+std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* retrieval, const RankerModel* ranker,
+                                   const RankerModel* pre_ranker, const Metadata& metadata);
 
 // The features, the item table (every item of the dataset, in table order, with the ranking's item
 // feature ids) and the ranking stage.
