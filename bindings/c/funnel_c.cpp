@@ -53,6 +53,23 @@ FunnelStatus embed(funnel::Status (funnel::Model::*tower)(const funnel::Features
   return FUNNEL_OK;
 }
 
+// funnel_rank and funnel_prerank: one ranking-like stage's click probabilities, written to out_probabilities.
+FunnelStatus rank_with(funnel::Status (funnel::Model::*stage)(const funnel::Features&, std::span<const std::string>,
+                                                              std::span<const std::string>, std::vector<float>*) const,
+                       const char* function, const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                       size_t behaviour_count, const char* const* candidates, size_t candidate_count, float* out_probabilities) {
+  if (!model || !user || (behaviour_count > 0 && !behaviours) || (candidate_count > 0 && (!candidates || !out_probabilities)))
+    return fail(FUNNEL_INVALID_ARGUMENT, std::string(function) + ": NULL argument");
+  std::vector<std::string> behaviour_keys, candidate_keys;
+  if (FunnelStatus s = copy_keys(function, behaviours, behaviour_count, "behaviours", &behaviour_keys); s != FUNNEL_OK) return s;
+  if (FunnelStatus s = copy_keys(function, candidates, candidate_count, "candidates", &candidate_keys); s != FUNNEL_OK) return s;
+  std::vector<float> probabilities;
+  const funnel::Model& m = *model->model;
+  if (FunnelStatus s = report((m.*stage)(user->features, behaviour_keys, candidate_keys, &probabilities)); s != FUNNEL_OK) return s;
+  std::copy(probabilities.begin(), probabilities.end(), out_probabilities);
+  return FUNNEL_OK;
+}
+
 FunnelStatus wrap(funnel::Status status, std::unique_ptr<funnel::Model> model, FunnelModel** out) {
   if (!status) return report(status);
   auto* handle = new FunnelModel{std::move(model), {}, {}, {}};
@@ -282,16 +299,16 @@ int funnel_model_has_ranking(const FunnelModel* model) { return model && model->
 
 FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
                          const char* const* candidates, size_t candidate_count, float* out_probabilities) {
-  if (!model || !user || (behaviour_count > 0 && !behaviours) || (candidate_count > 0 && (!candidates || !out_probabilities)))
-    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_rank: NULL argument");
-  std::vector<std::string> behaviour_keys, candidate_keys;
-  if (FunnelStatus s = copy_keys("funnel_rank", behaviours, behaviour_count, "behaviours", &behaviour_keys); s != FUNNEL_OK) return s;
-  if (FunnelStatus s = copy_keys("funnel_rank", candidates, candidate_count, "candidates", &candidate_keys); s != FUNNEL_OK) return s;
-  std::vector<float> probabilities;
-  if (FunnelStatus s = report(model->model->rank(user->features, behaviour_keys, candidate_keys, &probabilities)); s != FUNNEL_OK)
-    return s;
-  std::copy(probabilities.begin(), probabilities.end(), out_probabilities);
-  return FUNNEL_OK;
+  return rank_with(&funnel::Model::rank, "funnel_rank", model, user, behaviours, behaviour_count, candidates, candidate_count,
+                   out_probabilities);
+}
+
+int funnel_model_has_pre_ranking(const FunnelModel* model) { return model && model->model->has_pre_ranking() ? 1 : 0; }
+
+FunnelStatus funnel_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
+                            const char* const* candidates, size_t candidate_count, float* out_probabilities) {
+  return rank_with(&funnel::Model::prerank, "funnel_prerank", model, user, behaviours, behaviour_count, candidates, candidate_count,
+                   out_probabilities);
 }
 
 FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
@@ -303,6 +320,7 @@ FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* us
   funnel::CascadeOptions options;
   if (request->k > 0) options.k = request->k;
   if (request->retrieve_k > 0) options.retrieve_k = request->retrieve_k;
+  if (request->prerank_k > 0) options.prerank_k = request->prerank_k;
   if (request->threads > 0) options.threads = request->threads;
   const char* name = "funnel_recommend";
   if (FunnelStatus s = copy_keys(name, request->behaviours, request->behaviour_count, "behaviours", &options.behaviours); s != FUNNEL_OK)
@@ -321,9 +339,11 @@ FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* us
   *out_count = result.items.size();
   if (out_timings) {
     const double absent = std::numeric_limits<double>::quiet_NaN();
-    *out_timings = {absent, absent, result.milliseconds};
+    *out_timings = {absent, absent, result.milliseconds, absent};
     for (const funnel::StageReport& stage : result.stages)
-      (stage.stage == "retrieval" ? out_timings->retrieval_ms : out_timings->ranking_ms) = stage.milliseconds;
+      (stage.stage == "retrieval"     ? out_timings->retrieval_ms
+       : stage.stage == "pre_ranking" ? out_timings->pre_ranking_ms
+                                      : out_timings->ranking_ms) = stage.milliseconds;
   }
   return FUNNEL_OK;
 }

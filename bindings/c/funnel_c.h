@@ -140,9 +140,19 @@ FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, c
                          size_t behaviour_count, const char* const* candidates, size_t candidate_count,
                          float* out_probabilities);
 
-/* The whole cascade in one call: retrieval of retrieve_k candidates, ranking, the best k; each stage that
- * the file holds runs, and a file with ranking alone ranks `candidates`. Zero-initialise the request and
- * set what you need; k 0 means 10 and retrieve_k 0 means 200. Unknown keys in exclude/allow are ignored. */
+/* 1 when the model has a pre-ranking stage (the AutoFAS student between retrieval and ranking). */
+int funnel_model_has_pre_ranking(const FunnelModel* model);
+
+/* funnel_rank with the pre-ranking stage: click probabilities of the candidates by the pre-ranking stage's
+ * parameters, with the same arguments, semantics and errors. */
+FunnelStatus funnel_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                            size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                            float* out_probabilities);
+
+/* The whole cascade in one call: retrieval of retrieve_k candidates, pre-ranking to prerank_k, ranking, the
+ * best k; each stage that the file holds runs, and a file without retrieval scores `candidates`.
+ * Zero-initialise the request and set what you need; k 0 means 10, retrieve_k 0 means 200 and prerank_k 0
+ * means 50. Unknown keys in exclude/allow are ignored. */
 typedef struct FunnelCascadeRequest {
   size_t k;
   size_t retrieve_k;
@@ -155,6 +165,7 @@ typedef struct FunnelCascadeRequest {
   const char* const* allow;      /* when allow_count > 0, only these may be returned */
   size_t allow_count;
   size_t threads;                /* threads scanning the catalogue: 0 or 1 = the caller's only */
+  size_t prerank_k;              /* what pre-ranking passes to ranking (at least k) */
 } FunnelCascadeRequest;
 
 /* Per-stage wall time in milliseconds; a stage the file lacks reads NaN. */
@@ -162,6 +173,7 @@ typedef struct FunnelCascadeTimings {
   double retrieval_ms;
   double ranking_ms;
   double total_ms;
+  double pre_ranking_ms;
 } FunnelCascadeTimings;
 
 /* Writes at most request->k (or 10) items, best first: out_keys[i] points into the model (valid while it
