@@ -1,13 +1,16 @@
-// The funnel command-line tool: generate a dataset, train (retrieval or ranking), evaluate, inspect, recommend, rank.
+// The funnel command-line tool: generate a dataset, train (retrieval or ranking), evaluate, inspect, recommend, rank,
+// prerank, and measure the dense-layer latency table (bench-layers).
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "config.hpp"
@@ -17,6 +20,7 @@
 #include "evaluate.hpp"
 #include "export.hpp"
 #include "funnel/funnel.hpp"
+#include "funnel/layer_latency.hpp"
 #include "ranker.hpp"
 #include "split.hpp"
 #include "synthetic.hpp"
@@ -271,6 +275,84 @@ int run_eval(const std::string& data_path, const std::string& data_root, const s
 }
 
 // ---- inspect -----------------------------------------------------------------------------------------
+// Raw features for every model feature (a value outside the vocabulary where it is categorical): what a
+// stage costs does not depend on which ids it looks up.
+Features any_user(const Model& model) {
+  Features user;
+  for (size_t f = 0; f < model.feature_count(); ++f) {
+    const FeatureInfo info = model.feature_info(f);
+    if (info.kind == "dense") user.set(info.name, 0.0);
+    else if (info.kind == "multi_categorical") user.set(info.name, std::vector<std::string>{"x"});
+    else user.set(info.name, "x");
+  }
+  return user;
+}
+
+struct StageLatency {
+  double microseconds = 0;  // median
+  size_t behaviours = 0, runs = 0;
+};
+
+// What the SDK takes here to score 1,000 candidates drawn from the item table (a fixed seed, with
+// replacement) for a user with max_behaviours behaviours: the median of 20 runs after one warm-up.
+StageLatency measure_stage_latency(const Model& model, bool pre_ranking) {
+  constexpr size_t kCandidates = 1000, kRuns = 20;
+  StageLatency latency;
+  const size_t items = model.item_table_size();
+  if (items == 0) return latency;
+  std::mt19937_64 rng(20240611);
+  std::uniform_int_distribution<size_t> pick(0, items - 1);
+  const RankerView& view = pre_ranking ? model.pre_ranker() : model.ranker();
+  std::vector<std::string> candidates(kCandidates), behaviours(view.max_behaviours);
+  for (std::string& key : candidates) key = model.ranking_item_key(pick(rng));
+  for (std::string& key : behaviours) key = model.ranking_item_key(pick(rng));
+  const Features user = any_user(model);
+  std::vector<float> probabilities;
+  std::vector<double> times;
+  for (size_t run = 0; run <= kRuns; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    const Status status = pre_ranking ? model.prerank(user, behaviours, candidates, &probabilities)
+                                      : model.rank(user, behaviours, candidates, &probabilities);
+    if (!status) throw std::runtime_error(status.to_string());
+    if (run > 0) times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  latency.microseconds = 0.5 * (times[kRuns / 2 - 1] + times[kRuns / 2]);
+  latency.behaviours = behaviours.size();
+  latency.runs = kRuns;
+  return latency;
+}
+
+// The AutoFAS search's record of the student (metadata "pre_ranking", a JSON object the trainer writes):
+// the features and layers it chose and the latency it predicted, next to what inspect measures.
+void print_autofas_metadata(const Model& model) {
+  for (const auto& [key, value] : model.metadata()) {
+    if (key != "pre_ranking") continue;
+    const json object = json::parse(value, nullptr, /*allow_exceptions=*/false);
+    if (!object.is_object()) {
+      std::cout << "  AutoFAS          " << value << "\n";
+      return;
+    }
+    const auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    const auto list = [&text](const json& v) {
+      if (!v.is_array()) return text(v);
+      std::string out;
+      for (const json& element : v) out += (out.empty() ? "" : ", ") + text(element);
+      return out;
+    };
+    std::cout << "  AutoFAS search\n";
+    const std::vector<std::pair<std::string, std::string>> known = {{"features", "features chosen "},
+                                                                     {"layers", "layers          "},
+                                                                     {"predicted_us_per_1000", "predicted us/1k "},
+                                                                     {"latency_target", "latency target  "}};
+    for (const auto& [field, label] : known)
+      if (object.contains(field)) std::cout << "    " << label << " " << list(object[field]) << "\n";
+    for (const auto& [field, v] : object.items())
+      if (std::none_of(known.begin(), known.end(), [&](const auto& k) { return k.first == field; }))
+        std::cout << "    " << field << " = " << text(v) << "\n";
+  }
+}
+
 int run_inspect(const std::string& path) {
   const auto model = open_model(path);
   std::cout << "file            " << path << " (" << model->byte_size() << " bytes)\n";
@@ -323,9 +405,10 @@ int run_inspect(const std::string& path) {
                   (total - squares) / (static_cast<double>(n) * static_cast<double>(n - 1)));
     }
   }
-  if (model->has_ranking()) {
-    const RankerView& ranker = model->ranker();
-    std::cout << "ranking stage\n";
+  // A ranking-like stage (ranking, pre-ranking): its inputs, co-action pairs, MLP, and what scoring 1,000
+  // candidates takes here.
+  const auto describe_ranking = [&model](const char* title, const RankerView& ranker, bool pre) {
+    std::cout << title << "\n";
     const auto describe = [&](const char* name, const std::vector<TowerInputView>& inputs, bool item_columns) {
       if (inputs.empty()) return;
       std::cout << "  " << name;
@@ -354,7 +437,16 @@ int run_inspect(const std::string& path) {
     for (const DenseLayerView& layer : ranker.layers)
       std::cout << " -> " << layer.out << (layer.activation == Activation::kPRelu ? " prelu" : layer.activation == Activation::kRelu ? " relu" : "");
     std::cout << " (logit)\n  item table       " << model->item_table_size() << " items\n";
+    const StageLatency latency = measure_stage_latency(*model, pre);
+    if (latency.runs > 0)
+      std::printf("  measured         %.0f us per 1,000 candidates (%zu behaviours; median of %zu runs, %s kernels)\n",
+                  latency.microseconds, latency.behaviours, latency.runs, kernels::isa());
+  };
+  if (model->has_pre_ranking()) {
+    describe_ranking("pre-ranking stage", model->pre_ranker(), true);
+    print_autofas_metadata(*model);
   }
+  if (model->has_ranking()) describe_ranking("ranking stage", model->ranker(), false);
   std::cout << "tensors         " << model->tensor_count() << "\n";
   size_t tensor_bytes = 0;
   for (size_t t = 0; t < model->tensor_count(); ++t) {
@@ -368,6 +460,7 @@ int run_inspect(const std::string& path) {
   std::printf("  %zu bytes of tensor data in a %zu-byte file\n", tensor_bytes, model->byte_size());
   for (const auto& [key, value] : model->metadata()) {
     if (key == "history" || key == "ranking_epochs") continue;  // long; read it with the metrics log instead
+    if (key == "pre_ranking" && model->has_pre_ranking()) continue;  // printed with the stage
     std::cout << "metadata " << key << " = " << value << "\n";
   }
   std::cout << "kernels         " << kernels::isa() << "\n";
@@ -421,7 +514,7 @@ struct RecommendArgs {
   bool json = false;
 };
 
-// The whole cascade the file holds (retrieval, then ranking), with each stage's time.
+// The whole cascade the file holds (retrieval, pre-ranking, ranking), with each stage's time.
 int run_recommend(const RecommendArgs& args) {
   const auto model = open_model(args.model);
   CascadeResult result;
@@ -434,7 +527,7 @@ int run_recommend(const RecommendArgs& args) {
     json items = json::array();
     for (const CascadeItem& item : result.items) {
       json entry = {{"key", item.key}, {"index", index_of(item.key)}, {"score", item.score}};
-      if (model->has_ranking() && model->has_retrieval()) entry["retrieval_score"] = item.retrieval_score;
+      if ((model->has_ranking() || model->has_pre_ranking()) && model->has_retrieval()) entry["retrieval_score"] = item.retrieval_score;
       items.push_back(entry);
     }
     json stages = json::array();
@@ -447,9 +540,9 @@ int run_recommend(const RecommendArgs& args) {
     std::printf("%3zu  %-24.*s %.6f\n", i + 1, static_cast<int>(result.items[i].key.size()), result.items[i].key.data(),
                 result.items[i].score);
   for (const StageReport& stage : result.stages)
-    std::printf("%-9.*s %7zu -> %-5zu %8.3f ms\n", static_cast<int>(stage.stage.size()), stage.stage.data(), stage.scored, stage.kept,
+    std::printf("%-11.*s %7zu -> %-5zu %8.3f ms\n", static_cast<int>(stage.stage.size()), stage.stage.data(), stage.scored, stage.kept,
                 stage.milliseconds);
-  std::printf("total %25.3f ms (%s kernels)\n", result.milliseconds, kernels::isa());
+  std::printf("total %27.3f ms (%s kernels)\n", result.milliseconds, kernels::isa());
   return 0;
 }
 
@@ -502,14 +595,20 @@ int run_update_catalogue(const UpdateCatalogueArgs& args) {
   return 0;
 }
 
-// ---- rank --------------------------------------------------------------------------------------------
+// ---- rank, prerank -----------------------------------------------------------------------------------
+// Click probabilities of the candidates by the ranking stage, or by the pre-ranking stage (`pre_ranking`).
 int run_rank(const std::string& model_path, const std::string& user, const std::vector<std::string>& behaviours,
-             const std::vector<std::string>& candidates, bool as_json) {
+             const std::vector<std::string>& candidates, bool as_json, bool pre_ranking = false) {
   const auto model = open_model(model_path);
-  if (!model->has_ranking()) throw std::runtime_error(model_path + ": the model has no ranking stage");
+  const char* stage = pre_ranking ? "pre-ranking" : "ranking";
+  if (!(pre_ranking ? model->has_pre_ranking() : model->has_ranking()))
+    throw std::runtime_error(model_path + ": the model has no " + stage + " stage");
   std::vector<float> probabilities;
   const auto start = std::chrono::steady_clock::now();
-  if (Status s = model->rank(user_features(user), behaviours, candidates, &probabilities); !s) throw std::runtime_error(s.to_string());
+  const Features features = user_features(user);
+  const Status status = pre_ranking ? model->prerank(features, behaviours, candidates, &probabilities)
+                                    : model->rank(features, behaviours, candidates, &probabilities);
+  if (!status) throw std::runtime_error(status.to_string());
   const double micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
   std::vector<size_t> order(candidates.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -517,12 +616,34 @@ int run_rank(const std::string& model_path, const std::string& user, const std::
   if (as_json) {
     json items = json::array();
     for (size_t i : order) items.push_back({{"key", candidates[i]}, {"probability", probabilities[i]}});
-    std::cout << json{{"ranked", items}, {"rank_us", micros}}.dump() << "\n";
+    std::cout << json{{"ranked", items}, {pre_ranking ? "prerank_us" : "rank_us", micros}}.dump() << "\n";
   } else {
     for (size_t r = 0; r < order.size(); ++r) std::printf("%3zu  %-24s %.6f\n", r + 1, candidates[order[r]].c_str(), probabilities[order[r]]);
-    std::printf("ranked %zu candidates with %zu behaviours in %.0f us (%s kernels)\n", candidates.size(), behaviours.size(), micros,
-                kernels::isa());
+    std::printf("%s %zu candidates with %zu behaviours in %.0f us (%s kernels)\n", pre_ranking ? "pre-ranked" : "ranked",
+                candidates.size(), behaviours.size(), micros, kernels::isa());
   }
+  return 0;
+}
+
+// ---- bench-layers ------------------------------------------------------------------------------------
+// The dense-layer latency table AutoFAS reads (funnel/layer_latency.hpp), measured here by the SDK.
+int run_bench_layers(const std::string& out, const LayerLatencyOptions& options) {
+  LayerLatencyTable table;
+  const auto start = std::chrono::steady_clock::now();
+  if (Status s = measure_layer_latency(options, &table); !s) throw ConfigError(s.message());
+  const std::string text = layer_latency_json(table);
+  std::ofstream file(out, std::ios::trunc);
+  if (!file || !(file << text) || !file.flush()) throw std::runtime_error(out + ": cannot write");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%-8s", "in\\out");
+  for (uint32_t o : table.outputs) std::printf(" %9u", o);
+  std::printf("   (us per layer over %zu candidates, median of %zu)\n", table.candidates, table.repeats);
+  for (size_t i = 0; i < table.inputs.size(); ++i) {
+    std::printf("%-8u", table.inputs[i]);
+    for (size_t o = 0; o < table.outputs.size(); ++o) std::printf(" %9.1f", table.at(i, o));
+    std::printf("\n");
+  }
+  std::printf("wrote %s (%s) in %s\n", out.c_str(), table.target.c_str(), format_seconds(seconds).c_str());
   return 0;
 }
 
@@ -576,6 +697,30 @@ int main(int argc, char** argv) {
   rank->add_option("--candidates", rank_candidates, "item keys to score")->delimiter(',')->required();
   rank->add_flag("--json", rank_json, "print JSON");
 
+  std::string prerank_model, prerank_user = "{}";
+  std::vector<std::string> prerank_behaviours, prerank_candidates;
+  bool prerank_json = false;
+  auto* prerank = app.add_subcommand("prerank", "click probabilities of candidate items by the pre-ranking stage (as rank does "
+                                                "with the ranking stage)");
+  prerank->add_option("--model", prerank_model, "model file")->required();
+  prerank->add_option("--user", prerank_user, "the user's features: a JSON object, or @file")->capture_default_str();
+  prerank->add_option("--behaviours", prerank_behaviours, "item keys the user interacted with, oldest first")->delimiter(',');
+  prerank->add_option("--candidates", prerank_candidates, "item keys to score")->delimiter(',')->required();
+  prerank->add_flag("--json", prerank_json, "print JSON");
+
+  std::string bench_out;
+  LayerLatencyOptions bench_options;
+  auto* bench_layers = app.add_subcommand("bench-layers", "time one dense layer a -> b (then PReLU) over N candidates for a grid "
+                                                          "of widths, as the SDK ranks: the latency table AutoFAS reads (JSON)");
+  bench_layers->add_option("--out", bench_out, "the table to write (JSON)")->required();
+  bench_layers->add_option("--candidates", bench_options.candidates, "rows of one call")->capture_default_str();
+  bench_layers->add_option("--inputs", bench_options.inputs, "input widths a")->delimiter(',')->capture_default_str();
+  bench_layers->add_option("--outputs", bench_options.outputs, "output widths b (1: the logit layer, no PReLU)")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench_layers->add_option("--repeats", bench_options.repeats, "timed samples per cell; the median is kept")->capture_default_str();
+  bench_layers->add_option("--target", bench_options.target, "what the table says it measured (default: native <kernels>)");
+
   std::string eval_data, eval_root, eval_model;
   bool eval_json = false;
   auto* eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK)");
@@ -589,14 +734,16 @@ int main(int argc, char** argv) {
   inspect->add_option("model", inspect_path, "model file")->required();
 
   RecommendArgs recommend_args;
-  auto* recommend = app.add_subcommand("recommend", "the whole cascade the file holds (retrieval, then ranking) for a user, with "
-                                                    "each stage's time");
+  auto* recommend = app.add_subcommand("recommend", "the whole cascade the file holds (retrieval, pre-ranking, ranking) for a user, "
+                                                    "with each stage's time");
   recommend->add_option("--model", recommend_args.model, "model file")->required();
   recommend->add_option("--user", recommend_args.user, "the user's features: a JSON object, or @file")->required();
   recommend->add_option("-k,--k", recommend_args.options.k, "how many items")->capture_default_str();
-  recommend->add_option("--retrieve-k", recommend_args.options.retrieve_k, "candidates retrieval passes to ranking (at least k)")
+  recommend->add_option("--retrieve-k", recommend_args.options.retrieve_k, "candidates retrieval passes on (at least k)")
       ->capture_default_str();
-  recommend->add_option("--behaviours", recommend_args.options.behaviours, "the user's behaviour sequence for ranking, oldest first")
+  recommend->add_option("--prerank-k", recommend_args.options.prerank_k, "candidates pre-ranking passes to ranking (at least k)")
+      ->capture_default_str();
+  recommend->add_option("--behaviours", recommend_args.options.behaviours, "the user's behaviour sequence for (pre-)ranking, oldest first")
       ->delimiter(',');
   recommend->add_option("--candidates", recommend_args.options.candidates, "the items to rank when the file has no retrieval stage")
       ->delimiter(',');
@@ -622,6 +769,8 @@ int main(int argc, char** argv) {
     if (*train_cmd) return run_train(train);
     if (*ranker_cmd) return run_train_ranker(ranker);
     if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json);
+    if (*prerank) return run_rank(prerank_model, prerank_user, prerank_behaviours, prerank_candidates, prerank_json, /*pre_ranking=*/true);
+    if (*bench_layers) return run_bench_layers(bench_out, bench_options);
     if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
     if (*inspect) return run_inspect(inspect_path);
     if (*recommend) return run_recommend(recommend_args);
