@@ -1,6 +1,6 @@
 // libFuzzer target for the model loader. Any bytes go to Model::load_bytes; when they load, the target
 // does what an application does next with a validated file (inspect it, encode a user from raw features,
-// retrieve, embed an item, rank), so the validator is fuzzed together with the code that trusts it.
+// retrieve, embed an item, rank, pre-rank, the cascade), so the validator is fuzzed together with the code that trusts it.
 // A file that passes validation must never crash, read out of bounds or overflow. Run by scripts/fuzz.sh.
 #include <cstddef>
 #include <cstdint>
@@ -77,20 +77,36 @@ void use(const funnel::Model& model) {
     }
   }
 
-  if (model.has_ranking()) {
+  // The ranking and the pre-ranking stage, the same calls for each.
+  for (const bool pre : {false, true}) {
+    if (!(pre ? model.has_pre_ranking() : model.has_ranking())) continue;
+    const auto score = [&](const funnel::Features& user, const std::vector<std::string>& behaviours,
+                           const std::vector<std::string>& candidates, std::vector<float>* out) {
+      (void)(pre ? model.prerank(user, behaviours, candidates, out) : model.rank(user, behaviours, candidates, out));
+    };
     (void)model.item_table_size();
     // The built-in dataset's item keys, which the seed files' item tables hold, then the catalogue's.
     std::vector<std::string> candidates = {"i0", "i1", "i2"};
     for (size_t i = 0; i < keys.size() && i < candidates.size(); ++i) candidates[i] = keys[i];
     const std::vector<std::string> behaviours = {"i3", "i4", "no such item", "i5"};
     std::vector<float> probabilities;
-    (void)model.rank(partial, behaviours, candidates, &probabilities);
+    score(partial, behaviours, candidates, &probabilities);
     for (const funnel::Features& user : users) {
-      (void)model.rank(user, behaviours, candidates, &probabilities);
-      (void)model.rank(user, {}, candidates, &probabilities);
+      score(user, behaviours, candidates, &probabilities);
+      score(user, {}, candidates, &probabilities);
     }
-    (void)model.rank(funnel::Features{}, behaviours, std::vector<std::string>{"no such item"}, &probabilities);
+    score(funnel::Features{}, behaviours, std::vector<std::string>{"no such item"}, &probabilities);
   }
+
+  // The whole cascade the file holds, with the caller's candidates where it has no retrieval stage.
+  funnel::CascadeOptions cascade;
+  cascade.k = 3;
+  cascade.retrieve_k = 8;
+  cascade.prerank_k = 5;
+  cascade.behaviours = {"i3", "no such item"};
+  cascade.candidates = {"i0", "i1", "i2", "i3"};
+  funnel::CascadeResult result;
+  (void)model.recommend(users[0], cascade, &result);
 }
 
 }  // namespace
