@@ -7,16 +7,17 @@
 # is added, and it writes only the missing files, then records every file's answers again (the old files'
 # answers must come out unchanged: check with git diff).
 #   scripts/make_golden.sh            # builds the trainer in build/golden (not build/release)
+#   FUNNEL_GOLDEN_BUILD=build/x scripts/make_golden.sh   # another build folder
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-BUILD=build/golden
+BUILD=${FUNNEL_GOLDEN_BUILD:-build/golden}
 OUT=tests/data/golden
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake --preset release -B "$BUILD" -DFUNNEL_BUILD_BENCH=OFF -DFUNNEL_BUILD_TESTS=OFF >/dev/null
 fi
-cmake --build "$BUILD" --target funnel -j2
+cmake --build "$BUILD" --target funnel make_funnel_golden -j2
 F="$ROOT/$BUILD/train/funnel"
 
 DATA="$BUILD/golden-data"
@@ -47,11 +48,18 @@ make ranking-can.funnel train-ranker --data "$DATA/dataset.json" "${RANKER[@]}" 
 make ranking-can-independent.funnel train-ranker --data "$DATA/dataset.json" "${RANKER[@]}" \
   --set 'coaction=["item_id:item_id","category:category","category:region"]' --set coaction_bias=true \
   --set combination_independence=true --set order_independence=true --set pooling=mean
-# The CLI writes one stage per file; retrieval and ranking side by side come from export_funnel in the
-# trainer's tests, not from here.
+# Retrieval, pre-ranking (a DNN student on its own subset and order of the features) and ranking (CAN) in
+# one file. The CLI writes one stage per file, so tests/tools/make_funnel_golden.cpp writes this one through
+# the trainer's export_funnel, from models initialised with fixed seeds (not trained).
+if [ -f "$OUT/three-stages.funnel" ]; then
+  echo "kept three-stages.funnel"
+else
+  "$ROOT/$BUILD/tests/tools/make_funnel_golden" --data "$DATA/dataset.json" --out "$OUT/three-stages.funnel"
+  echo "made three-stages.funnel"
+fi
 
 # The answers, with the timings taken out so that the file only changes when the answers do.
-untimed() { sed -E 's/"(retrieve|rank)_us":[-+.0-9eE]+,?//; s/,"stages":\[[^]]*\]//; s/"ms":[-+.0-9eE]+,?//; s/,}/}/'; }
+untimed() { sed -E 's/"(retrieve|rank|prerank)_us":[-+.0-9eE]+,?//; s/,"stages":\[[^]]*\]//; s/"ms":[-+.0-9eE]+,?//; s/,}/}/'; }
 USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
        '{"user_id":"u17","age":"23","region":"r0","device":"android"}'
        '{"user_id":"someone new","age":70,"region":"r99","device":"web"}')
@@ -75,6 +83,25 @@ USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
         "$sep" "$model" "$user" "$answer"
       sep=$',\n'
     done
+  done
+  echo
+  echo '], "prerank": ['
+  sep=""
+  for user in "${USERS[@]}"; do
+    answer=$("$F" prerank --model "$OUT/three-stages.funnel" --user "$user" --behaviours i3,i8,i21,i8,unseen --candidates i5,i9,i0,i39 --json | untimed)
+    printf '%s  {"model": "three-stages.funnel", "user": %s, "behaviours": ["i3", "i8", "i21", "i8", "unseen"], "candidates": ["i5", "i9", "i0", "i39"],\n   "answer": %s}' \
+      "$sep" "$user" "$answer"
+    sep=$',\n'
+  done
+  echo
+  echo '], "cascade": ['
+  sep=""
+  for user in "${USERS[@]}"; do
+    answer=$("$F" recommend --model "$OUT/three-stages.funnel" --user "$user" -k 5 --retrieve-k 20 --prerank-k 10 --behaviours i3,i8,i21 \
+      --exclude i1,i2 --json | untimed)
+    printf '%s  {"model": "three-stages.funnel", "user": %s, "k": 5, "retrieve_k": 20, "prerank_k": 10, "behaviours": ["i3", "i8", "i21"], "exclude": ["i1", "i2"],\n   "answer": %s}' \
+      "$sep" "$user" "$answer"
+    sep=$',\n'
   done
   echo
   echo ']}'

@@ -1,5 +1,5 @@
 /* The C ABI from a C program, as an app would use it: load (path and memory), inspect, retrieve, embed,
- * rank, the cascade, errors and NULLs, free. Reads the golden files in tests/data/golden; the expected
+ * rank, pre-rank, the cascade, errors and NULLs, free. Reads the golden files in tests/data/golden; the expected
  * answers are those recorded in tests/data/golden/expected.json. */
 #include <math.h>
 #include <stdio.h>
@@ -137,7 +137,7 @@ static void test_retrieval(const FunnelModel* model) {
     CHECK(lengths[i] == expected_length && memcmp(keys[i], expected, lengths[i]) == 0);
     CHECK(cascade_scores[i] == scores[i]);
   }
-  CHECK(timings.retrieval_ms >= 0.0 && isnan(timings.ranking_ms) && timings.total_ms >= timings.retrieval_ms);
+  CHECK(timings.retrieval_ms >= 0.0 && isnan(timings.ranking_ms) && isnan(timings.pre_ranking_ms) && timings.total_ms >= timings.retrieval_ms);
 
   /* The user's embedding is unit length (the towers end in L2 normalisation). */
   float embedding[256];
@@ -202,6 +202,51 @@ static void test_ranking(const FunnelModel* model) {
   }
   const char* unknown[] = {"i1", "no-such-item"};
   CHECK(funnel_rank(model, user, NULL, 0, unknown, 2, probabilities) == FUNNEL_NOT_FOUND);
+  CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
+  /* No pre-ranking stage here: funnel_prerank says so. */
+  CHECK(funnel_model_has_pre_ranking(model) == 0);
+  CHECK(funnel_prerank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(strstr(funnel_last_error(), "no pre-ranking stage") != NULL);
+  funnel_features_free(user);
+}
+
+/* The file with every stage: pre-ranking scores as recorded, and the cascade retrieves, pre-ranks to prerank_k
+ * and ranks to k, timing each stage. */
+static void test_three_stages(const FunnelModel* model) {
+  CHECK(funnel_model_has_retrieval(model) == 1);
+  CHECK(funnel_model_has_pre_ranking(model) == 1);
+  CHECK(funnel_model_has_ranking(model) == 1);
+  FunnelFeatures* user = user_u3();
+  const char* behaviours[] = {"i3", "i8", "i21", "i8", "unseen"};
+  const char* candidates[] = {"i5", "i9", "i0", "i39"};
+  float probabilities[4];
+  CHECK(funnel_prerank(model, user, behaviours, 5, candidates, 4, probabilities) == FUNNEL_OK);
+  CHECK(fabsf(probabilities[0] - 0.484119176864624f) < 2e-5f); /* expected.json */
+  CHECK(fabsf(probabilities[3] - 0.5069833397865295f) < 2e-5f);
+
+  const char* exclude[] = {"i1", "i2"};
+  FunnelCascadeRequest request;
+  memset(&request, 0, sizeof request);
+  request.k = 5;
+  request.retrieve_k = 20;
+  request.prerank_k = 10;
+  request.behaviours = behaviours;
+  request.behaviour_count = 3;
+  request.exclude = exclude;
+  request.exclude_count = 2;
+  const char* keys[5];
+  size_t lengths[5], count = 0;
+  float scores[5];
+  FunnelCascadeTimings timings;
+  CHECK(funnel_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  CHECK(count == 5);
+  CHECK(key_is(keys[0], lengths[0], "i27")); /* expected.json */
+  CHECK(fabsf(scores[0] - 0.5541293621063232f) < 2e-5f);
+  for (size_t i = 1; i < count; ++i) CHECK(scores[i] <= scores[i - 1]);
+  CHECK(timings.retrieval_ms >= 0.0 && timings.pre_ranking_ms >= 0.0 && timings.ranking_ms >= 0.0);
+  CHECK(timings.total_ms >= timings.retrieval_ms + timings.pre_ranking_ms + timings.ranking_ms);
+  const char* unknown[] = {"no-such-item"};
+  CHECK(funnel_prerank(model, user, NULL, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
   CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
   funnel_features_free(user);
 }
@@ -292,6 +337,12 @@ int main(void) {
   if (ranker) {
     test_ranking(ranker);
     funnel_model_free(ranker);
+  }
+  FunnelModel* three = NULL;
+  CHECK(funnel_model_load_file(golden("three-stages.funnel"), &three) == FUNNEL_OK);
+  if (three) {
+    test_three_stages(three);
+    funnel_model_free(three);
   }
   printf("C ABI: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;

@@ -75,6 +75,10 @@ void use_loaded(const Model& model) {
     std::vector<float> p;
     (void)model.rank(user, std::vector<std::string>{"i3", "unseen"}, std::vector<std::string>{"i0", "i1", "i2"}, &p);
   }
+  if (model.has_pre_ranking()) {
+    std::vector<float> p;
+    (void)model.prerank(user, std::vector<std::string>{"i3", "unseen"}, std::vector<std::string>{"i0", "i1", "i2"}, &p);
+  }
 }
 
 }  // namespace
@@ -172,7 +176,65 @@ TEST_CASE("Golden files: every file loads and gives the answers recorded when it
     }
     ++checked;
   }
-  CHECK(checked >= 9);
+
+  // The pre-ranking stage of the file with every stage, as rank() is checked above.
+  for (const auto& request : expected.at("prerank")) {
+    const std::string name = request.at("model").get<std::string>();
+    INFO(name << " " << request.at("user").dump());
+    std::unique_ptr<Model> model;
+    REQUIRE(Model::load_file(kGolden + "/" + name, &model).is_ok());
+    REQUIRE(model->has_pre_ranking());
+    const auto behaviours = request.at("behaviours").get<std::vector<std::string>>();
+    const auto candidates = request.at("candidates").get<std::vector<std::string>>();
+    std::vector<float> probabilities;
+    const funnel::Status status = model->prerank(features_of(request.at("user")), behaviours, candidates, &probabilities);
+    INFO(status.to_string());
+    REQUIRE(status.is_ok());
+    REQUIRE(probabilities.size() == candidates.size());
+    REQUIRE(request.at("answer").at("ranked").size() == candidates.size());
+    for (const auto& ranked : request.at("answer").at("ranked")) {
+      const auto at = std::find(candidates.begin(), candidates.end(), ranked.at("key").get<std::string>());
+      REQUIRE(at != candidates.end());
+      CHECK(std::fabs(probabilities[static_cast<size_t>(at - candidates.begin())] - ranked.at("probability").get<double>()) < tolerance);
+    }
+    ++checked;
+  }
+
+  // The whole cascade: retrieval, pre-ranking to prerank_k, ranking to k.
+  for (const auto& request : expected.at("cascade")) {
+    const std::string name = request.at("model").get<std::string>();
+    INFO(name << " " << request.at("user").dump());
+    std::unique_ptr<Model> model;
+    REQUIRE(Model::load_file(kGolden + "/" + name, &model).is_ok());
+    funnel::CascadeOptions options;
+    options.k = request.at("k").get<size_t>();
+    options.retrieve_k = request.at("retrieve_k").get<size_t>();
+    options.prerank_k = request.at("prerank_k").get<size_t>();
+    options.behaviours = request.at("behaviours").get<std::vector<std::string>>();
+    options.exclude = request.at("exclude").get<std::vector<std::string>>();
+    funnel::CascadeResult result;
+    const funnel::Status status = model->recommend(features_of(request.at("user")), options, &result);
+    INFO(status.to_string());
+    REQUIRE(status.is_ok());
+    REQUIRE(result.stages.size() == 3);
+    CHECK(result.stages[1].stage == "pre_ranking");
+    CHECK(result.stages[1].scored == options.retrieve_k);
+    CHECK(result.stages[1].kept == options.prerank_k);
+    const auto& answer = request.at("answer").at("recommendations");
+    REQUIRE(result.items.size() == answer.size());
+    for (size_t i = 0; i < answer.size(); ++i) {
+      const double score = answer[i].at("score").get<double>();
+      CHECK(std::fabs(result.items[i].score - score) < tolerance);
+      const bool tied = (i > 0 && std::fabs(answer[i - 1].at("score").get<double>() - score) < tolerance) ||
+                        (i + 1 < answer.size() && std::fabs(answer[i + 1].at("score").get<double>() - score) < tolerance);
+      if (!tied) {
+        CHECK(result.items[i].key == answer[i].at("key").get<std::string>());
+        CHECK(std::fabs(result.items[i].retrieval_score - answer[i].at("retrieval_score").get<double>()) < tolerance);
+      }
+    }
+    ++checked;
+  }
+  CHECK(checked >= 15);
 }
 
 TEST_CASE("Fuzz regressions: every input the fuzzer crashed on is refused cleanly, never a crash", "[hostile]") {
