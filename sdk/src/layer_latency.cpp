@@ -34,11 +34,19 @@ double median(std::vector<double> samples) {
   return n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
 }
 
+// UTC now as ISO 8601, from the seconds since 1970 (Hinnant's days-to-civil): no gmtime, whose Emscripten
+// 3.1.6 version calls tzset, which needs malloc exported to JavaScript.
 std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm parts{};
-  char text[32] = "";
-  if (gmtime_r(&now, &parts)) std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  const int64_t seconds = static_cast<int64_t>(std::time(nullptr));
+  const int64_t days = seconds / 86400, second_of_day = seconds % 86400;
+  const int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153, day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2);
+  char text[96];
+  std::snprintf(text, sizeof text, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(second_of_day / 3600), static_cast<long long>(second_of_day / 60 % 60),
+                static_cast<long long>(second_of_day % 60));
   return text;
 }
 
@@ -98,30 +106,40 @@ Status measure_layer_latency(const LayerLatencyOptions& options, LayerLatencyTab
   out->inputs = options.inputs;
   out->outputs = options.outputs;
   volatile float sink = 0.0f;  // keeps every call's result alive
-  for (uint32_t in : options.inputs) {
+  struct Cell {
+    DenseLayerView layer;
+    size_t calls = 1;  // per sample
+    std::vector<double> samples;
+  };
+  std::vector<Cell> cells;
+  for (uint32_t in : options.inputs)
     for (uint32_t out_dim : options.outputs) {
       // As rank_logits runs a layer: PReLU on hidden layers, none on the one-output logit layer.
-      DenseLayerView layer{weight.data(), bias.data(), in, out_dim, out_dim > 1 ? Activation::kPRelu : Activation::kNone,
-                           out_dim > 1 ? alpha.data() : nullptr};
-      const auto time_calls = [&](size_t calls) {
-        const auto start = Clock::now();
-        for (size_t c = 0; c < calls; ++c) ranker_dense_layer(layer, x.data(), rows, y.data());
-        sink = sink + y[0];
-        return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-      };
-      // Warm-up and calibration: how many calls make one sample last min_sample_microseconds.
-      size_t calls = 1;
-      for (double elapsed = time_calls(calls); elapsed < options.min_sample_microseconds && calls < (size_t{1} << 24);
-           elapsed = time_calls(calls)) {
-        const double wanted = elapsed > 0 ? static_cast<double>(calls) * options.min_sample_microseconds * 1.2 / elapsed
-                                          : static_cast<double>(calls) * 10;
-        calls = std::max(calls * 2, static_cast<size_t>(std::min(wanted, static_cast<double>(size_t{1} << 24))));
-      }
-      std::vector<double> samples(options.repeats);
-      for (double& sample : samples) sample = time_calls(calls) / static_cast<double>(calls);
-      out->microseconds.push_back(median(std::move(samples)));
+      cells.push_back({DenseLayerView{weight.data(), bias.data(), in, out_dim, out_dim > 1 ? Activation::kPRelu : Activation::kNone,
+                                      out_dim > 1 ? alpha.data() : nullptr},
+                       1,
+                       {}});
+    }
+  const auto time_calls = [&](const DenseLayerView& layer, size_t calls) {
+    const auto start = Clock::now();
+    for (size_t c = 0; c < calls; ++c) ranker_dense_layer(layer, x.data(), rows, y.data());
+    sink = sink + y[0];
+    return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+  };
+  // Warm-up and calibration, cell by cell: how many calls make one sample last min_sample_microseconds.
+  for (Cell& cell : cells) {
+    for (double elapsed = time_calls(cell.layer, cell.calls); elapsed < options.min_sample_microseconds && cell.calls < (size_t{1} << 24);
+         elapsed = time_calls(cell.layer, cell.calls)) {
+      const double wanted = elapsed > 0 ? static_cast<double>(cell.calls) * options.min_sample_microseconds * 1.2 / elapsed
+                                        : static_cast<double>(cell.calls) * 10;
+      cell.calls = std::max(cell.calls * 2, static_cast<size_t>(std::min(wanted, static_cast<double>(size_t{1} << 24))));
     }
   }
+  // Each repeat is one pass over the whole grid, so that a burst of other work on the machine costs a few
+  // samples of every cell, which the median drops, rather than every sample of the cells it overlapped.
+  for (size_t r = 0; r < options.repeats; ++r)
+    for (Cell& cell : cells) cell.samples.push_back(time_calls(cell.layer, cell.calls) / static_cast<double>(cell.calls));
+  for (Cell& cell : cells) out->microseconds.push_back(median(std::move(cell.samples)));
   out->date = utc_now();
   return Status::ok();
 }

@@ -17,7 +17,9 @@ struct LayerLatencyOptions {
   size_t candidates = 1000;  // rows of one call, as ranking 1,000 candidates
   std::vector<uint32_t> inputs = {8, 16, 32, 64, 128, 256, 512, 1024};
   std::vector<uint32_t> outputs = {1, 32, 64, 128, 256, 512};
-  size_t repeats = 20;  // timed samples per cell, after a warm-up; the cell is their median
+  // Timed samples per cell, after a warm-up; the cell is their median. Each repeat is one pass over the whole
+  // grid, so that other work on the machine for a while costs a few samples of every cell, not whole cells.
+  size_t repeats = 20;
   // A sample runs the layer as many times as it takes to last this long (then divides), so that a coarse
   // clock (a browser's performance.now() is 100 us without cross-origin isolation) still resolves layers
   // of a few microseconds.
