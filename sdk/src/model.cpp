@@ -32,6 +32,10 @@ constexpr uint64_t kMaxRowWidth = 65536;  // floats in a tower's or the ranker's
 
 Status corrupt(std::string message) { return {StatusCode::kCorruptModel, std::move(message)}; }
 
+// "<stage><text>" for the ranking-like stages' messages: one out-of-line concatenation instead of one inlined
+// at every message (the WASM bundle's size).
+[[gnu::noinline]] std::string stage_text(const char* stage, const char* text) { return std::string(stage) + text; }
+
 std::string_view view_of(const flatbuffers::String* s) { return s ? std::string_view(s->data(), s->size()) : std::string_view(); }
 
 const char* kind_name(fb::FeatureKind kind) {
@@ -396,9 +400,9 @@ Status Model::validate() {
   // The ranking stage and the pre-ranking stage (the same table type, no co-action pairs allowed in the
   // latter): one validation and one view for both; the state's name names the stage in messages.
   const auto build_ranking_stage = [&](const fb::RankingStage* ranking, bool coactions_allowed, RankingStageState* state) -> Status {
-    const std::string name = state->name;
+    const char* name = state->name;
     const fb::ItemTable* items = m.items();
-    if (!items) return corrupt("the " + name + " stage needs the model's item table");
+    if (!items) return corrupt("the " + stage_text(name, " stage needs the model's item table"));
     const auto column_of = [items](uint32_t feature) -> int64_t {
       for (size_t c = 0; c < items->features()->size(); ++c)
         if (items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)) == feature) return static_cast<int64_t>(c);
@@ -407,10 +411,10 @@ Status Model::validate() {
     RankerView& view = state->view;
     view.item_columns = static_cast<uint32_t>(items->features()->size());
     view.max_behaviours = ranking->max_behaviours();
-    if (Status s = build_inputs(ranking->user_inputs(), name + " user", same_index, &view.user_inputs); !s) return s;
-    if (Status s = build_inputs(ranking->item_inputs(), name + " item", column_of, &view.item_inputs); !s) return s;
-    if (Status s = build_inputs(ranking->behaviour_inputs(), name + " behaviour", column_of, &view.behaviour_inputs); !s) return s;
-    if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt(name + " stage: behaviour inputs with max_behaviours 0");
+    if (Status s = build_inputs(ranking->user_inputs(), stage_text(name, " user"), same_index, &view.user_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->item_inputs(), stage_text(name, " item"), column_of, &view.item_inputs); !s) return s;
+    if (Status s = build_inputs(ranking->behaviour_inputs(), stage_text(name, " behaviour"), column_of, &view.behaviour_inputs); !s) return s;
+    if (!view.behaviour_inputs.empty() && view.max_behaviours == 0) return corrupt(stage_text(name, " stage: behaviour inputs with max_behaviours 0"));
     view.coactions.clear();
     size_t index = 0;
     // The ranker's input row, in 64 bits: the inputs (each list already limited) and every co-action's outputs.
@@ -418,11 +422,11 @@ Status Model::validate() {
     for (const auto* inputs : {&view.user_inputs, &view.item_inputs, &view.behaviour_inputs})
       for (const TowerInputView& in : *inputs) width += in.table ? in.dim : 1;
     if (ranking->coactions() && ranking->coactions()->size() > 0 && !coactions_allowed)
-      return corrupt("the " + name + " stage has " + std::to_string(ranking->coactions()->size()) +
+      return corrupt("the " + stage_text(name, " stage has ") + std::to_string(ranking->coactions()->size()) +
                      " co-action pairs; it is a plain DNN and may have none");
     if (ranking->coactions()) {
       if (ranking->coactions()->size() > kMaxFeatures)
-        return corrupt(name + " stage has " + std::to_string(ranking->coactions()->size()) + " co-action pairs; at most " +
+        return corrupt(stage_text(name, " stage has ") + std::to_string(ranking->coactions()->size()) + " co-action pairs; at most " +
                        std::to_string(kMaxFeatures) + " are allowed");
       for (const fb::CoAction* unit : *ranking->coactions()) {
         const std::string what = "co-action " + std::to_string(index++);
@@ -476,9 +480,9 @@ Status Model::validate() {
         view.coactions.push_back(std::move(co));
       }
     }
-    if (width > kMaxRowWidth) return corrupt(name + " stage: the input row is wider than " + std::to_string(kMaxRowWidth) + " floats");
+    if (width > kMaxRowWidth) return corrupt(stage_text(name, " stage: the input row is wider than ") + std::to_string(kMaxRowWidth) + " floats");
     if (Status s = build_layers(ranking->layers(), view.input_dim(), name, &view.layers); !s) return s;
-    if (view.layers.empty() || view.layers.back().out != 1) return corrupt(name + " stage: the last layer must have one output (the logit)");
+    if (view.layers.empty() || view.layers.back().out != 1) return corrupt(stage_text(name, " stage: the last layer must have one output (the logit)"));
     state->user_features.assign(feature_count, 0);
     for (const TowerInputView& in : view.user_inputs) state->user_features[in.feature] = 1;
     for (const CoActionView& co : view.coactions)
@@ -486,10 +490,12 @@ Status Model::validate() {
     state->present = true;
     return Status::ok();
   };
-  if (const fb::RankingStage* ranking = m.ranking())
-    if (Status s = build_ranking_stage(ranking, /*coactions_allowed=*/true, &ranking_); !s) return s;
-  if (const fb::RankingStage* pre_ranking = m.pre_ranking())
-    if (Status s = build_ranking_stage(pre_ranking, /*coactions_allowed=*/false, &pre_ranking_); !s) return s;
+  // One call site, so that the stage's code is emitted once (the WASM bundle's size).
+  const std::pair<const fb::RankingStage*, RankingStageState*> ranking_stages[] = {{m.ranking(), &ranking_},
+                                                                                   {m.pre_ranking(), &pre_ranking_}};
+  for (const auto& [stage, state] : ranking_stages)
+    if (stage)
+      if (Status s = build_ranking_stage(stage, /*coactions_allowed=*/state == &ranking_, state); !s) return s;
 
   const fb::RetrievalStage* retrieval = m.retrieval();
   has_retrieval_ = retrieval != nullptr;
