@@ -199,12 +199,15 @@ Offset<fb::ItemTable> write_item_table(FlatBufferBuilder& builder, const Dataset
 Offset<fb::RankingStage> write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, const RankerModel& model) {
   const RankerView& view = model.view();
 
+  // User inputs are listed in table order; an item input's `feature` is its item column, which indexes its
+  // table (the candidate and the behaviours may read different columns).
   const auto inputs = [&](const std::vector<TowerInputView>& views, const std::vector<const Parameter*>& tables,
-                          const std::vector<uint32_t>& feature_of, std::vector<uint32_t>* written) {
+                          const std::vector<uint32_t>& feature_of, bool by_column, std::vector<uint32_t>* written) {
     std::vector<Offset<fb::TowerInput>> out;
     for (size_t k = 0; k < views.size(); ++k) {
-      if (written->at(k) == UINT32_MAX) (*written)[k] = tensors.add(*tables[k]);
-      out.push_back(fb::CreateTowerInput(builder, feature_of[k], static_cast<int32_t>((*written)[k]),
+      const size_t t = by_column ? views[k].feature : k;
+      if (written->at(t) == UINT32_MAX) (*written)[t] = tensors.add(*tables[t]);
+      out.push_back(fb::CreateTowerInput(builder, feature_of[t], static_cast<int32_t>((*written)[t]),
                                          static_cast<fb::Pooling>(views[k].pooling)));
     }
     return builder.CreateVector(out);
@@ -215,12 +218,12 @@ Offset<fb::RankingStage> write_ranking(FlatBufferBuilder& builder, TensorWriter&
     user_tables.push_back(&model.user_table(k));
     user_features.push_back(view.user_inputs[k].feature);
   }
-  for (size_t c = 0; c < view.item_inputs.size(); ++c) item_tables.push_back(&model.item_table(c));
+  for (size_t c = 0; c < view.item_columns; ++c) item_tables.push_back(&model.item_table(c));
   std::vector<uint32_t> user_written(user_tables.size(), UINT32_MAX), item_written(item_tables.size(), UINT32_MAX);
-  const auto user_inputs = inputs(view.user_inputs, user_tables, user_features, &user_written);
+  const auto user_inputs = inputs(view.user_inputs, user_tables, user_features, false, &user_written);
   // The candidate and the behaviours share the item tables: each is written once.
-  const auto item_inputs = inputs(view.item_inputs, item_tables, model.item_column_features(), &item_written);
-  const auto behaviour_inputs = inputs(view.behaviour_inputs, item_tables, model.item_column_features(), &item_written);
+  const auto item_inputs = inputs(view.item_inputs, item_tables, model.item_column_features(), true, &item_written);
+  const auto behaviour_inputs = inputs(view.behaviour_inputs, item_tables, model.item_column_features(), true, &item_written);
 
   std::vector<Offset<fb::CoAction>> coactions;
   std::vector<std::pair<const Parameter*, uint32_t>> written;  // tables shared by several pairs are written once
