@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "cli_support.hpp"
 #include "config.hpp"
 #include "dataset.hpp"
 #include "errors.hpp"
@@ -30,20 +31,8 @@ namespace {
 
 using namespace funnel;
 using namespace funnel::train;
+using namespace funnel::train::cli;
 using json = nlohmann::json;
-
-std::unique_ptr<Model> open_model(const std::string& path) {
-  std::unique_ptr<Model> model;
-  if (Status status = Model::load_file(path, &model); !status) throw std::runtime_error(status.to_string());
-  return model;
-}
-
-std::string format_seconds(double seconds) {
-  char buffer[32];
-  if (seconds >= 60) std::snprintf(buffer, sizeof buffer, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
-  else std::snprintf(buffer, sizeof buffer, "%.1fs", seconds);
-  return buffer;
-}
 
 // ---- generate ----------------------------------------------------------------------------------------
 int run_generate(const std::string& out, const SyntheticOptions& options) {
@@ -53,31 +42,6 @@ int run_generate(const std::string& out, const SyntheticOptions& options) {
 }
 
 // ---- train -------------------------------------------------------------------------------------------
-struct TrainArgs {
-  std::string data, data_root, config, out = "model.funnel", metrics_log, checkpoint, resume, report;
-  std::optional<uint32_t> epochs, batch_size, threads;
-  std::optional<uint64_t> seed;
-  std::vector<std::string> set;
-};
-
-// The run's config as JSON: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
-json apply_overrides(json object, const TrainArgs& args) {
-  for (const std::string& assignment : args.set) {
-    const size_t equals = assignment.find('=');
-    if (equals == std::string::npos || equals == 0) throw ConfigError("--set '" + assignment + "': expected key=value");
-    const std::string key = assignment.substr(0, equals), text = assignment.substr(equals + 1);
-    // A value that parses as JSON is taken as such (numbers, booleans, lists); anything else is a string.
-    object[key] = json::accept(text) ? json::parse(text) : json(text);
-  }
-  if (args.epochs) object["epochs"] = *args.epochs;
-  if (args.batch_size) object["batch_size"] = *args.batch_size;
-  if (args.seed) object["seed"] = *args.seed;
-  if (args.threads) object["threads"] = *args.threads;
-  return object;
-}
-
-std::string config_source(const TrainArgs& args) { return args.config.empty() ? "command line" : args.config + " + command line"; }
-
 TrainConfig effective_config(const TrainArgs& args) {
   return config_from_json(apply_overrides(config_to_json(args.config.empty() ? TrainConfig{} : load_config(args.config)), args),
                           config_source(args));
@@ -648,20 +612,6 @@ int run_bench_layers(const std::string& out, const LayerLatencyOptions& options)
 }
 
 // The options `train` and `train-ranker` share.
-void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example) {
-  command->add_option("--data", args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
-  command->add_option("--data-root", args.data_root, "folder the description's file paths are relative to");
-  command->add_option("--config", args.config, config_name + " (JSON); defaults for every missing field")->check(CLI::ExistingFile);
-  command->add_option("--out", args.out, "model file to write")->capture_default_str();
-  command->add_option("--epochs", args.epochs, "override the config's epochs");
-  command->add_option("--batch-size", args.batch_size, "override the config's batch_size");
-  command->add_option("--seed", args.seed, "override the config's seed");
-  command->add_option("--threads", args.threads, "override the config's threads (0: every core)");
-  command->add_option("--set", args.set, "override any config field: key=value (repeatable), e.g. --set " + set_example);
-  command->add_option("--metrics-log", args.metrics_log, "write per-epoch metrics as JSON lines");
-  command->add_option("--report", args.report, "write the run's final metrics and throughput as JSON");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -686,6 +636,12 @@ int main(int argc, char** argv) {
   TrainArgs ranker;
   auto* ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
   add_training_options(ranker_cmd, ranker, "ranking config", "model=dnn");
+
+  TrainArgs autofas;
+  auto* autofas_cmd = app.add_subcommand("autofas", "train a ranking teacher, search its pre-ranking student with AutoFAS on a measured "
+                                                    "latency table, retrain the student, and export both stages in one file");
+  add_training_options(autofas_cmd, autofas, "AutoFAS config (the teacher's ranking fields and the search's)",
+                       "latency_table=latency.json");
 
   std::string rank_model, rank_user = "{}";
   std::vector<std::string> rank_behaviours, rank_candidates;
@@ -768,6 +724,7 @@ int main(int argc, char** argv) {
     if (*generate) return run_generate(out_dir, synthetic);
     if (*train_cmd) return run_train(train);
     if (*ranker_cmd) return run_train_ranker(ranker);
+    if (*autofas_cmd) return run_autofas(autofas);
     if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json);
     if (*prerank) return run_rank(prerank_model, prerank_user, prerank_behaviours, prerank_candidates, prerank_json, /*pre_ranking=*/true);
     if (*bench_layers) return run_bench_layers(bench_out, bench_options);

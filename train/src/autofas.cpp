@@ -272,6 +272,7 @@ namespace {
 template <typename Visit>
 void for_each_search_field(AutoFasConfig& c, Visit&& visit) {
   visit("search_epochs", c.search_epochs);
+  visit("search_fraction", c.search_fraction);
   visit("mixops", c.mixops);
   visit("operators", c.operators);
   visit("field_costs", c.field_costs);
@@ -287,6 +288,9 @@ void for_each_search_field(AutoFasConfig& c, Visit&& visit) {
   visit("keep_threshold", c.keep_threshold);
   visit("student_epochs", c.student_epochs);
   visit("student_learning_rate", c.student_learning_rate);
+  visit("student", c.student);
+  visit("fixed_layers", c.fixed_layers);
+  visit("two_tower_epochs", c.two_tower_epochs);
 }
 
 }  // namespace
@@ -304,6 +308,7 @@ AutoFasConfig autofas_config_from_json(const nlohmann::json& object, const std::
     if (!ok) throw ConfigError(where + ": " + message);
   };
   require(c.search_epochs >= 1, "search_epochs must be at least 1");
+  require(c.search_fraction > 0 && c.search_fraction <= 1, "search_fraction must be in (0, 1]");
   require(c.mixops >= 1 && c.mixops <= 8, "mixops must be in 1..8");
   require(!c.operators.empty(), "operators must list at least one operator (0: the identity, w: a dense layer of w units)");
   require(std::count(c.operators.begin(), c.operators.end(), 0u) <= 1, "operators may list the identity (0) once");
@@ -317,6 +322,8 @@ AutoFasConfig autofas_config_from_json(const nlohmann::json& object, const std::
   require(c.mask_init > 0 && c.mask_init < 1, "mask_init must be in (0, 1)");
   require(c.keep_threshold > 0 && c.keep_threshold < 1, "keep_threshold must be in (0, 1)");
   require(c.student_epochs >= 1, "student_epochs must be at least 1");
+  require(c.student == "search" || c.student == "fixed", "student must be 'search' (AutoFAS) or 'fixed' (the fixed_layers baseline)");
+  for (uint32_t w : c.fixed_layers) require(w >= 1 && w <= 65536, "fixed_layers sizes must be in 1..65536");
   return c;
 }
 
@@ -337,6 +344,44 @@ nlohmann::json autofas_config_to_json(const AutoFasConfig& config) {
 
 // ---- the search --------------------------------------------------------------------------------------------
 
+namespace {
+
+// L_f per field: the config's, or its default; a cost for a field the teacher lacks is a config error.
+std::vector<float> field_costs(const std::vector<std::string>& fields, const AutoFasConfig& config) {
+  for (const auto& [field, cost] : config.field_costs)
+    if (std::find(fields.begin(), fields.end(), field) == fields.end()) {
+      std::string known;
+      for (const std::string& name : fields) known += (known.empty() ? "" : ", ") + name;
+      throw ConfigError("autofas: field_costs names '" + field + "', which is no input field of the teacher; its fields are: " + known);
+    }
+  std::vector<float> costs;
+  for (const std::string& field : fields) {
+    const auto it = config.field_costs.find(field);
+    costs.push_back(it == config.field_costs.end() ? config.default_field_cost : it->second);
+  }
+  return costs;
+}
+
+// The student's predicted latency on the target's table: the fields it reads, then its layers.
+void predict_latency(const RankerModel& teacher, const LatencyTable& table, AutoFasSearch* search) {
+  std::vector<bool> read(search->fields.size(), false);
+  for (const RankerModel::InputSpan& span : teacher.input_spans())
+    if (span.offset < teacher.student_input_dim() && search->kept[span.fields[0]]) {
+      search->input_width += static_cast<double>(span.width);
+      read[span.fields[0]] = true;
+    }
+  for (size_t f = 0; f < read.size(); ++f)
+    if (read[f]) search->feature_latency += search->field_costs[f];
+  double a = search->input_width;
+  for (uint32_t w : search->layers) {
+    search->architecture_latency += table.at(a, w);
+    a = w;
+  }
+  search->architecture_latency += table.at(a, 1);
+}
+
+}  // namespace
+
 nlohmann::json AutoFasSearch::to_json(const AutoFasConfig& config, const LatencyTable& table) const {
   nlohmann::json field_list = nlohmann::json::array();
   for (size_t f = 0; f < fields.size(); ++f)
@@ -348,7 +393,7 @@ nlohmann::json AutoFasSearch::to_json(const AutoFasConfig& config, const Latency
     if (kept[f]) features.push_back(fields[f]);
   // Latencies in the table's units (per `candidates` rows), and per 1,000 candidates for comparison.
   const double per_1000 = 1000.0 / table.candidates();
-  return {{"method", "autofas"},
+  return {{"method", config.student == "search" ? "autofas" : "fixed"},
           {"latency_target", table.target()},
           {"latency_candidates", table.candidates()},
           {"fields", field_list},
@@ -373,16 +418,7 @@ AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const 
   AutoFasSearch search;
   search.fields = teacher.field_names();
   const size_t fields = search.fields.size();
-  for (const auto& [field, cost] : config.field_costs)
-    if (std::find(search.fields.begin(), search.fields.end(), field) == search.fields.end()) {
-      std::string known;
-      for (const std::string& name : search.fields) known += (known.empty() ? "" : ", ") + name;
-      throw ConfigError("autofas: field_costs names '" + field + "', which is no input field of the teacher; its fields are: " + known);
-    }
-  for (const std::string& field : search.fields) {
-    const auto it = config.field_costs.find(field);
-    search.field_costs.push_back(it == config.field_costs.end() ? config.default_field_cost : it->second);
-  }
+  search.field_costs = field_costs(search.fields, config);
 
   Rng rng(Rng(config.teacher.seed ^ 0xA5F0A5F0ull).next());
   Parameter mask_logits("autofas/mask_logits", {fields});
@@ -404,8 +440,9 @@ AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const 
 
   const size_t width = teacher.view().input_dim();
   const size_t batch_size = config.teacher.batch_size;
-  const size_t n = train.size(), steps = (n + batch_size - 1) / batch_size;
-  std::vector<uint32_t> order(n);
+  const size_t n = std::max<size_t>(1, static_cast<size_t>(static_cast<double>(train.size()) * config.search_fraction));
+  const size_t steps = (n + batch_size - 1) / batch_size;
+  std::vector<uint32_t> order(train.size());
   std::vector<float> teacher_logits(batch_size), dteacher(batch_size), student_logits(batch_size), dstudent(batch_size), labels(batch_size),
       soft(batch_size), x(batch_size * student_dim), masks(fields);
   std::vector<double> theta(fields);
@@ -502,21 +539,18 @@ AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const 
     const size_t j = static_cast<size_t>(std::max_element(p.begin(), p.end()) - p.begin());
     if (config.operators[j] != 0) search.layers.push_back(config.operators[j]);
   }
-  // The student's predicted latency: the fields it reads, then its layers on the target's table.
-  std::vector<bool> read(fields, false);
-  for (const auto& [span_width, field] : student_spans)
-    if (search.kept[field]) {
-      search.input_width += static_cast<double>(span_width);
-      read[field] = true;
-    }
-  for (size_t f = 0; f < fields; ++f)
-    if (read[f]) search.feature_latency += search.field_costs[f];
-  double a = search.input_width;
-  for (uint32_t w : search.layers) {
-    search.architecture_latency += table.at(a, w);
-    a = w;
-  }
-  search.architecture_latency += table.at(a, 1);
+  predict_latency(teacher, table, &search);
+  return search;
+}
+
+AutoFasSearch fixed_student(RankerModel& teacher, const AutoFasConfig& config, const LatencyTable& table) {
+  AutoFasSearch search;
+  search.fields = teacher.field_names();
+  search.field_costs = field_costs(search.fields, config);
+  search.theta.assign(search.fields.size(), 1.0);
+  search.kept.assign(search.fields.size(), true);
+  search.layers = config.fixed_layers;
+  predict_latency(teacher, table, &search);
   return search;
 }
 

@@ -108,6 +108,7 @@ struct AutoFasConfig {
 
   // Search.
   uint32_t search_epochs = 1;
+  float search_fraction = 1.0f;  // share of the training instances each search epoch visits (seeded draw)
   uint32_t mixops = 3;
   Operators operators = {0, 32, 64, 128, 256, 512};
   // Per-field fetch cost L_f in microseconds per latency-table batch of candidates ("candidate:item_id",
@@ -117,7 +118,7 @@ struct AutoFasConfig {
   std::string latency_table;  // path of a bench-layers JSON file; required
   float lambda = 1e-3f;       // eq. 5: weight of E[lat] in Loss1, per microsecond
   float lambda1 = 0.5f;       // eq. 6: weight of the distillation term
-  float lambda2 = 1e-3f;      // eq. 6: weight of E[lat'] in Loss2, per microsecond
+  float lambda2 = 1e-4f;      // eq. 6: weight of E[lat'] in Loss2, per microsecond
   float mask_learning_rate = 0.05f;
   float architecture_learning_rate = 0.01f;
   float supernet_learning_rate = 1e-3f;
@@ -127,6 +128,13 @@ struct AutoFasConfig {
   // The derived student, retrained from scratch with distillation (lambda1).
   uint32_t student_epochs = 3;
   float student_learning_rate = 1e-3f;
+
+  // Baselines for the study: "search" (AutoFAS), or "fixed": every field the student can read, through
+  // fixed_layers, with no search. two_tower_epochs > 0 also trains a two-tower dot-product model (the
+  // retrieval trainer, defaults otherwise) on the same data and measures it as a pre-ranker beside.
+  std::string student = "search";
+  std::vector<uint32_t> fixed_layers = {32};
+  uint32_t two_tower_epochs = 0;
 };
 
 // The config as JSON: the teacher's fields (ranker_config.hpp) and the search's, side by side.
@@ -155,6 +163,9 @@ struct AutoFasSearch {
 // Runs the search on a trained teacher (which it leaves unchanged).
 AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const AutoFasConfig& config, const LatencyTable& table,
                              const AutoFasObserver& observer = {});
+
+// The "fixed" baseline's search result: every student field kept, config.fixed_layers, no search run.
+AutoFasSearch fixed_student(RankerModel& teacher, const AutoFasConfig& config, const LatencyTable& table);
 
 // The derived student's config: the kept fields (a candidate field at least: without one every item would
 // score alike), the chosen widths, the teacher's embedding size and history, distillation lambda1.

@@ -1,0 +1,60 @@
+#include "cli_support.hpp"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "config_io.hpp"
+#include "errors.hpp"
+
+namespace funnel::train::cli {
+
+using json = nlohmann::json;
+
+std::unique_ptr<Model> open_model(const std::string& path) {
+  std::unique_ptr<Model> model;
+  if (Status status = Model::load_file(path, &model); !status) throw std::runtime_error(status.to_string());
+  return model;
+}
+
+std::string format_seconds(double seconds) {
+  char buffer[32];
+  if (seconds >= 60) std::snprintf(buffer, sizeof buffer, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  else std::snprintf(buffer, sizeof buffer, "%.1fs", seconds);
+  return buffer;
+}
+
+// The run's config as JSON: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
+json apply_overrides(json object, const TrainArgs& args) {
+  for (const std::string& assignment : args.set) {
+    const size_t equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0) throw ConfigError("--set '" + assignment + "': expected key=value");
+    const std::string key = assignment.substr(0, equals), text = assignment.substr(equals + 1);
+    // A value that parses as JSON is taken as such (numbers, booleans, lists); anything else is a string.
+    object[key] = json::accept(text) ? json::parse(text) : json(text);
+  }
+  if (args.epochs) object["epochs"] = *args.epochs;
+  if (args.batch_size) object["batch_size"] = *args.batch_size;
+  if (args.seed) object["seed"] = *args.seed;
+  if (args.threads) object["threads"] = *args.threads;
+  return object;
+}
+
+std::string config_source(const TrainArgs& args) { return args.config.empty() ? "command line" : args.config + " + command line"; }
+
+json parse_config_file(const std::string& path) { return config_io::parse_file(path); }
+
+void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example) {
+  command->add_option("--data", args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  command->add_option("--data-root", args.data_root, "folder the description's file paths are relative to");
+  command->add_option("--config", args.config, config_name + " (JSON); defaults for every missing field")->check(CLI::ExistingFile);
+  command->add_option("--out", args.out, "model file to write")->capture_default_str();
+  command->add_option("--epochs", args.epochs, "override the config's epochs");
+  command->add_option("--batch-size", args.batch_size, "override the config's batch_size");
+  command->add_option("--seed", args.seed, "override the config's seed");
+  command->add_option("--threads", args.threads, "override the config's threads (0: every core)");
+  command->add_option("--set", args.set, "override any config field: key=value (repeatable), e.g. --set " + set_example);
+  command->add_option("--metrics-log", args.metrics_log, "write per-epoch metrics as JSON lines");
+  command->add_option("--report", args.report, "write the run's final metrics and throughput as JSON");
+}
+
+}  // namespace funnel::train::cli

@@ -1,0 +1,40 @@
+// What the funnel command's subcommands share: the training commands' arguments and config overrides,
+// opening a model, formatting durations.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "funnel/model.hpp"
+
+namespace funnel::train::cli {
+
+std::unique_ptr<Model> open_model(const std::string& path);
+
+std::string format_seconds(double seconds);
+
+struct TrainArgs {
+  std::string data, data_root, config, out = "model.funnel", metrics_log, checkpoint, resume, report;
+  std::optional<uint32_t> epochs, batch_size, threads;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> set;
+};
+
+// The run's config as JSON: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
+nlohmann::json apply_overrides(nlohmann::json object, const TrainArgs& args);
+// Where the config came from, for error messages.
+std::string config_source(const TrainArgs& args);
+nlohmann::json parse_config_file(const std::string& path);
+
+// --data, --config, --out, --epochs, --set... of a training command.
+void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example);
+
+// `funnel autofas` (autofas_command.cpp).
+int run_autofas(const TrainArgs& args);
+
+}  // namespace funnel::train::cli
