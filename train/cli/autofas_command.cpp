@@ -66,6 +66,39 @@ std::vector<float> teacher_probabilities(RankerModel& teacher, const CtrInstance
   return out;
 }
 
+// The teacher cache: one JSON line (the teacher's config and test metrics), then every parameter's floats.
+void save_teacher(const std::string& path, RankerModel& teacher, const RankerConfig& config, const CtrMetrics& test) {
+  std::string bytes = json{{"ranking_config", ranker_config_to_json(config)}, {"test", metrics_json(test)}}.dump() + "\n";
+  for (const Parameter* p : teacher.parameters())
+    bytes.append(reinterpret_cast<const char*>(p->value.data()), p->value.size() * sizeof(float));
+  write_file_atomically(path, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+}
+
+// Fills `teacher` from the cache; false when the cache holds another config's teacher.
+bool load_teacher(const std::string& path, RankerModel& teacher, const RankerConfig& config, CtrMetrics* test) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the teacher cache");
+  std::string header;
+  std::getline(in, header);
+  json meta;
+  try {
+    meta = json::parse(header);
+  } catch (const json::parse_error& e) {
+    throw DataError(path + ": not a teacher cache (" + e.what() + ")");
+  }
+  if (meta.at("ranking_config") != ranker_config_to_json(config)) return false;
+  for (Parameter* p : teacher.parameters())
+    if (!in.read(reinterpret_cast<char*>(p->value.data()), static_cast<std::streamsize>(p->value.size() * sizeof(float))))
+      throw DataError(path + ": the teacher cache ends before parameter '" + p->name + "'");
+  if (in.peek() != std::char_traits<char>::eof()) throw DataError(path + ": the teacher cache holds more than the teacher's parameters");
+  const json& m = meta.at("test");
+  test->auc = m.at("auc");
+  test->gauc = m.at("gauc");
+  test->logloss = m.at("logloss");
+  test->instances = m.at("instances");
+  return true;
+}
+
 }  // namespace
 
 int run_autofas(const TrainArgs& args) {
@@ -84,10 +117,19 @@ int run_autofas(const TrainArgs& args) {
                ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size());
   spdlog::info("latency table: {} ({} candidates per measurement)", table.target(), table.candidates());
 
-  // 1. The teacher: the ranking stage, trained first, frozen during the search.
+  // 1. The teacher: the ranking stage, trained first (or read from the cache), frozen during the search.
   std::unique_ptr<RankerModel> teacher;
-  const RankerResult teacher_result = train_ranker(ctr, config.teacher, progress("teacher", config.teacher.epochs), nullptr, &teacher);
-  spdlog::info("teacher ({}): test {}", config.teacher.model, summary(teacher_result.test));
+  RankerResult teacher_result;
+  if (!config.teacher_cache.empty() && std::ifstream(config.teacher_cache).good()) {
+    teacher = std::make_unique<RankerModel>(ctr.data, config.teacher);
+    if (!load_teacher(config.teacher_cache, *teacher, config.teacher, &teacher_result.test))
+      throw ConfigError(config.teacher_cache + ": the cached teacher was trained with another ranking config; remove the file or name another");
+    spdlog::info("teacher ({}) read from {}: test {}", config.teacher.model, config.teacher_cache, summary(teacher_result.test));
+  } else {
+    teacher_result = train_ranker(ctr, config.teacher, progress("teacher", config.teacher.epochs), nullptr, &teacher);
+    spdlog::info("teacher ({}): test {}", config.teacher.model, summary(teacher_result.test));
+    if (!config.teacher_cache.empty()) save_teacher(config.teacher_cache, *teacher, config.teacher, teacher_result.test);
+  }
 
   // 2. The search (or the fixed baseline).
   AutoFasObserver observer;
@@ -164,7 +206,7 @@ int run_autofas(const TrainArgs& args) {
   if (!args.report.empty()) {
     const json report = {{"dataset", ctr.data.name},
                          {"config", autofas_config_to_json(config)},
-                         {"teacher", {{"test", metrics_json(teacher_result.test)}, {"validation", metrics_json(teacher_result.validation)}}},
+                         {"teacher", {{"test", metrics_json(teacher_result.test)}}},
                          {"student", {{"test", metrics_json(student_result.test)}, {"validation", metrics_json(student_result.validation)},
                                       {"config", ranker_config_to_json(student)}}},
                          {"search", search_json},

@@ -291,6 +291,7 @@ void for_each_search_field(AutoFasConfig& c, Visit&& visit) {
   visit("student", c.student);
   visit("fixed_layers", c.fixed_layers);
   visit("two_tower_epochs", c.two_tower_epochs);
+  visit("teacher_cache", c.teacher_cache);
 }
 
 }  // namespace

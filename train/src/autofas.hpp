@@ -135,6 +135,9 @@ struct AutoFasConfig {
   std::string student = "search";
   std::vector<uint32_t> fixed_layers = {32};
   uint32_t two_tower_epochs = 0;
+  // A file keeping the trained teacher, so that runs which differ only in the search share one teacher:
+  // written after training when absent, read (and checked against the teacher's config) when present.
+  std::string teacher_cache;
 };
 
 // The config as JSON: the teacher's fields (ranker_config.hpp) and the search's, side by side.

@@ -34,11 +34,15 @@ export class FunnelModel {
   readonly embeddingDim: number;
   /** Whether the model has a ranking (CTR) stage. */
   readonly hasRanking: boolean;
+  /** Whether the model has a pre-ranking stage (the AutoFAS student). */
+  readonly hasPreRanking: boolean;
   itemKey(index: number): string;
   userEmbedding(features: Features): Float32Array;
   recommend(features: Features, options?: RecommendOptions): Recommendation[];
   /** Click probabilities of the candidates, in candidate order (ranking stage). */
   rank(features: Features, request: RankRequest): Float32Array;
+  /** The same with the pre-ranking stage. */
+  prerank(features: Features, request: RankRequest): Float32Array;
   free(): void;
 }
 

@@ -96,6 +96,7 @@ export class FunnelModel {
     this.catalogueSize = m._funnel_model_catalogue_size(handle);
     this.embeddingDim = m._funnel_model_embedding_dim(handle);
     this.hasRanking = m._funnel_model_has_ranking(handle) === 1;
+    this.hasPreRanking = m._funnel_model_has_pre_ranking(handle) === 1;
   }
 
   #live() {
@@ -148,7 +149,16 @@ export class FunnelModel {
     return Array.from(indices, (index, i) => ({ key: this.itemKey(index), index, score: scores[i] }));
   }
 
-  rank(features, { behaviours = [], candidates }) {
+  rank(features, request) {
+    return this.#score('_funnel_rank', features, request);
+  }
+
+  prerank(features, request) {
+    return this.#score('_funnel_prerank', features, request);
+  }
+
+  // rank and prerank: one stage's click probabilities of the candidates.
+  #score(stage, features, { behaviours = [], candidates }) {
     const m = this.#m;
     const handle = this.#live();
     const keysOf = (array, what) => {
@@ -168,7 +178,7 @@ export class FunnelModel {
       const behaviourArray = pointers(behaviours);
       const candidateArray = pointers(candidates);
       const out = scratch.alloc(candidates.length * 4);
-      check(m, m._funnel_rank(handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
+      check(m, m[stage](handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
       return m.HEAPF32.slice(out >> 2, (out >> 2) + candidates.length);
     });
   }
