@@ -11,6 +11,8 @@
 #include "ctr_losses.hpp"
 #include "distillation.hpp"
 #include "errors.hpp"
+#include "export.hpp"
+#include "funnel/model.hpp"
 #include "gradient_check.hpp"
 #include "ranker.hpp"
 #include "ranker_model.hpp"
@@ -293,4 +295,55 @@ TEST_CASE("AutoFAS: the masks keep the fields that carry the signal and drop exp
   CHECK(student.distillation == config.lambda1);
   CHECK(search.feature_latency == Approx(2.0));
   CHECK(search.architecture_latency > 0);
+}
+
+TEST_CASE("AutoFAS: the exported student's SDK scores equal the trainer's, from raw features and item keys", "[autofas][parity]") {
+  const auto& data = funnel::test::small_dataset();
+  const CtrInstances instances = build_ctr_instances(data, CtrOptions{5, 2, 3});
+  const CtrDataset ctr{data, instances};
+  RankerConfig teacher_config;
+  teacher_config.max_history = 5;
+  teacher_config.embedding_dim = 4;
+  teacher_config.hidden = {6};
+  teacher_config.coaction_feed_dim = 4;
+  teacher_config.coaction_layers = {3, 2};
+  teacher_config.user_features = {"age", "region"};
+  RankerModel teacher(data, teacher_config);
+  funnel::train::Rng rng(3);
+  teacher.init(rng);
+  // A student as a search derives it: a subset of the user features, the candidate's category only, the
+  // behaviours' item ids only (a column the candidate does not read), and distillation.
+  RankerConfig student = teacher_config;
+  student.model = "dnn";
+  student.user_features = {"region"};
+  student.item_features = {"category"};
+  student.behaviour_features = {"item_id"};
+  student.hidden = {8, 4};
+  student.epochs = 1;
+  student.distillation = 0.5f;
+  student.threads = 1;
+  const std::vector<float> soft(instances.train.size(), 0.3f);
+  std::unique_ptr<RankerModel> trained;
+  train_ranker(ctr, student, {}, &soft, &trained);
+  REQUIRE(trained);
+  const std::vector<uint8_t> bytes = export_funnel(data, nullptr, &teacher, trained.get(), {});
+  std::unique_ptr<funnel::Model> model;
+  REQUIRE(funnel::Model::load_bytes(bytes.data(), bytes.size(), &model).is_ok());
+  REQUIRE(model->has_pre_ranking());
+
+  std::vector<uint32_t> batch;
+  for (uint32_t i = 0; i < 40; ++i) batch.push_back(i);
+  std::vector<float> logits(batch.size());
+  trained->forward(instances, instances.train, batch, logits.data());
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const uint32_t i = batch[b];
+    std::vector<std::string> behaviours;
+    for (uint32_t k = instances.history_offsets[instances.train.history[i]]; k < instances.history_offsets[instances.train.history[i] + 1]; ++k)
+      behaviours.push_back(data.items.keys[instances.history_items[k]]);
+    const std::vector<std::string> candidate = {data.items.keys[instances.train.target[i]]};
+    std::vector<float> p;
+    REQUIRE(model->prerank(data.users.raw[instances.train.user[i]], behaviours, candidate, &p).is_ok());
+    INFO("instance " << i);
+    CHECK(p[0] == Approx(1 / (1 + std::exp(-static_cast<double>(logits[b])))).margin(1e-5));
+  }
 }
