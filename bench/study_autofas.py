@@ -31,8 +31,10 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "build/study/autofas"))
     parser.add_argument("--funnel", default=os.path.join(ROOT, "build/release/train/funnel"))
     parser.add_argument("--dataset", default=os.path.join(ROOT, "datasets/amazon-beauty-ctr.json"))
-    parser.add_argument("--lambda2", type=float, nargs="+", default=[0, 1e-6, 1e-5, 1e-4])
-    parser.add_argument("--wasm-lambda2", type=float, default=1e-5)
+    parser.add_argument("--lambda2", type=float, nargs="+", default=[0, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4])
+    parser.add_argument("--wasm-lambda2", type=float, nargs="+", default=[1e-6, 3e-6, 1e-5])
+    parser.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=[2e-3],
+                        help="extra runs with a larger feature-latency weight (lambda2 1e-5, native table)")
     parser.add_argument("--search-fraction", type=float, default=0.25)
     parser.add_argument("--requests", type=int, default=30, help="WASM timing requests per model")
     args = parser.parse_args()
@@ -49,11 +51,13 @@ def main():
     common = ["--data", args.dataset, "--epochs", "1", "--set", 'user_features=["user_id"]',
               "--set", "teacher_cache=" + out("teacher.bin"), "--set", f"search_fraction={args.search_fraction}",
               "--set", "student_epochs=2", "--set", "operators=[0,16,32,64,128,256]",
-              "--set", "field_costs=" + json.dumps(FIELD_COSTS), "--set", "lambda=0.0002"]
-    variants = [(f"AutoFAS, lambda2 {l2:g}, native table", f"native-l2-{l2:g}",
-                 ["--set", f"lambda2={l2}", "--set", "latency_table=" + tables["native"]]) for l2 in args.lambda2]
-    variants.append((f"AutoFAS, lambda2 {args.wasm_lambda2:g}, WASM table", f"wasm-l2-{args.wasm_lambda2:g}",
-                     ["--set", f"lambda2={args.wasm_lambda2}", "--set", "latency_table=" + tables["wasm"]]))
+              "--set", "field_costs=" + json.dumps(FIELD_COSTS)]
+    variants = [(f"AutoFAS, λ2 {l2:g}, native table", f"native-l2-{l2:g}",
+                 ["--set", "lambda=0.0002", "--set", f"lambda2={l2}", "--set", "latency_table=" + tables["native"]]) for l2 in args.lambda2]
+    variants += [(f"AutoFAS, λ2 {l2:g}, WASM table", f"wasm-l2-{l2:g}",
+                  ["--set", "lambda=0.0002", "--set", f"lambda2={l2}", "--set", "latency_table=" + tables["wasm"]]) for l2 in args.wasm_lambda2]
+    variants += [(f"AutoFAS, λ {l:g}, λ2 1e-05, native table", f"native-l-{l:g}-l2-1e-05",
+                  ["--set", f"lambda={l}", "--set", "lambda2=1e-05", "--set", "latency_table=" + tables["native"]]) for l in args.lambdas]
     variants.append(("fixed MLP [32] over every field; two-tower dot product", "fixed-32",
                      ["--set", "student=fixed", "--set", "fixed_layers=[32]", "--set", "two_tower_epochs=5",
                       "--set", "latency_table=" + tables["native"]]))
