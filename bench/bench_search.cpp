@@ -2,8 +2,10 @@
 // f32, f16 and int8 (int8 with and without exact re-scoring against the f32 rows), beside FAISS's
 // IndexFlatIP on the same vectors, and the machine's memory read bandwidth to read the scans against.
 //
-//   BM_MemoryBandwidth/threads:T   sums a 1 GiB buffer (3.4x the 300 MB L3 this VM reports) with 8
+//   BM_MemoryBandwidth/MiB:1024/threads:T   sums a 1 GiB buffer (3.4x the 300 MB L3 this VM reports) with 8
 //                                  independent 8-float accumulators per thread; bytes/s is the read bandwidth.
+//                                  MiB:256 streams the first 256 MiB only, the size of the 1M x 64 f32
+//                                  catalogue, to show how much of such a working set the L3 serves.
 //   BM_Search/<precision>/rows:N/threads:T        one query per call (search, SearchOptions::threads = T).
 //   BM_SearchBatch/<precision>/rows:N/threads:T   64 queries per call (search_batch).
 //   BM_FaissFlatIP/rows:N/batch:B   IndexFlatIP::search of B queries (1 or 64). FAISS scans one query on one
@@ -40,7 +42,8 @@ constexpr size_t kDim = 64, kK = 100, kQueries = 64;
 
 // --- memory read bandwidth -----------------------------------------------------------------------------
 
-constexpr size_t kBandwidthBytes = size_t{1} << 30;
+constexpr int64_t kBandwidthMiB = 1024;
+constexpr size_t kBandwidthBytes = size_t{kBandwidthMiB} << 20;
 typedef float Float8 __attribute__((vector_size(32)));
 
 const std::vector<float>& bandwidth_buffer() {
@@ -64,9 +67,9 @@ float sum_floats(const float* p, size_t n) {
 }
 
 void BM_MemoryBandwidth(benchmark::State& state) {
-  const size_t threads = static_cast<size_t>(state.range(0));
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20, threads = static_cast<size_t>(state.range(1));
   const std::vector<float>& buffer = bandwidth_buffer();
-  const size_t share = buffer.size() / threads;
+  const size_t share = bytes / sizeof(float) / threads;
   std::vector<float> sums(threads);
   for (auto _ : state) {
     std::vector<std::thread> workers;
@@ -76,9 +79,16 @@ void BM_MemoryBandwidth(benchmark::State& state) {
     for (std::thread& w : workers) w.join();
     benchmark::DoNotOptimize(sums.data());
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBandwidthBytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }
-BENCHMARK(BM_MemoryBandwidth)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MemoryBandwidth)
+    ->ArgNames({"MiB", "threads"})
+    ->Args({kBandwidthMiB, 1})
+    ->Args({kBandwidthMiB, 2})
+    ->Args({256, 1})
+    ->Args({256, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // --- the catalogues ------------------------------------------------------------------------------------
 
