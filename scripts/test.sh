@@ -28,7 +28,7 @@ echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, s
 scripts/fuzz.sh 60
 
 funnel_build wasm
-echo "==> JS tests (WASM module in Node: retrieval and ranking, parity with the native SDK)"
+echo "==> JS tests (WASM package in Node: the API, the cascade and ranking against the native SDK, errors, the 64 KB size budget)"
 FIXTURE=build/test-fixture
 rm -rf "$FIXTURE"
 build/release/train/funnel generate --out "$FIXTURE/data" --users 400 --items 300 --seed 3 >/dev/null

@@ -23,6 +23,65 @@ export interface RankRequest {
   candidates: ReadonlyArray<string>;
 }
 
+/** The cascade's request: every field is optional. */
+export interface CascadeOptions {
+  /** How many items to return (default 10). */
+  k?: number;
+  /** Candidates retrieval passes on (default 200, at least k). */
+  retrieveK?: number;
+  /** What pre-ranking passes to ranking (default 50, at least k). */
+  prerankK?: number;
+  /** The user's behaviour sequence, item keys, oldest first (for pre-ranking and ranking). */
+  behaviours?: ReadonlyArray<string>;
+  /** What to rank when the file has no retrieval stage. */
+  candidates?: ReadonlyArray<string>;
+  /** Item keys never returned (e.g. already seen); unknown keys are ignored. */
+  exclude?: ReadonlyArray<string>;
+  /** When not empty, only these item keys may be returned. */
+  allow?: ReadonlyArray<string>;
+}
+
+/** Each stage's wall time in milliseconds, measured inside the SDK; null for a stage the file lacks. */
+export interface StageTimings {
+  retrievalMs: number | null;
+  preRankingMs: number | null;
+  rankingMs: number | null;
+  totalMs: number;
+}
+
+export interface CascadeResult {
+  /** Best first; score is the last stage's (a click probability when the file ranks). */
+  items: { key: string; score: number }[];
+  timings: StageTimings;
+}
+
+export interface FeatureInfo {
+  name: string;
+  kind: 'categorical' | 'multi_categorical' | 'dense';
+  /** Ids, out-of-vocabulary included (0 for dense). */
+  cardinality: number;
+  vocabularySize: number;
+  hashBuckets: number;
+}
+
+export interface ModelInfo {
+  formatVersion: number;
+  producer: string;
+  byteSize: number;
+  hasRetrieval: boolean;
+  hasPreRanking: boolean;
+  hasRanking: boolean;
+  catalogueSize: number;
+  cataloguePrecision: 'f32' | 'f16' | 'int8';
+  embeddingDim: number;
+  features: FeatureInfo[];
+  /** The file's metadata: training config, metrics, dataset. */
+  metadata: Record<string, string>;
+}
+
+/** Bytes, a URL to fetch, or (in Node) a file path or file: URL. */
+export type ModelSource = Uint8Array | ArrayBuffer | URL | string;
+
 /**
  * A loaded model. It lives in WebAssembly memory, which JavaScript's garbage collector does not reclaim:
  * call free() when done. Errors from the SDK are thrown as Error, their message prefixed with the status
@@ -43,8 +102,17 @@ export class FunnelModel {
   rank(features: Features, request: RankRequest): Float32Array;
   /** The same with the pre-ranking stage. */
   prerank(features: Features, request: RankRequest): Float32Array;
+  /** The whole cascade the file holds (retrieval, pre-ranking, ranking), with each stage's time. */
+  cascade(features: Features, options?: CascadeOptions): CascadeResult;
+  /** What the file holds. */
+  inspect(): ModelInfo;
   free(): void;
 }
 
-/** Loads a .funnel model from its bytes (copied: the caller may reuse them afterwards). */
-export function loadModel(bytes: Uint8Array | ArrayBuffer): Promise<FunnelModel>;
+/**
+ * Loads a .funnel model from its bytes (copied: the caller may reuse them afterwards), a URL (fetched) or,
+ * in Node, a file path. A damaged file rejects with Error("CorruptModel: ...").
+ */
+export function loadModel(source: ModelSource): Promise<FunnelModel>;
+/** The SDK's version. */
+export function version(): Promise<string>;

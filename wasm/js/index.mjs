@@ -80,11 +80,48 @@ function withFeatures(m, features, fn) {
   });
 }
 
-function toBytes(bytes) {
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw new TypeError('loadModel expects a Uint8Array or an ArrayBuffer');
+const isNode = typeof process == 'object' && !!process.versions?.node;
+
+// A model's bytes from bytes, a URL (fetch) or, in Node, a file path (or a file: URL).
+async function toBytes(source) {
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (typeof source == 'string' || source instanceof URL) {
+    const text = String(source);
+    if (isNode && !/^(https?|data|blob):/i.test(text)) {
+      // Hidden from bundlers: the browser build never reaches it.
+      const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
+      return new Uint8Array(await fs.readFile(/^file:/i.test(text) ? new URL(text) : text));
+    }
+    const response = await fetch(source);
+    if (!response.ok) throw new Error(`IoError: fetching ${text} answered ${response.status} ${response.statusText}`);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  throw new TypeError('loadModel expects a Uint8Array, an ArrayBuffer, a URL or (in Node) a file path');
 }
+
+const keyList = (array, what) => {
+  if (!Array.isArray(array) || !array.every((key) => typeof key == 'string'))
+    throw new TypeError(`${what} must be an array of item keys (strings)`);
+  return array;
+};
+
+const count = (value, what, fallback) => {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${what} must be a non-negative integer, not ${value}`);
+  return value;
+};
+
+// Writes an array of key strings into the heap and returns its address.
+const keyArray = (m, scratch, keys) => {
+  const strings = keys.map((key) => scratch.string(key));
+  const array = scratch.alloc(keys.length * 4);
+  m.HEAPU32.set(strings, array >> 2);
+  return array;
+};
+
+const FEATURE_INFO_BYTES = 20;  // FunnelFeatureInfo in wasm32: name, kind, cardinality, vocabulary_size, hash_buckets
+const REQUEST_WORDS = 12;       // FunnelCascadeRequest: twelve size_t / pointer fields
 
 export class FunnelModel {
   #m;
@@ -158,28 +195,84 @@ export class FunnelModel {
   }
 
   // rank and prerank: one stage's click probabilities of the candidates.
-  #score(stage, features, { behaviours = [], candidates }) {
+  #score(stage, features, request) {
     const m = this.#m;
     const handle = this.#live();
-    const keysOf = (array, what) => {
-      if (!Array.isArray(array) || !array.every((key) => typeof key === 'string'))
-        throw new TypeError(`${what} must be an array of item keys (strings)`);
-      return array;
-    };
-    keysOf(behaviours, 'behaviours');
-    keysOf(candidates, 'candidates');
+    if (request === null || typeof request != 'object') throw new TypeError('the request must be an object { behaviours, candidates }');
+    const { behaviours = [], candidates } = request;
+    keyList(behaviours, 'behaviours');
+    keyList(candidates, 'candidates');
     return withFeatures(m, features, (user, scratch) => {
-      const pointers = (keys) => {
-        const array = scratch.alloc(keys.length * 4);
-        const strings = keys.map((key) => scratch.string(key));
-        m.HEAPU32.set(strings, array >> 2);
-        return array;
-      };
-      const behaviourArray = pointers(behaviours);
-      const candidateArray = pointers(candidates);
+      const behaviourArray = keyArray(m, scratch, behaviours);
+      const candidateArray = keyArray(m, scratch, candidates);
       const out = scratch.alloc(candidates.length * 4);
       check(m, m[stage](handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
       return m.HEAPF32.slice(out >> 2, (out >> 2) + candidates.length);
+    });
+  }
+
+  // The whole cascade the file holds (retrieval, pre-ranking, ranking) in one call, with each stage's time.
+  cascade(features, options = {}) {
+    const m = this.#m;
+    const handle = this.#live();
+    if (options === null || typeof options != 'object') throw new TypeError('cascade options must be an object');
+    const k = count(options.k, 'k', 10) || 10;
+    const words = [k, count(options.retrieveK, 'retrieveK', 0)];
+    const lists = ['behaviours', 'candidates', 'exclude', 'allow'].map((what) => keyList(options[what] ?? [], what));
+    const prerankK = count(options.prerankK, 'prerankK', 0);
+    return withFeatures(m, features, (user, scratch) => {
+      for (const keys of lists) words.push(keyArray(m, scratch, keys), keys.length);
+      words.push(1, prerankK);  // threads: the caller's only (this build has none)
+      const request = scratch.alloc(REQUEST_WORDS * 4);
+      const outKeys = scratch.alloc(k * 4);
+      const outLengths = scratch.alloc(k * 4);
+      const outScores = scratch.alloc(k * 4);
+      const outCount = scratch.alloc(4);
+      const timings = scratch.alloc(32);
+      m.HEAPU32.set(words, request >> 2);
+      check(m, m._funnel_recommend(handle, user, request, outKeys, outLengths, outScores, outCount, timings));
+      const n = m.HEAPU32[outCount >> 2];
+      const items = [];
+      for (let i = 0; i < n; ++i)
+        items.push({ key: m.UTF8ToString(m.HEAPU32[(outKeys >> 2) + i], m.HEAPU32[(outLengths >> 2) + i]),
+                     score: m.HEAPF32[(outScores >> 2) + i] });
+      const [retrievalMs, rankingMs, totalMs, preRankingMs] =
+        Array.from(m.HEAPF64.subarray(timings >> 3, (timings >> 3) + 4), (ms) => (Number.isNaN(ms) ? null : ms));
+      return { items, timings: { retrievalMs, preRankingMs, rankingMs, totalMs } };
+    });
+  }
+
+  // What the file holds: its format, producer, stages, features and metadata.
+  inspect() {
+    const m = this.#m;
+    const handle = this.#live();
+    return withScratch(m, (scratch) => {
+      const info = scratch.alloc(FEATURE_INFO_BYTES);
+      const features = [];
+      for (let i = 0, n = m._funnel_model_feature_count(handle); i < n; ++i) {
+        check(m, m._funnel_model_feature_info(handle, i, info));
+        const [name, kind, cardinality, vocabularySize, hashBuckets] = m.HEAPU32.subarray(info >> 2, (info >> 2) + 5);
+        features.push({ name: m.UTF8ToString(name), kind: m.UTF8ToString(kind), cardinality, vocabularySize, hashBuckets });
+      }
+      const pair = scratch.alloc(8);
+      const metadata = {};
+      for (let i = 0, n = m._funnel_model_metadata_count(handle); i < n; ++i) {
+        check(m, m._funnel_model_metadata(handle, i, pair, pair + 4));
+        metadata[m.UTF8ToString(m.HEAPU32[pair >> 2])] = m.UTF8ToString(m.HEAPU32[(pair >> 2) + 1]);
+      }
+      return {
+        formatVersion: m._funnel_model_format_version(handle),
+        producer: m.UTF8ToString(m._funnel_model_producer(handle)),
+        byteSize: m._funnel_model_byte_size(handle) >>> 0,
+        hasRetrieval: m._funnel_model_has_retrieval(handle) === 1,
+        hasPreRanking: this.hasPreRanking,
+        hasRanking: this.hasRanking,
+        catalogueSize: this.catalogueSize,
+        cataloguePrecision: m.UTF8ToString(m._funnel_model_catalogue_precision(handle)),
+        embeddingDim: this.embeddingDim,
+        features,
+        metadata,
+      };
     });
   }
 
@@ -189,8 +282,14 @@ export class FunnelModel {
   }
 }
 
-export async function loadModel(bytes) {
-  const data = toBytes(bytes);
+// The SDK's version.
+export async function version() {
+  const m = await instance();
+  return m.UTF8ToString(m._funnel_version());
+}
+
+export async function loadModel(source) {
+  const data = await toBytes(source);
   const m = await instance();
   return withScratch(m, (scratch) => {
     const buffer = scratch.alloc(data.length);
