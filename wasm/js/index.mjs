@@ -1,13 +1,20 @@
 // Funnel in JavaScript: the SDK's C ABI compiled to WebAssembly, wrapped in plain objects and exceptions.
-import createFunnelModule from './funnel_wasm.cjs';
 
 // As funnel::status_code_name spells them, so messages read the same as the CLI's and Status::to_string().
 const STATUS_NAMES = ['Ok', 'InvalidArgument', 'NotFound', 'IoError', 'CorruptModel', 'Unsupported'];
 
 // One WebAssembly instance serves every model: its heap holds them all.
+const isNode = typeof process == 'object' && !!process.versions?.node;
+
+// The loader is CommonJS for Node and an ES module for browsers (funnel_wasm.web.mjs, made from the same
+// link); either finds funnel_wasm.wasm beside this file.
 let instancePromise;
 function instance() {
-  instancePromise ??= createFunnelModule();
+  instancePromise ??= (async () => {
+    if (isNode) return (await import('./funnel_wasm.cjs')).default();
+    const { default: create } = await import('./funnel_wasm.web.mjs');
+    return create({ locateFile: (file) => new URL(file, import.meta.url).href });
+  })();
   return instancePromise;
 }
 
@@ -79,8 +86,6 @@ function withFeatures(m, features, fn) {
     }
   });
 }
-
-const isNode = typeof process == 'object' && !!process.versions?.node;
 
 // A model's bytes from bytes, a URL (fetch) or, in Node, a file path (or a file: URL).
 async function toBytes(source) {

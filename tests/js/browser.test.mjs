@@ -1,0 +1,80 @@
+// The same package in Debian's headless Chromium (playwright-core): a page imports index.mjs (which loads the
+// ES-module loader, funnel_wasm.web.mjs), fetches the model by URL, and must answer as Node does, which the
+// other tests hold to the native SDK. Skips, with a message, without Chromium or playwright-core.
+// Run with: FUNNEL_WASM_PACKAGE=… FUNNEL_TEST_MODEL=… FUNNEL_TEST_USERS=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+
+const env = process.env;
+const chromiumPath = env.CHROMIUM ?? '/usr/bin/chromium';
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  chromium = undefined;
+}
+const missing = ['FUNNEL_WASM_PACKAGE', 'FUNNEL_TEST_MODEL', 'FUNNEL_TEST_USERS'].filter((name) => !env[name]);
+const skip = missing.length ? `set ${missing.join(', ')} to run this test`
+  : !chromium ? 'npm install (playwright-core) to run this test'
+  : !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (set CHROMIUM)` : false;
+
+const TYPES = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+
+test('the package answers in Chromium as in Node', { skip }, async () => {
+  const packageDir = path.resolve(env.FUNNEL_WASM_PACKAGE);
+  const model = readFileSync(env.FUNNEL_TEST_MODEL);
+  const users = JSON.parse(readFileSync(env.FUNNEL_TEST_USERS, 'utf8')).slice(0, 10);
+  const server = createServer((request, response) => {
+    const name = new URL(request.url, 'http://x').pathname;
+    if (name === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>funnel</title>');
+    if (name === '/model.funnel') return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(model);
+    const file = path.join(packageDir, path.basename(name));
+    if (!name.startsWith('/package/') || !existsSync(file)) return response.writeHead(404).end();
+    response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${base}/`);
+    const inBrowser = await page.evaluate(async ({ base, users }) => {
+      const api = await import(`${base}/package/index.mjs`);
+      const model = await api.loadModel(`${base}/model.funnel`);
+      const out = { info: model.inspect(), cascades: users.map((user) => model.cascade(user, { k: 10 }).items) };
+      try {
+        model.cascade({});
+      } catch (error) {
+        out.error = `${error.name}: ${error.message}`;
+      }
+      out.after = model.cascade(users[0], { k: 10 }).items;
+      await api.loadModel(new Uint8Array(100)).catch((error) => { out.corrupt = error.message; });
+      return out;
+    }, { base, users });
+    assert.deepEqual(errors, []);
+    const api = await import(pathToFileURL(path.join(packageDir, 'index.mjs')).href);
+    const inNode = await api.loadModel(model);
+    try {
+      assert.deepEqual(inBrowser.info, inNode.inspect());
+      users.forEach((user, i) => assert.deepEqual(inBrowser.cascades[i], inNode.cascade(user, { k: 10 }).items, JSON.stringify(user)));
+      assert.match(inBrowser.error, /^Error: InvalidArgument: missing feature/);
+      assert.match(inBrowser.corrupt, /^CorruptModel: /);
+      assert.deepEqual(inBrowser.after, inBrowser.cascades[0]);
+    } finally {
+      inNode.free();
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
