@@ -28,7 +28,11 @@ echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, s
 scripts/fuzz.sh 60
 
 funnel_build wasm
-echo "==> JS tests (WASM package in Node: the API, the cascade and ranking against the native SDK, errors, the 64 KB size budget)"
+echo "==> building the threaded WASM module (build/wasm-threads; its loader goes to build/wasm/package/threads)"
+[ -f build/wasm-threads/CMakeCache.txt ] || NODE_PATH=/usr/share/nodejs cmake --preset wasm -B build/wasm-threads \
+  -DFUNNEL_WASM_THREADS=ON -DFUNNEL_WASM_PACKAGE_DIR="$PWD/build/wasm/package/threads" >/dev/null
+NODE_PATH=/usr/share/nodejs cmake --build build/wasm-threads -j2
+echo "==> JS tests (WASM package in Node and Chromium, single-threaded and threaded: the API, the cascade and ranking against the native SDK, errors, the 64 KB size budget)"
 FIXTURE=build/test-fixture
 rm -rf "$FIXTURE"
 build/release/train/funnel generate --out "$FIXTURE/data" --users 400 --items 300 --seed 3 >/dev/null

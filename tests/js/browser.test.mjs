@@ -24,16 +24,27 @@ const skip = missing.length ? `set ${missing.join(', ')} to run this test`
 
 const TYPES = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
-test('the package answers in Chromium as in Node', { skip }, async () => {
+const threadsSkip = skip || (existsSync(path.join(path.resolve(env.FUNNEL_WASM_PACKAGE), 'threads', 'funnel_wasm.wasm'))
+  ? false : 'no threaded build in the package (build/wasm-threads: see wasm/CMakeLists.txt)');
+
+test('the package answers in Chromium as in Node', { skip }, () => inChromium(false));
+test('a cross-origin isolated page gets the threaded build, with the same answers', { skip: threadsSkip },
+     () => inChromium(true));
+
+async function inChromium(isolated) {
   const packageDir = path.resolve(env.FUNNEL_WASM_PACKAGE);
   const model = readFileSync(env.FUNNEL_TEST_MODEL);
   const users = JSON.parse(readFileSync(env.FUNNEL_TEST_USERS, 'utf8')).slice(0, 10);
   const server = createServer((request, response) => {
+    if (isolated) {
+      response.setHeader('cross-origin-opener-policy', 'same-origin');
+      response.setHeader('cross-origin-embedder-policy', 'require-corp');
+    }
     const name = new URL(request.url, 'http://x').pathname;
     if (name === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>funnel</title>');
     if (name === '/model.funnel') return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(model);
-    const file = path.join(packageDir, path.basename(name));
-    if (!name.startsWith('/package/') || !existsSync(file)) return response.writeHead(404).end();
+    const file = path.join(packageDir, name.replace(/^\/package\//, ''));
+    if (!name.startsWith('/package/') || name.includes('..') || !existsSync(file)) return response.writeHead(404).end();
     response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -51,7 +62,8 @@ test('the package answers in Chromium as in Node', { skip }, async () => {
     const inBrowser = await page.evaluate(async ({ base, users }) => {
       const api = await import(`${base}/package/index.mjs`);
       const model = await api.loadModel(`${base}/model.funnel`);
-      const out = { info: model.inspect(), cascades: users.map((user) => model.cascade(user, { k: 10 }).items) };
+      const out = { info: model.inspect(), cascades: users.map((user) => model.cascade(user, { k: 10 }).items),
+                    threads: await api.threads(), isolated: globalThis.crossOriginIsolated };
       try {
         model.cascade({});
       } catch (error) {
@@ -62,6 +74,9 @@ test('the package answers in Chromium as in Node', { skip }, async () => {
       return out;
     }, { base, users });
     assert.deepEqual(errors, []);
+    assert.equal(inBrowser.isolated, isolated);
+    if (isolated) assert.ok(inBrowser.threads > 1, `threads: ${inBrowser.threads}`);
+    else assert.equal(inBrowser.threads, 1);
     const api = await import(pathToFileURL(path.join(packageDir, 'index.mjs')).href);
     const inNode = await api.loadModel(model);
     try {
@@ -77,4 +92,4 @@ test('the package answers in Chromium as in Node', { skip }, async () => {
     await browser.close();
     server.close();
   }
-});
+}

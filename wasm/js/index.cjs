@@ -4,3 +4,4 @@ let api;
 const load = () => (api ??= import('./index.mjs'));
 exports.loadModel = (source) => load().then((m) => m.loadModel(source));
 exports.version = () => load().then((m) => m.version());
+exports.threads = () => load().then((m) => m.threads());

@@ -8,3 +8,5 @@ export type {
 export declare function loadModel(source: ModelSource): Promise<FunnelModel>;
 /** The SDK's version. */
 export declare function version(): Promise<string>;
+/** How many threads the module scans a catalogue with (1 unless the threaded build is in use). */
+export declare function threads(): Promise<number>;

@@ -116,3 +116,8 @@ export class FunnelModel {
 export function loadModel(source: ModelSource): Promise<FunnelModel>;
 /** The SDK's version. */
 export function version(): Promise<string>;
+/**
+ * How many threads the module scans a catalogue with: 1 for the default build; up to 4 where the page is
+ * cross-origin isolated and the package has the threaded build (threads/).
+ */
+export function threads(): Promise<number>;

@@ -7,15 +7,38 @@ const STATUS_NAMES = ['Ok', 'InvalidArgument', 'NotFound', 'IoError', 'CorruptMo
 const isNode = typeof process == 'object' && !!process.versions?.node;
 
 // The loader is CommonJS for Node and an ES module for browsers (funnel_wasm.web.mjs, made from the same
-// link); either finds funnel_wasm.wasm beside this file.
+// link); either finds funnel_wasm.wasm beside this file. A cross-origin isolated page gets the threaded
+// build from threads/ where the package has one (its workers load the classic loader, funnel_wasm.classic.js).
+const POOL = 4;  // the threaded build's workers (PTHREAD_POOL_SIZE)
 let instancePromise;
+let threadCount = 1;
+async function threadedModule() {
+  if (isNode || globalThis.crossOriginIsolated !== true) return undefined;
+  const at = (file) => new URL(`threads/${file}`, import.meta.url).href;
+  try {
+    const { default: create } = await import('./threads/funnel_wasm.web.mjs');
+    const m = await create({ locateFile: at, mainScriptUrlOrBlob: at('funnel_wasm.classic.js') });
+    threadCount = Math.max(1, Math.min(POOL, globalThis.navigator?.hardwareConcurrency ?? POOL));
+    return m;
+  } catch {
+    return undefined;  // no threaded build in this package, or it cannot start: the default serves
+  }
+}
 function instance() {
   instancePromise ??= (async () => {
     if (isNode) return (await import('./funnel_wasm.cjs')).default();
+    const threaded = await threadedModule();
+    if (threaded) return threaded;
     const { default: create } = await import('./funnel_wasm.web.mjs');
     return create({ locateFile: (file) => new URL(file, import.meta.url).href });
   })();
   return instancePromise;
+}
+
+// How many threads the module scans a catalogue with: 1 for the default build, up to 4 for the threaded one.
+export async function threads() {
+  await instance();
+  return threadCount;
 }
 
 function check(m, status) {
@@ -227,7 +250,7 @@ export class FunnelModel {
     const prerankK = count(options.prerankK, 'prerankK', 0);
     return withFeatures(m, features, (user, scratch) => {
       for (const keys of lists) words.push(keyArray(m, scratch, keys), keys.length);
-      words.push(1, prerankK);  // threads: the caller's only (this build has none)
+      words.push(threadCount, prerankK);  // threads scanning the catalogue (1 unless the threaded build is in use)
       const request = scratch.alloc(REQUEST_WORDS * 4);
       const outKeys = scratch.alloc(k * 4);
       const outLengths = scratch.alloc(k * 4);
