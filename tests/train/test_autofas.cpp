@@ -198,7 +198,7 @@ TEST_CASE("Distillation: the mixed loss and its gradient", "[autofas][gradient][
   CHECK_THROWS_AS(distill(logits, std::vector<float>{1.0f}, 0.5f, base, dlogits), TrainingError);
 }
 
-TEST_CASE("AutoFAS: config from JSON, teacher and search fields side by side; errors name the field", "[autofas][config]") {
+TEST_CASE("AutoFAS: config from JSON, teacher and search fields side by side, and errors that name the field", "[autofas][config]") {
   const AutoFasConfig c = autofas_config_from_json({{"model", "can"}, {"lambda2", 0.01}, {"operators", {0, 16}}, {"field_costs", {{"candidate:item_id", 3}}}},
                                                    "autofas.json");
   CHECK(c.teacher.model == "can");
