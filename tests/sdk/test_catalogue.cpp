@@ -122,7 +122,7 @@ TEST_CASE("Catalogue precision: a bad value is a config error naming the field",
                     Catch::Contains("run.json") && Catch::Contains("catalogue_precision"));
 }
 
-TEST_CASE("Catalogue updates: add, replace and remove items; the ranking item table follows", "[catalogue]") {
+TEST_CASE("Catalogue updates: add, replace and remove items, and the ranking item table follows", "[catalogue]") {
   const Dataset& data = funnel::test::small_dataset();
   const funnel::Model& before = *models().both;
   const size_t rows = before.catalogue_size(), dim = before.embedding_dim();
