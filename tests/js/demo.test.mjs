@@ -1,0 +1,93 @@
+// The browser demo (wasm/demo) in Debian's headless Chromium through playwright-core: start its server, open
+// the page, pick a user, and require the recommendations it shows to be the native SDK's for that user
+// (`funnel recommend` for retrieval's candidates, `funnel rank` to order them); save a screenshot of the page
+// and of the charts page under build/. Skips, with a message, without Chromium, playwright-core or the CLI.
+// Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [FUNNEL_DEMO_OUT=build/web-demo-test] node --test tests/js/
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const env = process.env;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const chromiumPath = env.CHROMIUM ?? '/usr/bin/chromium';
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  chromium = undefined;
+}
+const missing = ['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE'].filter((name) => !env[name]);
+const skip = missing.length ? `set ${missing.join(', ')} to run this test`
+  : !chromium ? 'npm install (playwright-core) to run this test'
+  : !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (set CHROMIUM)` : false;
+
+test('the demo page shows the native SDK\'s recommendations for a picked user', { skip, timeout: 300_000 }, async () => {
+  const out = path.resolve(root, env.FUNNEL_DEMO_OUT ?? 'build/web-demo-test');
+  const server = spawn(process.execPath, [path.join(root, 'wasm/demo/serve.mjs'), '--port', '0', '--funnel', env.FUNNEL_BIN,
+                                          '--out', out, '--datasets', 'builtin'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const base = await new Promise((resolve, reject) => {
+    let text = '';
+    server.stdout.on('data', (chunk) => {
+      text += chunk;
+      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(text);
+      if (match) resolve(match[0]);
+    });
+    server.on('exit', (code) => reject(new Error(`the demo server exited (${code})`)));
+  });
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${base}/`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+    await page.selectOption('#user', '7');
+    await page.waitForSelector('body[data-ready="true"]');
+    const shown = await page.$$eval('#final li', (items) => items.map((li) => li.dataset.key));
+    const features = JSON.parse(await page.inputValue('#features'));
+    const behaviours = (await page.inputValue('#behaviours')).split(/\s+/).filter(Boolean);
+    const k = Number(await page.inputValue('#k'));
+    const retrieveK = Number(await page.inputValue('#retrieve-k'));
+    assert.equal(shown.length, k);
+    assert.equal(await page.textContent('#error'), '');
+    assert.match(await page.textContent('#status'), /thread/);
+    mkdirSync(path.join(root, 'build'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'build/demo-screenshot.png'), fullPage: true });
+
+    // The native SDK on the same files: each model gets the features it reads, as the page sends them.
+    const api = await import(pathToFileURL(path.resolve(env.FUNNEL_WASM_PACKAGE, 'index.mjs')).href);
+    const only = async (file) => {
+      const model = await api.loadModel(file);
+      const names = new Set(model.inspect().features.map((f) => f.name));
+      model.free();
+      return Object.fromEntries(Object.entries(features).filter(([name]) => names.has(name)));
+    };
+    const model = path.join(out, 'builtin/model.funnel');
+    const ranker = path.join(out, 'builtin/ranker.funnel');
+    const json = (args) => JSON.parse(execFileSync(env.FUNNEL_BIN, [...args, '--json'], { encoding: 'utf8' }));
+    const retrieved = json(['recommend', '--model', model, '--user', JSON.stringify(await only(model)), '-k', String(retrieveK),
+                            ...(behaviours.length ? ['--exclude', ...behaviours] : [])]).recommendations.map((r) => r.key);
+    const ranked = json(['recommend', '--model', ranker, '--user', JSON.stringify(await only(ranker)), '-k', String(k),
+                         '--candidates', ...retrieved, ...(behaviours.length ? ['--behaviours', ...behaviours] : [])]);
+    assert.deepEqual(shown, ranked.recommendations.map((r) => r.key));
+    const retrievedShown = await page.$$eval('#retrieval li', (items) => items.map((li) => li.dataset.key));
+    assert.deepEqual(retrievedShown, retrieved);
+
+    await page.goto(`${base}/charts.html`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    assert.ok(await page.$$eval('.chart canvas', (canvases) => canvases.length) >= 3, 'loss, validation and drift charts');
+    await page.screenshot({ path: path.join(root, 'build/demo-charts-screenshot.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
