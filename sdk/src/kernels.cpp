@@ -4,6 +4,10 @@
 
 #include "top_k.hpp"
 
+#if defined(FUNNEL_HAVE_AVX2)
+#include <cpuid.h>
+#endif
+
 namespace funnel::kernels {
 
 #define FUNNEL_DECLARE_KERNELS(ns)                                                                  \
@@ -40,10 +44,18 @@ struct Table {
   void (*tanh_inplace)(float*, size_t);
 };
 
+#if defined(FUNNEL_HAVE_AVX2)
+// F16C (half-precision conversion) from CPUID leaf 1: Clang 14's __builtin_cpu_supports has no "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+#endif
+
 Table choose() {
 #if defined(FUNNEL_HAVE_AVX2)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return {"avx2+fma", avx2::dot, avx2::scan_f32, avx2::scan, avx2::scan_batch, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul, avx2::tanh_inplace};
 #endif
 #if defined(__ARM_NEON)

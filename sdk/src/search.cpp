@@ -12,7 +12,7 @@ namespace funnel {
 namespace {
 
 // A share of the rows smaller than this is not worth a thread (starting one costs tens of microseconds).
-constexpr size_t kMinRowsPerThread = 32768;
+[[maybe_unused]] constexpr size_t kMinRowsPerThread = 32768;  // unused where WASM has no threads
 // Rows scored per kernel call: the scores stay in L1 while the top-K filter reads them.
 constexpr size_t kScanBlock = 1024;
 // The batched scan: rows per block and queries per pass (their scores, 64 KB, stay in L2).
