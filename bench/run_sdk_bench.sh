@@ -2,11 +2,15 @@
 # The SDK runtime benchmarks (README, "Measured" > "SDK runtime") in one run of funnel_bench: memory read
 # bandwidth, model load, the user tower, top-K search in f32/f16/int8 (one query on 1 and 2 threads, batches
 # of 64), FAISS IndexFlatIP on the same vectors, ranking of 100 candidates and the whole cascade. Writes
-# build/bench/sdk_runtime.json and prints the markdown table (bench/sdk_table.py).
+# build/bench/sdk_runtime-<time>.json (and a copy as build/bench/sdk_runtime.json) and prints the markdown
+# table of this run (bench/sdk_table.py; give it several runs' JSON files to pool them).
 #
-#   bench/run_sdk_bench.sh                           # 3 repetitions of each, medians in the table
+#   bench/run_sdk_bench.sh                           # 5 repetitions of each, in random order; medians
 #   bench/run_sdk_bench.sh --benchmark_repetitions=1  # extra flags go to funnel_bench
 #
+# The repetitions are interleaved at random (all benchmarks' first repetitions, in a shuffled order, then
+# the second ones, ...), so that a slow minute of the host (this is a VM: other tenants share its cores'
+# siblings, its L3 and its memory) spreads over every figure instead of landing on a few.
 # FAISS runs with OpenBLAS (Debian's libopenblas0-openmp) put first through LD_LIBRARY_PATH, whatever the
 # libblas.so.3 alternative points to, and OMP_NUM_THREADS=2 (this machine's cores). Neither matters to the
 # SDK: it uses no BLAS and no OpenMP (its search threads are its own).
@@ -30,12 +34,13 @@ fi
 export OMP_NUM_THREADS=2
 
 mkdir -p build/bench
-OUT=build/bench/sdk_runtime.json
+OUT=build/bench/sdk_runtime-$(date -u +%Y%m%dT%H%M%S).json
 echo "==> $(uptime)"
 build/release/bench/funnel_bench \
   --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|UserEmbedding|Recommend|BM_Rank/(can|dnn)_100' \
-  --benchmark_min_time=0.5 --benchmark_repetitions=3 \
+  --benchmark_min_time=0.5 --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_out="$OUT" --benchmark_out_format=json "$@"
 echo "==> $(uptime)"
+cp "$OUT" build/bench/sdk_runtime.json
 echo "==> $OUT"
 python3 bench/sdk_table.py "$OUT"

@@ -1,28 +1,38 @@
 #!/usr/bin/env python3
 """Markdown tables of the SDK runtime benchmarks from funnel_bench's JSON (bench/run_sdk_bench.sh).
 
-    python3 bench/sdk_table.py build/bench/sdk_runtime.json
+    python3 bench/sdk_table.py build/bench/sdk_runtime.json [more runs' JSON ...]
 
-With repetitions the medians are used. GB are 10^9 bytes. Standard library only.
+Every figure is the median over all repetitions in all the files given (the times and, separately, the rates
+and counters); the last table gives the spread (min-max over those repetitions) of the figures the targets
+use. GB are 10^9 bytes. Standard library only.
 """
 import json
+import statistics
 import sys
+from collections import defaultdict
 
 
-def load(path):
-    with open(path) as f:
-        doc = json.load(f)
+def load(paths):
+    samples = defaultdict(list)
+    contexts = []
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        contexts.append(doc["context"])
+        for b in doc["benchmarks"]:
+            if b.get("run_type") == "aggregate" or b.get("error_occurred"):
+                continue
+            samples[b.get("run_name", b["name"])].append(b)
     runs = {}
-    medians = {}
-    for b in doc["benchmarks"]:
-        name = b.get("run_name", b["name"])
-        if b.get("run_type") == "aggregate":
-            if b.get("aggregate_name") == "median":
-                medians[name] = b
-        elif "error_occurred" not in b or not b["error_occurred"]:
-            runs.setdefault(name, b)
-    runs.update(medians)  # a median wins over a single repetition
-    return doc["context"], runs
+    for name, bs in samples.items():
+        entry = dict(bs[0])
+        for key, value in bs[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and all(key in b for b in bs):
+                entry[key] = statistics.median(b[key] for b in bs)
+        entry["samples"] = bs
+        runs[name] = entry
+    return contexts, runs
 
 
 def us(b):
@@ -46,16 +56,17 @@ def gbs(b):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
-    context, runs = load(sys.argv[1])
+    contexts, runs = load(sys.argv[1:])
     get = runs.get
     out = []
     p = out.append
 
-    p(f"Run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz, "
-      f"load average before the run {', '.join(f'{x:.2f}' for x in context.get('load_avg', []))}; "
-      f"medians of {max((b.get('repetitions', 1) for b in runs.values()), default=1)} repetitions.")
+    for context in contexts:
+        p(f"- run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz, "
+          f"load average before it {', '.join(f'{x:.2f}' for x in context.get('load_avg', []))}")
+    p(f"Medians of {max((len(b['samples']) for b in runs.values()), default=0)} repetitions in all.")
     p("")
 
     bw1, bw2 = get("BM_MemoryBandwidth/MiB:1024/threads:1/real_time"), get("BM_MemoryBandwidth/MiB:1024/threads:2/real_time")
@@ -149,6 +160,34 @@ def main():
     if f32b and i8b:
         p(f"- int8 ≥ 3× faster than f32, 1M, batches of 64 on 2 threads: {us(f32b) / us(i8b):.2f}× "
           f"({'met' if us(f32b) / us(i8b) >= 3 else 'missed'})")
+    p("")
+
+    # The spread behind the medians the targets use.
+    spread = [("memory read bandwidth, 1 GiB, 2 threads (GB/s)", "BM_MemoryBandwidth/MiB:1024/threads:2/real_time", "gbs"),
+              ("load, 500 MB file of 1,375,000 items", "BM_LoadFile/500MB/real_time", "time"),
+              ("f32, 1M, 1 query, 2 threads (GB/s)", "BM_Search/f32/rows:1000000/threads:2/real_time", "gbs"),
+              ("f32, 1M, 1 query, 1 thread", "BM_Search/f32/rows:1000000/threads:1/real_time", "time"),
+              ("int8, 1M, 1 query, 1 thread", "BM_Search/int8/rows:1000000/threads:1/real_time", "time"),
+              ("int8, 1M, 1 query, 2 threads", "BM_Search/int8/rows:1000000/threads:2/real_time", "time"),
+              ("f32, 1M, batch of 64, per query", "BM_SearchBatch/f32/rows:1000000/threads:2/real_time", "batch"),
+              ("FAISS, 1M, batch of 64, per query", "BM_FaissFlatIP/rows:1000000/batch:64/real_time", "batch")]
+    rows = []
+    for label, name, kind in spread:
+        b = get(name)
+        if not b:
+            continue
+        if kind == "gbs":
+            values = sorted(s["bytes_per_second"] / 1e9 for s in b["samples"])
+            text = f"{statistics.median(values):.1f} | {values[0]:.1f} – {values[-1]:.1f}"
+        else:
+            divide = 64 if kind == "batch" else 1
+            values = sorted(us(s) / divide for s in b["samples"])
+            text = f"{fmt_time(statistics.median(values))} | {fmt_time(values[0])} – {fmt_time(values[-1])}"
+        rows.append(f"| {label} | {len(values)} | {text} |")
+    if rows:
+        p("| spread over the repetitions | n | median | min – max |")
+        p("| --- | ---: | ---: | ---: |")
+        out.extend(rows)
     print("\n".join(out))
 
 
