@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SDK runtime benchmarks (README, "Measured" > "SDK runtime") in one run of funnel_bench: memory read
 # bandwidth, model load, the user tower, top-K search in f32/f16/int8 (one query on 1 and 2 threads, batches
-# of 64), FAISS IndexFlatIP on the same vectors, ranking of 100 candidates and the whole cascade. Writes
+# of 64), FAISS IndexFlatIP on the same vectors, pre-ranking of 1,000 candidates, ranking of 100 and the whole
+# cascade. Writes
 # build/bench/sdk_runtime-<time>.json (and a copy as build/bench/sdk_runtime.json) and prints the markdown
 # table of this run (bench/sdk_table.py; give it several runs' JSON files to pool them).
 #
@@ -37,7 +38,7 @@ mkdir -p build/bench
 OUT=build/bench/sdk_runtime-$(date -u +%Y%m%dT%H%M%S).json
 echo "==> $(uptime)"
 build/release/bench/funnel_bench \
-  --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|UserEmbedding|Recommend|BM_Rank/(can|dnn)_100' \
+  --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|UserEmbedding|PreRank|Recommend|BM_Rank/(can|dnn)_100' \
   --benchmark_min_time=0.5 --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_out="$OUT" --benchmark_out_format=json "$@"
 echo "==> $(uptime)"

@@ -112,20 +112,27 @@ def main():
     p("")
 
     user = get("BM_UserEmbedding")
+    prerank = get("BM_PreRank")
     rank_can, rank_dnn = get("BM_Rank/can_100"), get("BM_Rank/dnn_100")
     cascade = get("BM_Recommend")
     p("| stage | time |")
     p("| --- | ---: |")
     if user:
         p(f"| user tower (`Model::user_embedding`, 4 features → 64 → {int(user.get('dim', 64))}) | {fmt_time(us(user))} |")
-    p("| pre-ranking of 1,000 candidates | no pre-ranking stage yet |")
+    if prerank:
+        p(f"| pre-ranking of 1,000 candidates, 50 behaviours (`Model::prerank`; a DNN student, one 64-unit layer) | {fmt_time(us(prerank))} |")
+    else:
+        p("| pre-ranking of 1,000 candidates | not measured |")
     if rank_can:
         p(f"| ranking of 100 candidates, 50 behaviours, CAN (`Model::rank`) | {fmt_time(us(rank_can))} |")
     if rank_dnn:
         p(f"| ranking of 100 candidates, 50 behaviours, DNN of the same width | {fmt_time(us(rank_dnn))} |")
     if cascade:
-        p(f"| whole cascade (`Model::recommend`): retrieve 100 of {int(cascade['items']):,} (f32, 1 thread), rank them (CAN), keep 10 | "
-          f"{fmt_time(us(cascade))} (retrieval {cascade['retrieval_ms']:.2f} ms, ranking {cascade['ranking_ms']:.2f} ms) |")
+        stages = [("retrieval", "retrieval"), ("pre_ranking", "pre-ranking"), ("ranking", "ranking")]
+        parts = ", ".join(f"{label} {cascade[key + '_ms']:.2f} ms" for key, label in stages if key + "_ms" in cascade)
+        p(f"| whole cascade (`Model::recommend`, 1 thread): retrieve {int(cascade.get('pre_ranking_scored', 0)):,} of "
+          f"{int(cascade['items']):,} (f32), pre-rank them to {int(cascade.get('ranking_scored', 0)):,}, rank those (CAN), keep 10 | "
+          f"{fmt_time(us(cascade))} ({parts}) |")
     p("")
 
     # The targets.
