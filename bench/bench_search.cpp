@@ -8,9 +8,12 @@
 //                                  catalogue, to show how much of such a working set the L3 serves.
 //   BM_Search/<precision>/rows:N/threads:T        one query per call (search, SearchOptions::threads = T).
 //   BM_SearchBatch/<precision>/rows:N/threads:T   64 queries per call (search_batch).
-//   BM_FaissFlatIP/rows:N/batch:B   IndexFlatIP::search of B queries (1 or 64). FAISS scans one query on one
-//                                  thread; 64 go through BLAS sgemm (OMP_NUM_THREADS and the BLAS library
-//                                  loaded are in the label).
+//   BM_FaissFlatIP/openblas:CORE/rows:N/batch:B   IndexFlatIP::search of B queries (1 or 64). FAISS scans one
+//                                  query on one thread (Debian's libfaiss is built for SSE only); 64 go through
+//                                  BLAS sgemm. CORE is the kernel set OpenBLAS runs (openblas_get_corename;
+//                                  "none" for another BLAS), which OPENBLAS_CORETYPE chooses: OpenBLAS 0.3.21
+//                                  does not recognise this VM's CPU and falls back to "Prescott" (SSE3).
+//                                  OMP_NUM_THREADS and the BLAS library loaded are in the label.
 // bytes_per_second is the catalogue's bytes (rows x 64 x element size, plus the int8 scales) per call over the
 // call's wall time; the re-scoring's few hundred exact rows are not counted. items_per_second is queries per
 // second. Every time is wall-clock (UseRealTime): the threads run inside each call.
@@ -32,6 +35,7 @@
 #include "rng.hpp"
 
 #if defined(FUNNEL_BENCH_FAISS)
+#include <dlfcn.h>
 #include <faiss/IndexFlat.h>
 #include <omp.h>
 #endif
@@ -252,8 +256,17 @@ const faiss::IndexFlatIP& faiss_index(size_t rows) {
   return *index;
 }
 
-void BM_FaissFlatIP(benchmark::State& state) {
-  const size_t rows = static_cast<size_t>(state.range(0)), batch = static_cast<size_t>(state.range(1));
+// OpenBLAS's kernel set ("Haswell", "SkylakeX", "Prescott", ...), or "none" when the BLAS is not OpenBLAS.
+std::string openblas_core() {
+  using Corename = char* (*)();
+  const auto corename = reinterpret_cast<Corename>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  std::string core = corename ? corename() : "none";
+  for (char& c : core)
+    if (c == '/' || c == ' ') c = '_';
+  return core;
+}
+
+void BM_FaissFlatIP(benchmark::State& state, size_t rows, size_t batch) {
   const Catalogue& c = catalogue(rows);
   const faiss::IndexFlatIP& index = faiss_index(rows);
   std::vector<float> distances(batch * kK);
@@ -269,14 +282,17 @@ void BM_FaissFlatIP(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
   state.SetLabel("omp_threads=" + std::to_string(omp_get_max_threads()) + " blas=" + loaded_blas());
 }
-BENCHMARK(BM_FaissFlatIP)
-    ->ArgNames({"rows", "batch"})
-    ->Args({100'000, 1})
-    ->Args({1'000'000, 1})
-    ->Args({100'000, 64})
-    ->Args({1'000'000, 64})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+// Registered by hand so that the name carries the OpenBLAS kernel set (runs with different OPENBLAS_CORETYPE
+// values then stay apart in pooled results).
+const bool faiss_registered = [] {
+  const std::string core = openblas_core();
+  for (const size_t batch : {size_t{1}, kQueries})
+    for (const size_t rows : {size_t{100'000}, size_t{1'000'000}}) {
+      const std::string name = "BM_FaissFlatIP/openblas:" + core + "/rows:" + std::to_string(rows) + "/batch:" + std::to_string(batch);
+      benchmark::RegisterBenchmark(name.c_str(), BM_FaissFlatIP, rows, batch)->Unit(benchmark::kMicrosecond)->UseRealTime();
+    }
+  return true;
+}();
 #endif
 
 }  // namespace
