@@ -68,7 +68,7 @@ def main():
     out = []
     p = out.append
 
-    for context in contexts:
+    for context in sorted(contexts, key=lambda c: c.get("date", "")):
         p(f"- run {context.get('date', '?')} on {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz, "
           f"load average before it {', '.join(f'{x:.2f}' for x in context.get('load_avg', []))}")
     p(f"Medians of {max((len(b['samples']) for b in runs.values()), default=0)} repetitions in all.")
