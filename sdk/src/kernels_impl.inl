@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "funnel/kernels.hpp"
 #if defined(__AVX2__) || defined(__F16C__)
@@ -144,12 +145,28 @@ inline float row_dot(const T* a, const float* b, size_t n) {
   return reduce_parts(acc) + tail;
 }
 
+// reduce_parts of eight rows' accumulators at once: with AVX a transposed reduction (one vector of eight
+// sums, in reduce8's order for each row: (a0+a4), (a1+a5), ... then pairs, then the two halves), else
+// row by row. The sums are the same either way.
+inline void reduce_parts8(const FloatReg (*acc)[kParts], float* sums) {
+#if defined(__AVX__)
+  const auto halves = [&](size_t a, size_t b) {
+    return _mm256_add_ps(_mm256_permute2f128_ps(acc[a][0], acc[b][0], 0x20), _mm256_permute2f128_ps(acc[a][0], acc[b][0], 0x31));
+  };
+  // Lanes of w: rows 0, 2, 4, 6 in the low half, 1, 3, 5, 7 in the high one.
+  const __m256 w = _mm256_hadd_ps(_mm256_hadd_ps(halves(0, 1), halves(2, 3)), _mm256_hadd_ps(halves(4, 5), halves(6, 7)));
+  _mm256_storeu_ps(sums, _mm256_permutevar8x32_ps(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+#else
+  for (size_t r = 0; r < 8; ++r) sums[r] = reduce_parts(acc[r]);
+#endif
+}
+
 // Scores of kRows rows against kQueries queries, each pair summed in row_dot's order (so a row's score
 // never depends on its block): every row vector loaded serves kQueries queries, and the kRows x kQueries
 // independent accumulators hide the arithmetic latency that one row's chain of 8-lane sums would expose.
 template <class T, size_t kRows, size_t kQueries>
 inline void scan_block(const T* rows, const float* scales, size_t dim, const float* queries, float* out, size_t out_stride) {
-  FloatReg acc[kRows][kQueries][kParts] = {};
+  FloatReg acc[kQueries][kRows][kParts] = {};
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
     FloatReg x[kQueries][kParts];
@@ -158,23 +175,137 @@ inline void scan_block(const T* rows, const float* scales, size_t dim, const flo
       FloatReg v[kParts];
       decode_parts(v, rows + r * dim + i);
       for (size_t q = 0; q < kQueries; ++q)
-        for (size_t h = 0; h < kParts; ++h) acc[r][q][h] += v[h] * x[q][h];
+        for (size_t h = 0; h < kParts; ++h) acc[q][r][h] += v[h] * x[q][h];
     }
   }
-  for (size_t r = 0; r < kRows; ++r)
-    for (size_t q = 0; q < kQueries; ++q) {
+  for (size_t q = 0; q < kQueries; ++q) {
+    float sums[kRows];
+    if constexpr (kRows == 8) reduce_parts8(acc[q], sums);
+    else
+      for (size_t r = 0; r < kRows; ++r) sums[r] = reduce_parts(acc[q][r]);
+    for (size_t r = 0; r < kRows; ++r) {
       float tail = 0;
       for (size_t t = i; t < dim; ++t) tail += decode1(rows[r * dim + t]) * queries[q * dim + t];
-      const float score = reduce_parts(acc[r][q]) + tail;
+      const float score = sums[r] + tail;
       out[q * out_stride + r] = scales ? scales[r] * score : score;
     }
+  }
+}
+
+// Asks for the rows a few kilobytes ahead of the scan: the hardware prefetcher alone left a single-query
+// f32 scan at about 60% of the memory bandwidth (it does not run far enough ahead while the core computes).
+template <class T>
+inline void prefetch_ahead(const T* block, size_t bytes) {
+  constexpr size_t kAheadBytes = 4096;
+  const char* ahead = reinterpret_cast<const char*>(block) + kAheadBytes;
+  for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
 }
 
 template <class T>
 void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* query, float* out) {
+  // Eight rows at a time: eight independent accumulator chains, and one transposed reduction for all.
   size_t r = begin;
-  for (; r + 4 <= end; r += 4) scan_block<T, 4, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+  for (; r + 8 <= end; r += 8) {
+    prefetch_ahead(data + r * dim, 8 * dim * sizeof(T));
+    scan_block<T, 8, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+  }
   for (; r < end; ++r) scan_block<T, 1, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+}
+
+// --- int8 rows: integer dot products against the query rounded to 16-bit integers ------------------------
+// Widening each int8 to a float and multiplying in floats cost three instructions per 8 elements and left
+// an int8 scan compute-bound at about 1.2x the speed of f32's. Here the query is rounded once to integers
+// q16 = round(query / step) with |q16| <= kQueryLimit(dim), and a row's score is
+//   scale[r] * (float(sum_i row[i] * q16[i]) * step),
+// the sum exact in int32 (|sum| <= dim * 128 * kQueryLimit < 2^31, in any order of summation), so every
+// build gets the same bits. Against the decoded row . query it differs by at most step / 2 * scale[r] *
+// sum_i |row[i]| (plus float rounding): with 64 dimensions step is max|query| / 32767.
+
+constexpr size_t kMaxIntegerDim = 4096;  // longer rows (and queries with a NaN or an infinity) take the float path
+
+inline int32_t query_limit(size_t dim) {
+  const size_t limit = size_t{0x7fffffff} / (128 * dim);
+  return static_cast<int32_t>(limit < 32767 ? limit : 32767);
+}
+
+// Rounds query[0, dim) to q16 and sets *step; false when it cannot (a non-finite query, or one too long).
+inline bool quantize_query(const float* query, size_t dim, int16_t* q16, float* step) {
+  if (dim == 0 || dim > kMaxIntegerDim) return false;
+  float largest = 0;
+  for (size_t i = 0; i < dim; ++i) {
+    if (!std::isfinite(query[i])) return false;
+    largest = std::fabs(query[i]) > largest ? std::fabs(query[i]) : largest;
+  }
+  const float limit = static_cast<float>(query_limit(dim));
+  if (largest == 0) {
+    for (size_t i = 0; i < dim; ++i) q16[i] = 0;
+    *step = 0;
+    return true;
+  }
+  const float inverse = limit / largest;
+  for (size_t i = 0; i < dim; ++i) {
+    const float v = std::nearbyint(query[i] * inverse);
+    q16[i] = static_cast<int16_t>(v > limit ? limit : (v < -limit ? -limit : v));
+  }
+  *step = largest / limit;
+  return true;
+}
+
+inline int32_t dot_i8_i16(const int8_t* row, const int16_t* q16, size_t dim) {
+  int32_t lanes[16] = {};
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16)
+    for (size_t j = 0; j < 16; ++j) lanes[j] += int32_t{row[i + j]} * q16[i + j];
+  int32_t sum = 0;
+  for (size_t j = 0; j < 16; ++j) sum += lanes[j];
+  for (; i < dim; ++i) sum += int32_t{row[i]} * q16[i];
+  return sum;
+}
+
+// The integer sums of eight consecutive rows.
+inline void dot8_i8_i16(const int8_t* rows, const int16_t* q16, size_t dim, int32_t* sums) {
+#if defined(__AVX2__)
+  __m256i acc[8];
+  for (size_t r = 0; r < 8; ++r) acc[r] = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + i));
+    for (size_t r = 0; r < 8; ++r) {
+      const __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + r * dim + i)));
+      acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(x, q));
+    }
+  }
+  // Transposed: the halves of h hold the first and second four lanes' sums of rows 0-3 and 4-7.
+  const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+  const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[4], acc[5]), _mm256_hadd_epi32(acc[6], acc[7]));
+  const __m256i total = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), total);
+  for (; i < dim; ++i)
+    for (size_t r = 0; r < 8; ++r) sums[r] += int32_t{rows[r * dim + i]} * q16[i];
+#else
+  for (size_t r = 0; r < 8; ++r) sums[r] = dot_i8_i16(rows + r * dim, q16, dim);
+#endif
+}
+
+inline float integer_score(int32_t sum, float step, float scale) { return scale * (static_cast<float>(sum) * step); }
+
+void scan_rows_quantized(const int8_t* data, const float* scales, size_t dim, size_t begin, size_t end, const int16_t* q16,
+                         float step, float* out) {
+  size_t r = begin;
+  for (; r + 8 <= end; r += 8) {
+    prefetch_ahead(data + r * dim, 8 * dim);
+    int32_t sums[8];
+    dot8_i8_i16(data + r * dim, q16, dim, sums);
+    for (size_t j = 0; j < 8; ++j) out[r - begin + j] = integer_score(sums[j], step, scales[r + j]);
+  }
+  for (; r < end; ++r) out[r - begin] = integer_score(dot_i8_i16(data + r * dim, q16, dim), step, scales[r]);
+}
+
+void scan_rows_i8(const int8_t* data, const float* scales, size_t dim, size_t begin, size_t end, const float* query, float* out) {
+  int16_t q16[kMaxIntegerDim];
+  float step;
+  if (!quantize_query(query, dim, q16, &step)) return scan_rows(data, scales, dim, begin, end, query, out);
+  scan_rows_quantized(data, scales, dim, begin, end, q16, step, out);
 }
 
 template <class T>
@@ -199,6 +330,24 @@ void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begi
   }
 }
 
+// int8 rows against a batch: each query rounded once, then blocks of rows small enough to stay in L1 while
+// every query passes over them, each score the same as scan()'s.
+void scan_batch_i8(const int8_t* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries,
+                   size_t count, float* out) {
+  const size_t width = end - begin;
+  std::vector<int16_t> q16(count * dim);
+  std::vector<float> steps(count);
+  for (size_t q = 0; q < count; ++q)
+    if (!quantize_query(queries + q * dim, dim, q16.data() + q * dim, &steps[q]))
+      return scan_rows_batch(data, scales, dim, begin, end, queries, count, out);  // scan() takes the float path too
+  constexpr size_t kBlock = 128;
+  for (size_t b0 = begin; b0 < end; b0 += kBlock) {
+    const size_t b1 = b0 + kBlock < end ? b0 + kBlock : end;
+    for (size_t q = 0; q < count; ++q)
+      scan_rows_quantized(data, scales, dim, b0, b1, q16.data() + q * dim, steps[q], out + q * width + (b0 - begin));
+  }
+}
+
 }  // namespace
 
 float dot(const float* a, const float* b, size_t n) { return row_dot(a, b, n); }
@@ -210,7 +359,7 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 void scan(const EmbeddingRows& m, size_t begin, size_t end, const float* query, float* out) {
   switch (m.precision) {
     case Precision::kF16: return scan_rows(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, query, out);
-    case Precision::kI8: return scan_rows(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, query, out);
+    case Precision::kI8: return scan_rows_i8(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, query, out);
     default: return scan_rows(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, query, out);
   }
 }
@@ -219,8 +368,7 @@ void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const float* q
   switch (m.precision) {
     case Precision::kF16:
       return scan_rows_batch(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
-    case Precision::kI8:
-      return scan_rows_batch(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
+    case Precision::kI8: return scan_batch_i8(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
     default: return scan_rows_batch(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
   }
 }

@@ -106,7 +106,7 @@ TEST_CASE("Int8 rows: every value within half a step of its decoding", "[precisi
 }
 
 TEST_CASE("Scans: every precision against double sums of the decoded rows, and batches equal single scans", "[search]") {
-  for (size_t dim : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{64}, size_t{100}}) {
+  for (size_t dim : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{17}, size_t{64}, size_t{100}, size_t{600}, size_t{4097}}) {
     const Catalogue catalogue(23, dim, static_cast<uint32_t>(dim));
     const std::vector<float> queries = normal_floats(5 * dim, 99);
     for (Precision p : kPrecisions) {
@@ -115,13 +115,18 @@ TEST_CASE("Scans: every precision against double sums of the decoded rows, and b
       std::vector<float> scores(rows.rows), batch(5 * rows.rows), part(rows.rows - 6);
       for (size_t q = 0; q < 5; ++q) {
         kernels::scan(rows, 0, rows.rows, queries.data() + q * dim, scores.data());
+        // int8 rows meet a query rounded to integers: the documented step (kernels.hpp).
+        double largest = 0;
+        for (size_t i = 0; i < dim; ++i) largest = std::max(largest, double{std::fabs(queries[q * dim + i])});
+        const double step = p == Precision::kI8 ? largest / std::min<double>(32767, std::floor(2147483647.0 / (128.0 * dim))) : 0;
         for (size_t r = 0; r < rows.rows; ++r) {
-          double expected = 0, magnitude = 0;
+          double expected = 0, magnitude = 0, row_norm1 = 0;
           for (size_t i = 0; i < dim; ++i) {
             expected += catalogue.decoded(p, r, i) * queries[q * dim + i];
             magnitude += std::fabs(catalogue.decoded(p, r, i) * queries[q * dim + i]);
+            row_norm1 += std::fabs(catalogue.decoded(p, r, i));
           }
-          REQUIRE(std::fabs(scores[r] - expected) <= 1e-6 * magnitude + 1e-7);
+          REQUIRE(std::fabs(scores[r] - expected) <= 1e-6 * (magnitude + step * row_norm1) + step / 2 * row_norm1 + 1e-7);
         }
         kernels::scan(rows, 5, rows.rows - 1, queries.data() + q * dim, part.data());  // a sub-range
         for (size_t r = 5; r + 1 < rows.rows; ++r) REQUIRE(part[r - 5] == scores[r]);
@@ -133,6 +138,28 @@ TEST_CASE("Scans: every precision against double sums of the decoded rows, and b
       }
     }
   }
+}
+
+TEST_CASE("Int8 scans: no overflow at the extremes, a zero query, a non-finite query", "[search]") {
+  // -128 (which the exporter never writes, but a file may hold) in every element of 4,096 dimensions, the
+  // longest rows that are multiplied in integers, against the largest query integers.
+  const size_t dim = 4096;
+  const std::vector<int8_t> data(2 * dim, -128);
+  const std::vector<float> scales = {0.5f, 2.0f};
+  const EmbeddingRows rows{Precision::kI8, data.data(), scales.data(), 2, dim};
+  std::vector<float> query(dim, -3.0f), scores(2);
+  kernels::scan(rows, 0, 2, query.data(), scores.data());
+  CHECK(scores[0] == Approx(0.5 * 128 * 3 * dim).epsilon(1e-6));
+  CHECK(scores[1] == Approx(2.0 * 128 * 3 * dim).epsilon(1e-6));
+  std::fill(query.begin(), query.end(), 0.0f);
+  kernels::scan(rows, 0, 2, query.data(), scores.data());
+  CHECK(scores[0] == 0.0f);
+  query[7] = std::nanf("");
+  kernels::scan(rows, 0, 2, query.data(), scores.data());
+  CHECK(std::isnan(scores[0]));
+  query[7] = INFINITY;
+  kernels::scan(rows, 0, 2, query.data(), scores.data());
+  CHECK(scores[1] == -INFINITY);
 }
 
 TEST_CASE("Search: the top-K of a full scan, on any number of threads, batched or not", "[search]") {

@@ -41,6 +41,12 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 
 // out[r - begin] = row r . query for the rows [begin, end) of any precision; f32 rows score exactly as
 // scan_f32. Summed in dot()'s order, so every build (AVX2, generic, NEON, WASM) agrees to rounding.
+// int8 rows are multiplied in integers: the query is rounded to q = round(query / step) with
+// step = max|query| / L, L = min(32767, floor((2^31 - 1) / (128 dim))), and row r scores
+// scales[r] * (float(sum_i row[i] q[i]) * step), the sum exact, so every build gets the same bits; that is
+// within step / 2 * scales[r] * sum_i |row[i]| of the decoded row's dot product (with 64 dimensions
+// step / 2 is max|query| / 65534). Rows of more than 4,096 dimensions, and queries with a NaN or an
+// infinity, are decoded to floats instead.
 void scan(const EmbeddingRows& rows, size_t begin, size_t end, const float* query, float* out);
 
 // out[q * (end - begin) + (r - begin)] = row r . queries[q] for `count` queries [count, dim]: a blocked
