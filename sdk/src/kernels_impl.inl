@@ -161,34 +161,31 @@ inline void reduce_parts8(const FloatReg (*acc)[kParts], float* sums) {
 #endif
 }
 
-// Scores of kRows rows against kQueries queries, each pair summed in row_dot's order (so a row's score
-// never depends on its block): every row vector loaded serves kQueries queries, and the kRows x kQueries
-// independent accumulators hide the arithmetic latency that one row's chain of 8-lane sums would expose.
-template <class T, size_t kRows, size_t kQueries>
-inline void scan_block(const T* rows, const float* scales, size_t dim, const float* queries, float* out, size_t out_stride) {
-  FloatReg acc[kQueries][kRows][kParts] = {};
+// Scores of kRows rows against one query, each summed in row_dot's order (so a row's score never depends
+// on its block): the kRows independent accumulators hide the arithmetic latency that one row's chain of
+// 8-lane sums would expose, and one transposed reduction serves eight rows.
+template <class T, size_t kRows>
+inline void scan_block(const T* rows, const float* scales, size_t dim, const float* query, float* out) {
+  FloatReg acc[kRows][kParts] = {};
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
-    FloatReg x[kQueries][kParts];
-    for (size_t q = 0; q < kQueries; ++q) load_parts(x[q], queries + q * dim + i);
+    FloatReg x[kParts];
+    load_parts(x, query + i);
     for (size_t r = 0; r < kRows; ++r) {
       FloatReg v[kParts];
       decode_parts(v, rows + r * dim + i);
-      for (size_t q = 0; q < kQueries; ++q)
-        for (size_t h = 0; h < kParts; ++h) acc[q][r][h] += v[h] * x[q][h];
+      for (size_t h = 0; h < kParts; ++h) acc[r][h] += v[h] * x[h];
     }
   }
-  for (size_t q = 0; q < kQueries; ++q) {
-    float sums[kRows];
-    if constexpr (kRows == 8) reduce_parts8(acc[q], sums);
-    else
-      for (size_t r = 0; r < kRows; ++r) sums[r] = reduce_parts(acc[q][r]);
-    for (size_t r = 0; r < kRows; ++r) {
-      float tail = 0;
-      for (size_t t = i; t < dim; ++t) tail += decode1(rows[r * dim + t]) * queries[q * dim + t];
-      const float score = sums[r] + tail;
-      out[q * out_stride + r] = scales ? scales[r] * score : score;
-    }
+  float sums[kRows];
+  if constexpr (kRows == 8) reduce_parts8(acc, sums);
+  else
+    for (size_t r = 0; r < kRows; ++r) sums[r] = reduce_parts(acc[r]);
+  for (size_t r = 0; r < kRows; ++r) {
+    float tail = 0;
+    for (size_t t = i; t < dim; ++t) tail += decode1(rows[r * dim + t]) * query[t];
+    const float score = sums[r] + tail;
+    out[r] = scales ? scales[r] * score : score;
   }
 }
 
@@ -207,9 +204,9 @@ void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, siz
   size_t r = begin;
   for (; r + 8 <= end; r += 8) {
     prefetch_ahead(data + r * dim, 8 * dim * sizeof(T));
-    scan_block<T, 8, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+    scan_block<T, 8>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin));
   }
-  for (; r < end; ++r) scan_block<T, 1, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin), 1);
+  for (; r < end; ++r) scan_block<T, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin));
 }
 
 // --- int8 rows: integer dot products against the query rounded to 16-bit integers ------------------------
@@ -308,43 +305,92 @@ void scan_rows_i8(const int8_t* data, const float* scales, size_t dim, size_t be
   scan_rows_quantized(data, scales, dim, begin, end, q16, step, out);
 }
 
-template <class T>
-void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries, size_t count,
-                     float* out) {
-  const size_t width = end - begin;
-  // Blocks of rows small enough to stay in L1/L2 while every query pair passes over them.
-  constexpr size_t kBlock = 64;
-  for (size_t b0 = begin; b0 < end; b0 += kBlock) {
-    const size_t b1 = b0 + kBlock < end ? b0 + kBlock : end;
-    size_t q = 0;
-    const auto pass = [&](auto queries_per_pass) {
-      constexpr size_t kQ = decltype(queries_per_pass)::value;
-      size_t r = b0;
-      for (; r + 4 <= b1; r += 4)
-        scan_block<T, 4, kQ>(data + r * dim, scales ? scales + r : nullptr, dim, queries + q * dim, out + q * width + (r - begin), width);
-      for (; r < b1; ++r)
-        scan_block<T, 1, kQ>(data + r * dim, scales ? scales + r : nullptr, dim, queries + q * dim, out + q * width + (r - begin), width);
-    };
-    for (; q + 2 <= count; q += 2) pass(std::integral_constant<size_t, 2>{});
-    for (; q < count; ++q) pass(std::integral_constant<size_t, 1>{});
+// --- batches: the queries along the vector lanes --------------------------------------------------------
+// A tile of kTileRows rows x kTileQueries queries (two registers' lanes) keeps its 2 * kTileRows
+// accumulators in registers: per dimension, two loads of queries and kTileRows broadcasts of row elements
+// feed 2 * kTileRows multiply-adds (the register blocking of a BLAS sgemm kernel). A pair's score is its
+// lane's sum over the dimensions in order, whatever the tile, batch or thread; it may differ from scan()'s
+// (eight partial sums) in the last bits, and search_batch re-scores its shortlists with scan().
+constexpr size_t kLanes = sizeof(FloatReg) / sizeof(float);
+constexpr size_t kTileQueries = 2 * kLanes;
+#if defined(__AVX__)
+constexpr size_t kTileRows = 6;  // 12 accumulators + 2 query registers + a broadcast of AVX's 16
+#else
+constexpr size_t kTileRows = 4;  // 8 + 2 + 1 of SSE's 16 (NEON and simd128 have as many or more)
+#endif
+
+// packed[(b * dim + k) * kTileQueries + j] = queries[b * kTileQueries + j][k], zero past `count`.
+void pack_queries(const float* queries, size_t count, size_t dim, float* packed) {
+  const size_t blocks = (count + kTileQueries - 1) / kTileQueries;
+  for (size_t b = 0; b < blocks; ++b)
+    for (size_t k = 0; k < dim; ++k)
+      for (size_t j = 0; j < kTileQueries; ++j) {
+        const size_t q = b * kTileQueries + j;
+        packed[(b * dim + k) * kTileQueries + j] = q < count ? queries[q * dim + k] : 0.0f;
+      }
+}
+
+template <size_t kR>
+inline void tile_scores(const float* rows, size_t dim, const float* packed, FloatReg (*out)[2]) {
+  // Local accumulators (not `out`, which the compiler would store to at every step).
+  FloatReg low[kR] = {}, high[kR] = {};
+  for (size_t k = 0; k < dim; ++k) {
+    FloatReg b0, b1;
+    __builtin_memcpy(&b0, packed + k * kTileQueries, sizeof b0);
+    __builtin_memcpy(&b1, packed + k * kTileQueries + kLanes, sizeof b1);
+    for (size_t r = 0; r < kR; ++r) {
+      const float x = rows[r * dim + k];
+      low[r] += x * b0;
+      high[r] += x * b1;
+    }
+  }
+  for (size_t r = 0; r < kR; ++r) {
+    out[r][0] = low[r];
+    out[r][1] = high[r];
   }
 }
 
-// int8 rows against a batch: each query rounded once, then blocks of rows small enough to stay in L1 while
-// every query passes over them, each score the same as scan()'s.
-void scan_batch_i8(const int8_t* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries,
-                   size_t count, float* out) {
-  const size_t width = end - begin;
-  std::vector<int16_t> q16(count * dim);
-  std::vector<float> steps(count);
-  for (size_t q = 0; q < count; ++q)
-    if (!quantize_query(queries + q * dim, dim, q16.data() + q * dim, &steps[q]))
-      return scan_rows_batch(data, scales, dim, begin, end, queries, count, out);  // scan() takes the float path too
-  constexpr size_t kBlock = 128;
-  for (size_t b0 = begin; b0 < end; b0 += kBlock) {
-    const size_t b1 = b0 + kBlock < end ? b0 + kBlock : end;
-    for (size_t q = 0; q < count; ++q)
-      scan_rows_quantized(data, scales, dim, b0, b1, q16.data() + q * dim, steps[q], out + q * width + (b0 - begin));
+// out[(r - begin) * count + q] = row r . queries[q]: f16 and int8 rows decoded to floats a tile at a time
+// (the matrix product outruns scan()'s integer path once a row serves many queries), times scales[r] where
+// there are scales.
+template <class T>
+void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries, size_t count,
+                     float* out) {
+  const size_t blocks = (count + kTileQueries - 1) / kTileQueries;
+  std::vector<float> packed(blocks * dim * kTileQueries);
+  pack_queries(queries, count, dim, packed.data());
+  std::vector<float> decoded(std::is_same_v<T, float> ? 0 : kTileRows * dim);
+  for (size_t r0 = begin; r0 < end; r0 += kTileRows) {
+    const size_t n = end - r0 < kTileRows ? end - r0 : kTileRows;
+    prefetch_ahead(data + r0 * dim, n * dim * sizeof(T));
+    const float* tile;
+    if constexpr (std::is_same_v<T, float>) {
+      tile = data + r0 * dim;
+    } else {
+      const T* source = data + r0 * dim;
+      size_t i = 0;
+      for (; i + 8 <= n * dim; i += 8) {
+        Float8 v;
+        decode8(&v, source + i);
+        __builtin_memcpy(decoded.data() + i, &v, sizeof v);
+      }
+      for (; i < n * dim; ++i) decoded[i] = decode1(source[i]);
+      tile = decoded.data();
+    }
+    for (size_t b = 0; b < blocks; ++b) {
+      FloatReg acc[kTileRows][2];
+      const float* block = packed.data() + b * dim * kTileQueries;
+      if (n == kTileRows) tile_scores<kTileRows>(tile, dim, block, acc);
+      else
+        for (size_t r = 0; r < n; ++r) tile_scores<1>(tile + r * dim, dim, block, acc + r);
+      const size_t q0 = b * kTileQueries, width = count - q0 < kTileQueries ? count - q0 : kTileQueries;
+      for (size_t r = 0; r < n; ++r) {
+        float lanes[kTileQueries];
+        __builtin_memcpy(lanes, acc[r], sizeof lanes);
+        float* row_out = out + (r0 + r - begin) * count + q0;
+        for (size_t j = 0; j < width; ++j) row_out[j] = scales ? scales[r0 + r] * lanes[j] : lanes[j];
+      }
+    }
   }
 }
 
@@ -368,7 +414,8 @@ void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const float* q
   switch (m.precision) {
     case Precision::kF16:
       return scan_rows_batch(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
-    case Precision::kI8: return scan_batch_i8(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
+    case Precision::kI8:
+      return scan_rows_batch(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
     default: return scan_rows_batch(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
   }
 }

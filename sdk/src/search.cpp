@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "top_k.hpp"
@@ -18,6 +19,9 @@ constexpr size_t kScanBlock = 1024;
 // The batched scan: rows per block and queries per pass (their scores, 64 KB, stay in L2).
 constexpr size_t kBatchRows = 256;
 constexpr size_t kBatchQueries = 64;
+// Rows a batch keeps per query beyond the single search's shortlist, before re-scoring with scan(): enough
+// that a hit near the k-th cannot be lost to a last-bit difference unless 64 rows score within rounding of it.
+constexpr size_t kBatchMargin = 64;
 
 size_t thread_count(size_t requested, size_t rows) {
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
@@ -67,21 +71,69 @@ size_t shortlist_size(const EmbeddingRows& rows, const SearchOptions& options) {
   return std::max(options.k * std::max<size_t>(options.overfetch, 1), options.k + 64);
 }
 
-// Merges the threads' shortlists, re-scores them against the exact rows when there are any, keeps k.
-void finish(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<TopK>& parts,
-            std::vector<Hit>* out) {
-  TopK merged(shortlist_size(rows, options));
+// Merges the threads' shortlists into the `keep` best.
+TopK merge(std::vector<TopK>& parts, size_t keep) {
+  TopK merged(keep);
   for (const TopK& part : parts)
     for (const Hit& hit : part.hits()) merged.add(hit);
+  return merged;
+}
+
+// Re-scores a quantised scan's shortlist against the exact rows when there are any, and keeps k.
+void finish(const EmbeddingRows& rows, const float* query, const SearchOptions& options, TopK& shortlist, std::vector<Hit>* out) {
   if (options.exact && rows.precision != Precision::kF32) {
     TopK rescored(options.k);
-    for (const Hit& hit : merged.hits())
+    for (const Hit& hit : shortlist.hits())
       rescored.add({hit.index, kernels::dot(options.exact + size_t{hit.index} * rows.dim, query, rows.dim)});
     rescored.take_sorted(out);
     return;
   }
-  merged.take_sorted(out);
+  shortlist.take_sorted(out);
 }
+
+// The shortlists of a batch's queries, offered a row of scores (one per query) at a time: each score is
+// tested against its query's weakest kept one, eight at a time, so a scan costs about one comparison per
+// score. Rows must come in increasing order (see TopK::offer).
+class BatchShortlists {
+ public:
+  BatchShortlists(size_t count, size_t keep) : lists_(count, TopK(keep)), weakest_(count) {}
+
+  void offer_row(const float* scores, size_t q0, size_t n, uint32_t row) {
+    if (!lists_[q0].full()) {  // every list fills on the same rows
+      for (size_t q = 0; q < n; ++q) {
+        lists_[q0 + q].add({row, scores[q]});
+        if (lists_[q0 + q].full()) weakest_[q0 + q] = lists_[q0 + q].weakest();
+      }
+      return;
+    }
+    typedef float Float4 __attribute__((vector_size(16)));
+    const float* weakest = weakest_.data() + q0;
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8) {
+      Float4 a, b, ta, tb;
+      std::memcpy(&a, scores + q, sizeof a);
+      std::memcpy(&b, scores + q + 4, sizeof b);
+      std::memcpy(&ta, weakest + q, sizeof ta);
+      std::memcpy(&tb, weakest + q + 4, sizeof tb);
+      const auto above = (a > ta) | (b > tb);
+      if (!(above[0] | above[1] | above[2] | above[3])) continue;
+      for (size_t j = q; j < q + 8; ++j) consider(scores[j], q0 + j, row);
+    }
+    for (; q < n; ++q) consider(scores[q], q0 + q, row);
+  }
+
+  TopK& list(size_t q) { return lists_[q]; }
+
+ private:
+  void consider(float score, size_t q, uint32_t row) {
+    if (!(score > weakest_[q])) return;
+    lists_[q].add({row, score});
+    weakest_[q] = lists_[q].weakest();
+  }
+
+  std::vector<TopK> lists_;
+  std::vector<float> weakest_;
+};
 
 }  // namespace
 
@@ -100,7 +152,8 @@ void search(const EmbeddingRows& rows, const float* query, const SearchOptions& 
       best[part].offer(scores, e - b, b, options.skip);
     }
   });
-  finish(rows, query, options, best, out);
+  TopK shortlist = merge(best, keep);
+  finish(rows, query, options, shortlist, out);
 }
 
 void search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
@@ -109,25 +162,35 @@ void search_batch(const EmbeddingRows& rows, const float* queries, size_t count,
   if (options.k == 0 || rows.rows == 0 || count == 0) return;
   const size_t parts = thread_count(options.threads, rows.rows);
   const size_t keep = shortlist_size(rows, options);
-  // best[part * count + q]: query q's shortlist over that part's rows.
-  std::vector<TopK> best(parts * count, TopK(keep));
+  std::vector<BatchShortlists> best(parts, BatchShortlists(count, keep + kBatchMargin));
   run_parts(parts, [&](size_t part) {
     const size_t begin = rows.rows * part / parts, end = rows.rows * (part + 1) / parts;
-    std::vector<float> scores(std::min(count, kBatchQueries) * kBatchRows);
+    std::vector<float> scores(kBatchRows * std::min(count, kBatchQueries));
     for (size_t b = begin; b < end; b += kBatchRows) {
-      const size_t e = std::min(end, b + kBatchRows), width = e - b;
+      const size_t e = std::min(end, b + kBatchRows);
       for (size_t q0 = 0; q0 < count; q0 += kBatchQueries) {
         const size_t n = std::min(count - q0, kBatchQueries);
         kernels::scan_batch(rows, b, e, queries + q0 * rows.dim, n, scores.data());
-        for (size_t q = 0; q < n; ++q) best[part * count + q0 + q].offer(scores.data() + q * width, width, b, options.skip);
+        for (size_t r = b; r < e; ++r)
+          if (options.skip.empty() || !options.skip[r]) best[part].offer_row(scores.data() + (r - b) * n, q0, n, static_cast<uint32_t>(r));
       }
     }
   });
   std::vector<TopK> shares;
   for (size_t q = 0; q < count; ++q) {
+    const float* query = queries + q * rows.dim;
     shares.clear();
-    for (size_t part = 0; part < parts; ++part) shares.push_back(std::move(best[part * count + q]));
-    finish(rows, queries + q * rows.dim, options, shares, &(*out)[q]);
+    for (size_t part = 0; part < parts; ++part) shares.push_back(std::move(best[part].list(q)));
+    // The batch kernel's sums may differ from scan()'s in the last bits: the shortlist is re-scored by
+    // scan(), so that a batch returns what one search() per query would.
+    const TopK batch_shortlist = merge(shares, keep + kBatchMargin);
+    TopK shortlist(keep);
+    for (const Hit& hit : batch_shortlist.hits()) {
+      float score;
+      kernels::scan(rows, hit.index, hit.index + 1, query, &score);
+      shortlist.add({hit.index, score});
+    }
+    finish(rows, query, options, shortlist, &(*out)[q]);
   }
 }
 

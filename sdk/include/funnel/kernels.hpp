@@ -49,9 +49,11 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 // infinity, are decoded to floats instead.
 void scan(const EmbeddingRows& rows, size_t begin, size_t end, const float* query, float* out);
 
-// out[q * (end - begin) + (r - begin)] = row r . queries[q] for `count` queries [count, dim]: a blocked
-// matrix product that reads each row once for the whole batch. Where the CPU has FMA it is used here (not
-// in scan), so a batched score may differ from scan's in the last bits.
+// out[(r - begin) * count + q] = row r . queries[q] for `count` queries [count, dim]: a register-blocked
+// matrix product (rows x queries tiles, as a BLAS sgemm kernel) that reads each row once for the whole
+// batch, f16 and int8 rows decoded to floats. A score is summed over the dimensions in order, so it does
+// not depend on the batch, but may differ from scan()'s in the last bits (and for int8 by scan()'s rounding
+// of the query).
 void scan_batch(const EmbeddingRows& rows, size_t begin, size_t end, const float* queries, size_t count, float* out);
 
 // y[o] = bias[o] + weight[o, :] . x, weight row-major [out, in].
