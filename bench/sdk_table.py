@@ -85,13 +85,20 @@ def main():
                 return b
         return None
 
-    bw1, bw2 = get("BM_MemoryBandwidth/MiB:1024/threads:1/real_time"), get("BM_MemoryBandwidth/MiB:1024/threads:2/real_time")
-    bw2_gbs = gbs(bw2) if bw2 else None
-    if bw1 and bw2:
+    def bandwidth(mib, threads, prefetch):
+        return get(f"BM_MemoryBandwidth/MiB:{mib}/threads:{threads}/prefetch:{prefetch}/real_time")
+
+    plain1, plain2 = bandwidth(1024, 1, 0), bandwidth(1024, 2, 0)
+    fetch1, fetch2 = bandwidth(1024, 1, 1), bandwidth(1024, 2, 1)
+    # The scans are held against the higher of the two 2-thread figures.
+    bw2_gbs = max((gbs(b) for b in (plain2, fetch2) if b), default=None)
+    if plain1 and plain2:
         p("| memory read bandwidth (sum with 8 accumulators) | 1 thread | 2 threads |")
         p("| --- | ---: | ---: |")
-        p(f"| 1 GiB buffer (DRAM: 3.4× the L3), GB/s | {gbs(bw1):.1f} | {gbs(bw2):.1f} |")
-        small1, small2 = get("BM_MemoryBandwidth/MiB:256/threads:1/real_time"), get("BM_MemoryBandwidth/MiB:256/threads:2/real_time")
+        p(f"| 1 GiB buffer (DRAM: 3.4× the L3), GB/s | {gbs(plain1):.1f} | {gbs(plain2):.1f} |")
+        if fetch1 and fetch2:
+            p(f"| the same with software prefetch 4 KB ahead (as the scans), GB/s | {gbs(fetch1):.1f} | {gbs(fetch2):.1f} |")
+        small1, small2 = bandwidth(256, 1, 0), bandwidth(256, 2, 0)
         if small1 and small2:
             p(f"| 256 MiB of it (the 1M × 64 f32 catalogue's size), GB/s | {gbs(small1):.1f} | {gbs(small2):.1f} |")
         p("")
@@ -167,7 +174,7 @@ def main():
     if f32_two and bw2_gbs:
         share = gbs(f32_two) / bw2_gbs
         p(f"- single-query f32 scan on 2 threads ≥ 80% of 2-thread read bandwidth, 1M × 64: {gbs(f32_two):.1f} of "
-          f"{bw2_gbs:.1f} GB/s = {share:.0%} ({'met' if share >= 0.8 else 'missed'})")
+          f"{bw2_gbs:.1f} GB/s (the higher 2-thread bandwidth) = {share:.0%} ({'met' if share >= 0.8 else 'missed'})")
     ours = get("BM_SearchBatch/f32/rows:1000000/threads:2/real_time")
     for core in cores:
         theirs = faiss(1_000_000, 64, core)
@@ -192,7 +199,8 @@ def main():
     p("")
 
     # The spread behind the medians the targets use.
-    spread = [("memory read bandwidth, 1 GiB, 2 threads (GB/s)", "BM_MemoryBandwidth/MiB:1024/threads:2/real_time", "gbs"),
+    spread = [("memory read bandwidth, 1 GiB, 2 threads (GB/s)", "BM_MemoryBandwidth/MiB:1024/threads:2/prefetch:0/real_time", "gbs"),
+              ("the same with prefetch (GB/s)", "BM_MemoryBandwidth/MiB:1024/threads:2/prefetch:1/real_time", "gbs"),
               ("load, 500 MB file of 1,375,000 items", "BM_LoadFile/500MB/real_time", "time"),
               ("f32, 1M, 1 query, 2 threads (GB/s)", "BM_Search/f32/rows:1000000/threads:2/real_time", "gbs"),
               ("f32, 1M, 1 query, 1 thread", "BM_Search/f32/rows:1000000/threads:1/real_time", "time"),
