@@ -42,7 +42,7 @@ mkdir -p build/bench
 RUN=build/bench/sdk_runtime-$(date -u +%Y%m%dT%H%M%S)
 echo "==> $(uptime)"
 OPENBLAS_CORETYPE=SkylakeX build/release/bench/funnel_bench \
-  --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|UserEmbedding|PreRank|Recommend|BM_Rank/(can|dnn)_100' \
+  --benchmark_filter='MemoryBandwidth|BM_Search|FaissFlatIP|LoadFile|VerifyKeys|UserEmbedding|PreRank|Recommend|BM_Rank/(can|dnn)_100' \
   --benchmark_min_time=0.5 --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_out="$RUN.json" --benchmark_out_format=json "$@"
 FILES=("$RUN.json")

@@ -112,6 +112,10 @@ def main():
                 continue
             p(f"| {label} | {int(b['file_bytes']):,} | {int(b['items']):,} × {int(b['dim'])} | {int(b['tensor_bytes']):,} | "
               f"{fmt_time(us(b))} | {b['mapped_bytes'] / 1e6:.1f} MB |")
+        verify = get("BM_VerifyKeys/real_time")
+        if verify:
+            p(f"| `Model::verify` on the 500MB file (on demand, e.g. `funnel inspect`: every key table sorted and distinct) | | "
+              f"{int(verify['items']):,} items | | {fmt_time(us(verify))} | |")
         p("")
 
     p("| top-K, k = 100, 64 dims | rows | 1 query, 1 thread | 1 query, 2 threads | GB/s on 2 threads (share of 2-thread bandwidth) | batch of 64 on 2 threads, per query |")

@@ -295,6 +295,11 @@ FunnelStatus funnel_model_save(const FunnelModel* model, const char* path) {
   return report(model->model->save(path));
 }
 
+FunnelStatus funnel_model_verify(const FunnelModel* model) {
+  if (!model) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_verify: NULL model");
+  return report(model->model->verify());
+}
+
 int funnel_model_has_ranking(const FunnelModel* model) { return model && model->model->has_ranking() ? 1 : 0; }
 
 FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,

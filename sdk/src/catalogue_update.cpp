@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "funnel/funnel.hpp"
+#include "funnel/encoding.hpp"
 #include "funnel_generated.h"
 
 namespace funnel {
@@ -20,11 +21,25 @@ namespace {
 
 constexpr size_t kTensorAlignment = 32;
 
-std::vector<uint32_t> sorted_order(const std::vector<std::string>& keys) {
-  std::vector<uint32_t> order(keys.size());
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&keys](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
-  return order;
+// The keys of an unpacked StringTable, read with the SDK's bounds checks.
+std::vector<std::string> keys_of(const fb::StringTableT& table) {
+  std::vector<std::string> keys;
+  keys.reserve(table.ends.size());
+  uint32_t begin = 0;
+  for (const uint32_t end : table.ends) {
+    keys.emplace_back(begin <= end && end <= table.bytes.size() ? std::string(table.bytes.begin() + begin, table.bytes.begin() + end) : std::string());
+    begin = end;
+  }
+  return keys;
+}
+
+std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& keys) {
+  PackedStrings packed = pack_strings(keys);
+  auto table = std::make_unique<fb::StringTableT>();
+  table->bytes = std::move(packed.bytes);
+  table->ends = std::move(packed.ends);
+  table->order = std::move(packed.order);
+  return table;
 }
 
 // Packs an unpacked model: every tensor's data aligned to 32 bytes (the SDK uses it in place), the rest
@@ -134,11 +149,12 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
   std::unique_ptr<fb::ModelT> model(root_->UnPack());
   if (has_retrieval_) {
     fb::CatalogueT& catalogue = *model->retrieval->catalogue;
-    std::vector<uint8_t> removed(catalogue.keys.size(), 0);
+    const std::vector<std::string> old_keys = keys_of(*catalogue.item_keys);
+    std::vector<uint8_t> removed(old_keys.size(), 0);
     for (const std::string& key : update.remove)
       if (const int64_t r = find_item(key); r >= 0) removed[static_cast<size_t>(r)] = 1;
     std::vector<std::string> keys;
-    const std::vector<Row> rows = plan_rows(catalogue.keys, update, removed, &keys);
+    const std::vector<Row> rows = plan_rows(old_keys, update, removed, &keys);
     const Precision precision = catalogue_view_.precision;
     const size_t element = precision == Precision::kF32 ? 4 : precision == Precision::kF16 ? 2 : 1;
     fb::TensorT& stored = *model->tensors[catalogue.embeddings];
@@ -181,16 +197,16 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
       exact->data = std::move(new_exact);
       exact->shape = {rows.size(), dim};
     }
-    catalogue.key_order = sorted_order(keys);
-    catalogue.keys = std::move(keys);
+    catalogue.item_keys = string_table(keys);
   }
   if (item_table) {
     fb::ItemTableT& items = *model->items;
-    std::vector<uint8_t> removed(items.keys.size(), 0);
+    const std::vector<std::string> old_keys = keys_of(*items.item_keys);
+    std::vector<uint8_t> removed(old_keys.size(), 0);
     for (const std::string& key : update.remove)
       if (const int64_t r = find_ranking_item(key); r >= 0) removed[static_cast<size_t>(r)] = 1;
     std::vector<std::string> keys;
-    const std::vector<Row> rows = plan_rows(items.keys, update, removed, &keys);
+    const std::vector<Row> rows = plan_rows(old_keys, update, removed, &keys);
     std::vector<uint32_t> ids;
     ids.reserve(rows.size() * columns);
     for (const Row& row : rows) {
@@ -198,8 +214,7 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
       ids.insert(ids.end(), source, source + columns);
     }
     items.ids = std::move(ids);
-    items.key_order = sorted_order(keys);
-    items.keys = std::move(keys);
+    items.item_keys = string_table(keys);
   }
   // A trace of what was changed since training, in the file's metadata.
   const std::string note = "+" + std::to_string(update.upsert.size()) + " -" + std::to_string(update.remove.size()) + " by funnel-sdk " + kVersion;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 
 namespace funnel {
 
@@ -64,6 +65,22 @@ bool parse_number(std::string_view text, double* out) {
   if (end != buffer + text.size()) return false;
   *out = value;
   return true;
+}
+
+PackedStrings pack_strings(const std::vector<std::string>& keys) {
+  PackedStrings packed;
+  size_t total = 0;
+  for (const std::string& key : keys) total += key.size();
+  packed.bytes.reserve(total);
+  packed.ends.reserve(keys.size());
+  for (const std::string& key : keys) {
+    packed.bytes.insert(packed.bytes.end(), key.begin(), key.end());
+    packed.ends.push_back(static_cast<uint32_t>(packed.bytes.size()));  // a model file is under 2 GiB
+  }
+  packed.order.resize(keys.size());
+  std::iota(packed.order.begin(), packed.order.end(), 0u);
+  std::sort(packed.order.begin(), packed.order.end(), [&keys](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
+  return packed;
 }
 
 }  // namespace funnel

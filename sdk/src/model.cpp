@@ -16,6 +16,7 @@
 #include "funnel/encoding.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel_generated.h"
+#include "string_table.hpp"
 
 namespace funnel {
 
@@ -54,45 +55,6 @@ size_t dtype_size(fb::DType dtype) {
     case fb::DType::I8: return 1;
   }
   return 0;
-}
-
-// Checks that `order` lists positions of `strings` in strictly increasing byte order. Strictly
-// increasing keys are distinct, so in-range indices that pass are a permutation: no allocation needed.
-Status check_sorted_index(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* strings,
-                          const flatbuffers::Vector<uint32_t>* order, const std::string& what) {
-  const size_t n = strings ? strings->size() : 0;
-  const size_t m = order ? order->size() : 0;
-  if (n != m) return corrupt(what + ": sorted index has " + std::to_string(m) + " entries for " + std::to_string(n) + " keys");
-  std::string_view previous;
-  for (size_t i = 0; i < m; ++i) {
-    const uint32_t position = order->Get(i);
-    if (position >= n) return corrupt(what + ": sorted index entry " + std::to_string(i) + " is out of range");
-    const std::string_view key = view_of(strings->Get(position));
-    if (i > 0 && !(previous < key))
-      return corrupt(what + ": keys are duplicated or the sorted index is out of order at entry " + std::to_string(i));
-    previous = key;
-  }
-  return Status::ok();
-}
-
-// Position of `key` via the sorted index, or -1.
-int64_t find_sorted(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* strings,
-                    const flatbuffers::Vector<uint32_t>* order, std::string_view key) {
-  if (!strings || !order) return -1;
-  size_t lo = 0, hi = order->size();
-  while (lo < hi) {
-    const size_t mid = lo + (hi - lo) / 2;
-    const uint32_t position = order->Get(static_cast<flatbuffers::uoffset_t>(mid));
-    const std::string_view probe = view_of(strings->Get(position));
-    if (probe < key) {
-      lo = mid + 1;
-    } else if (key < probe) {
-      hi = mid;
-    } else {
-      return position;
-    }
-  }
-  return -1;
 }
 
 template <typename It>
@@ -209,6 +171,7 @@ Status Model::open(std::shared_ptr<void> storage, const uint8_t* data, size_t si
 Status Model::validate() {
   const fb::Model& m = *root_;
   if (m.format_version() == 0) return corrupt("format_version is 0");
+
   if (m.format_version() > kFormatVersion)
     return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
                                           " is newer than this SDK reads (" + std::to_string(kFormatVersion) + ")"};
@@ -237,6 +200,12 @@ Status Model::validate() {
       return corrupt("tensor '" + name + "' data is misaligned");
   }
 
+  // Here, after the tensors (whose layout has not changed), so that damaged old files still meet those checks.
+  if (m.format_version() < kFormatVersion)
+    return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
+                                          " was written by an older Funnel: export the model again (this SDK reads version " +
+                                          std::to_string(kFormatVersion) + ")"};
+
   const auto* features = m.features();
   const size_t feature_count = features ? features->size() : 0;
   if (feature_count > kMaxFeatures)
@@ -254,7 +223,8 @@ Status Model::validate() {
     }
     if (spec->cardinality() == 0) return corrupt(where + " has cardinality 0");
     if (spec->oov_id() >= spec->cardinality()) return corrupt(where + ": out-of-vocabulary id is not below the cardinality");
-    const size_t vocabulary = spec->vocabulary() ? spec->vocabulary()->size() : 0;
+    if (Status st = StringTableView::check_shape(spec->values(), where + " vocabulary"); !st) return st;
+    const size_t vocabulary = StringTableView(spec->values()).size();
     const size_t boundaries = spec->boundaries() ? spec->boundaries()->size() : 0;
     size_t ids_needed = 1;
     if (spec->hash_buckets() > 0) {
@@ -264,8 +234,6 @@ Status Model::validate() {
         if (!(spec->boundaries()->Get(b - 1) < spec->boundaries()->Get(b))) return corrupt(where + ": boundaries are not increasing");
       ids_needed = boundaries + 2;
     } else {
-      if (Status status = check_sorted_index(spec->vocabulary(), spec->vocabulary_order(), where + " vocabulary"); !status)
-        return status;
       ids_needed = vocabulary + 1;
     }
     if (ids_needed > spec->cardinality())
@@ -377,24 +345,23 @@ Status Model::validate() {
   };
 
   if (const fb::ItemTable* items = m.items()) {
-    if (Status s = check_sorted_index(items->keys(), items->key_order(), "item table keys"); !s) return s;
+    if (!items->item_keys()) return corrupt("item table has no keys");
+    if (Status s = StringTableView::check_shape(items->item_keys(), "item table keys"); !s) return s;
+    const size_t rows = StringTableView(items->item_keys()).size();
     const size_t columns = items->features()->size();
     if (columns == 0) return corrupt("item table has no feature columns");
     if (columns > kMaxFeatures)
       return corrupt("item table has " + std::to_string(columns) + " feature columns; at most " + std::to_string(kMaxFeatures) + " are allowed");
-    if (items->ids()->size() != items->keys()->size() * columns)
-      return corrupt("item table holds " + std::to_string(items->ids()->size()) + " ids for " + std::to_string(items->keys()->size()) +
+    if (items->ids()->size() != rows * columns)
+      return corrupt("item table holds " + std::to_string(items->ids()->size()) + " ids for " + std::to_string(rows) +
                      " items of " + std::to_string(columns) + " features");
     for (size_t c = 0; c < columns; ++c) {
       const uint32_t f = items->features()->Get(static_cast<flatbuffers::uoffset_t>(c));
       if (f >= feature_count || features->Get(f)->kind() != fb::FeatureKind::Categorical)
         return corrupt("item table column " + std::to_string(c) + " is not a categorical feature of the model");
-      const uint32_t cardinality = features->Get(f)->cardinality();
-      for (size_t r = 0; r < items->keys()->size(); ++r)
-        if (items->ids()->Get(static_cast<flatbuffers::uoffset_t>(r * columns + c)) >= cardinality)
-          return corrupt("item table: item '" + std::string(view_of(items->keys()->Get(static_cast<flatbuffers::uoffset_t>(r)))) +
-                         "' has an id of feature '" + std::string(view_of(features->Get(f)->name())) + "' beyond its cardinality");
     }
+    // Each row's ids are checked against the cardinalities where encode_items reads them (and all of them
+    // by verify()), not here: load time does not grow with the item count.
   }
 
   // The ranking stage and the pre-ranking stage (the same table type, no co-action pairs allowed in the
@@ -506,8 +473,9 @@ Status Model::validate() {
     return corrupt("user tower outputs " + std::to_string(user_tower_.output_dim()) + " dims, item tower " +
                    std::to_string(item_tower_.output_dim()));
   const fb::Catalogue* catalogue = retrieval->catalogue();
-  if (Status s = check_sorted_index(catalogue->keys(), catalogue->key_order(), "catalogue keys"); !s) return s;
-  catalogue_rows_ = catalogue->keys()->size();
+  if (!catalogue->item_keys()) return corrupt("catalogue has no keys");
+  if (Status s = StringTableView::check_shape(catalogue->item_keys(), "catalogue keys"); !s) return s;
+  catalogue_rows_ = StringTableView(catalogue->item_keys()).size();
   catalogue_dim_ = user_tower_.output_dim();
   // The catalogue's rows in f32, f16 or i8 (with per-row scales), and optionally exact f32 rows for re-scoring.
   const uint32_t embeddings_index = catalogue->embeddings();
@@ -550,6 +518,29 @@ Status Model::validate() {
   return Status::ok();
 }
 
+Status Model::verify() const {
+  const auto* features = root_->features();
+  for (size_t f = 0; features && f < features->size(); ++f) {
+    const fb::FeatureSpec* spec = features->Get(static_cast<flatbuffers::uoffset_t>(f));
+    if (Status s = StringTableView(spec->values()).verify("feature '" + std::string(view_of(spec->name())) + "' vocabulary"); !s) return s;
+  }
+  if (has_retrieval_)
+    if (Status s = StringTableView(root_->retrieval()->catalogue()->item_keys()).verify("catalogue keys"); !s) return s;
+  if (const fb::ItemTable* items = root_->items()) {
+    const StringTableView keys(items->item_keys());
+    if (Status s = keys.verify("item table keys"); !s) return s;
+    const size_t columns = items->features()->size();
+    for (size_t c = 0; c < columns; ++c) {
+      const fb::FeatureSpec* spec = features->Get(items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)));
+      for (size_t r = 0; r < keys.size(); ++r)
+        if (items->ids()->Get(static_cast<flatbuffers::uoffset_t>(r * columns + c)) >= spec->cardinality())
+          return corrupt("item table: item '" + std::string(keys.at(r)) + "' has an id of feature '" + std::string(view_of(spec->name())) +
+                         "' beyond its cardinality");
+    }
+  }
+  return Status::ok();
+}
+
 uint32_t Model::format_version() const { return root_->format_version(); }
 
 std::string_view Model::producer() const { return view_of(root_->producer()); }
@@ -569,7 +560,7 @@ FeatureInfo Model::feature_info(size_t index) const {
   info.name = std::string(view_of(spec->name()));
   info.kind = kind_name(spec->kind());
   info.cardinality = spec->cardinality();
-  info.vocabulary_size = spec->vocabulary() ? spec->vocabulary()->size() : 0;
+  info.vocabulary_size = StringTableView(spec->values()).size();
   info.hash_buckets = spec->hash_buckets();
   return info;
 }
@@ -581,13 +572,12 @@ int Model::feature_index(std::string_view name) const {
 }
 
 std::string_view Model::item_key(size_t index) const {
-  return view_of(root_->retrieval()->catalogue()->keys()->Get(static_cast<flatbuffers::uoffset_t>(index)));
+  return StringTableView(root_->retrieval()->catalogue()->item_keys()).at(index);
 }
 
 int64_t Model::find_item(std::string_view key) const {
   if (!has_retrieval_) return -1;
-  const fb::Catalogue* catalogue = root_->retrieval()->catalogue();
-  return find_sorted(catalogue->keys(), catalogue->key_order(), key);
+  return StringTableView(root_->retrieval()->catalogue()->item_keys()).find(key);
 }
 
 Status Model::encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const {
@@ -633,7 +623,7 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
         if (!parse_number(key, &x)) return spec.oov_id();
         return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
       }
-      const int64_t position = find_sorted(spec.vocabulary(), spec.vocabulary_order(), key);
+      const int64_t position = StringTableView(spec.values()).find(key);
       return position < 0 ? spec.oov_id() : static_cast<uint32_t>(position + 1);
     };
     const auto id_of_number = [&](double x) -> uint32_t {
@@ -768,7 +758,7 @@ Status Model::retrieve_batch(std::span<const Features> users, const RetrieveOpti
   return Status::ok();
 }
 
-size_t Model::item_table_size() const { return root_->items() ? root_->items()->keys()->size() : 0; }
+size_t Model::item_table_size() const { return root_->items() ? StringTableView(root_->items()->item_keys()).size() : 0; }
 
 uint32_t Model::item_column_feature(size_t column) const {
   return root_->items()->features()->Get(static_cast<flatbuffers::uoffset_t>(column));
@@ -786,13 +776,11 @@ TensorInfo Model::tensor_info(size_t index) const {
   return info;
 }
 
-std::string_view Model::ranking_item_key(size_t index) const {
-  return view_of(root_->items()->keys()->Get(static_cast<flatbuffers::uoffset_t>(index)));
-}
+std::string_view Model::ranking_item_key(size_t index) const { return StringTableView(root_->items()->item_keys()).at(index); }
 
 int64_t Model::find_ranking_item(std::string_view key) const {
   const fb::ItemTable* items = root_->items();
-  return items ? find_sorted(items->keys(), items->key_order(), key) : -1;
+  return items ? StringTableView(items->item_keys()).find(key) : -1;
 }
 
 Status Model::encode_items(std::span<const std::string> keys, bool unknown_is_error, std::vector<uint32_t>* ids) const {
@@ -801,11 +789,15 @@ Status Model::encode_items(std::span<const std::string> keys, bool unknown_is_er
   const size_t columns = items->features()->size();
   ids->resize(keys.size() * columns);
   for (size_t k = 0; k < keys.size(); ++k) {
-    const int64_t row = find_sorted(items->keys(), items->key_order(), keys[k]);
+    const int64_t row = StringTableView(items->item_keys()).find(keys[k]);
     for (size_t c = 0; c < columns; ++c) {
       uint32_t id = 0;
       if (row >= 0) {
         id = items->ids()->Get(static_cast<flatbuffers::uoffset_t>(static_cast<size_t>(row) * columns + c));
+        const fb::FeatureSpec* spec = root_->features()->Get(items->features()->Get(static_cast<flatbuffers::uoffset_t>(c)));
+        if (id >= spec->cardinality())  // load leaves this check to the reads (and verify())
+          return corrupt("item table: item '" + keys[k] + "' has an id of feature '" + std::string(view_of(spec->name())) +
+                         "' beyond its cardinality");
       } else if (unknown_is_error) {
         return {StatusCode::kNotFound, "item '" + keys[k] + "' is not in the model's item table"};
       } else {

@@ -67,7 +67,9 @@ static void test_errors(void) {
 }
 
 static void test_inspect(const FunnelModel* model) {
-  CHECK(funnel_model_format_version(model) == 1);
+  CHECK(funnel_model_format_version(model) == 2);
+  CHECK(funnel_model_verify(model) == FUNNEL_OK);
+  CHECK(funnel_model_verify(NULL) == FUNNEL_INVALID_ARGUMENT);
   CHECK(strncmp(funnel_model_producer(model), "funnel-train ", 13) == 0);
   CHECK(funnel_model_byte_size(model) > 0);
   CHECK(funnel_model_has_retrieval(model) == 1);

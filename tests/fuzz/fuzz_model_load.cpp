@@ -23,7 +23,9 @@ funnel::FeatureValue value_for(const funnel::FeatureInfo& info, int variant) {
 }
 
 void use(const funnel::Model& model) {
-  // Inspection, as `funnel inspect` does it.
+  // Inspection, as `funnel inspect` does it, with the full check of the key tables and item ids that load
+  // leaves out (the code below runs whatever it says: reads must be safe on a file that fails it).
+  (void)model.verify();
   (void)model.format_version();
   (void)model.producer();
   (void)model.metadata();
@@ -53,6 +55,7 @@ void use(const funnel::Model& model) {
     (void)model.embedding_dim();
     const size_t items = model.catalogue_size();
     for (size_t i = 0; i < items && i < 3; ++i) keys.emplace_back(model.item_key(i));
+    if (items > 3) keys.emplace_back(model.item_key(items - 1));
     for (const std::string& key : keys) (void)model.find_item(key);
     (void)model.find_item("no such item");
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "funnel/encoding.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel_generated.h"
 
@@ -93,7 +94,7 @@ TEST_CASE("Golden files: every file loads and gives the answers recorded when it
     INFO(status.to_string());
     REQUIRE(status.is_ok());
     CHECK((mapped->has_retrieval() || mapped->has_ranking()));
-    CHECK(mapped->format_version() == 1);
+    CHECK(mapped->format_version() == funnel::kFormatVersion);
     CHECK(mapped->producer() == "funnel-train 0.1.0");
     const auto bytes = read_bytes(path);
     REQUIRE(Model::load_bytes(bytes.data(), bytes.size(), &copied).is_ok());
@@ -280,6 +281,11 @@ flatbuffers::Offset<fb::Tensor> f32_tensor(flatbuffers::FlatBufferBuilder& b, co
   return fb::CreateTensor(b, b.CreateString(name), b.CreateVector(shape), fb::DType::F32, b.CreateVector(data));
 }
 
+flatbuffers::Offset<fb::StringTable> strings(flatbuffers::FlatBufferBuilder& b, const std::vector<std::string>& keys) {
+  const funnel::PackedStrings packed = funnel::pack_strings(keys);
+  return fb::CreateStringTable(b, b.CreateVector(packed.bytes), b.CreateVector(packed.ends), b.CreateVector(packed.order));
+}
+
 std::vector<uint8_t> finish(flatbuffers::FlatBufferBuilder& b, flatbuffers::Offset<fb::Model> root) {
   fb::FinishModelBuffer(b, root);
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
@@ -296,8 +302,7 @@ std::vector<uint8_t> wide_towers(uint32_t inputs) {
   // One table, referred to `inputs` times: the file stays small while the row it describes does not.
   const std::vector<flatbuffers::Offset<fb::TowerInput>> many(inputs, input);
   const auto tower = fb::CreateTower(b, b.CreateVector(many), b.CreateVector(std::vector<flatbuffers::Offset<fb::DenseLayer>>{}), false);
-  const auto catalogue = fb::CreateCatalogue(b, b.CreateVector(std::vector<flatbuffers::Offset<flatbuffers::String>>{}),
-                                             b.CreateVector(std::vector<uint32_t>{}), 1);
+  const auto catalogue = fb::CreateCatalogue(b, 1, -1, -1, strings(b, {}));
   const auto retrieval = fb::CreateRetrievalStage(b, tower, tower, 1.0f, catalogue);
   return finish(b, fb::CreateModel(b, funnel::kFormatVersion, b.CreateString("test"), b.CreateVector(std::vector{feature}),
                                    b.CreateVector(tensors), retrieval));
@@ -309,8 +314,7 @@ std::vector<uint8_t> huge_micro_mlp() {
   flatbuffers::FlatBufferBuilder b;
   const auto feature = fb::CreateFeatureSpec(b, b.CreateString("item"), fb::FeatureKind::Categorical, 2, 0, 0, 0, 1);
   const std::vector<flatbuffers::Offset<fb::Tensor>> tensors = {f32_tensor(b, "feed", {2, 256}), f32_tensor(b, "induction", {2, 4})};
-  const auto items = fb::CreateItemTable(b, b.CreateVector(std::vector{b.CreateString("a")}), b.CreateVector(std::vector<uint32_t>{0}),
-                                         b.CreateVector(std::vector<uint32_t>{0}), b.CreateVector(std::vector<uint32_t>{1}));
+  const auto items = fb::CreateItemTable(b, b.CreateVector(std::vector<uint32_t>{0}), b.CreateVector(std::vector<uint32_t>{1}), strings(b, {"a"}));
   const auto unit = fb::CreateCoAction(b, 0, 0, true, 1, 0, b.CreateVector(std::vector<uint32_t>{4096, 4096}));
   const auto ranking = fb::CreateRankingStage(b, 0, 0, 0, 10, b.CreateVector(std::vector{unit}),
                                               b.CreateVector(std::vector<flatbuffers::Offset<fb::DenseLayer>>{}));
@@ -371,4 +375,100 @@ TEST_CASE("Hostile files: sizes are limited before a request allocates from them
     CHECK(status.code() == StatusCode::kCorruptModel);
     CHECK_THAT(status.message(), Contains("feature 'f' has an unknown kind"));
   }
+}
+
+namespace {
+
+// A golden file unpacked, changed by `edit`, and packed again.
+template <class Edit>
+std::vector<uint8_t> edited(const std::string& name, Edit edit) {
+  const std::vector<uint8_t> bytes = read_bytes(kGolden + "/" + name);
+  std::unique_ptr<fb::ModelT> model(fb::GetModel(bytes.data())->UnPack());
+  edit(*model);
+  flatbuffers::FlatBufferBuilder b;
+  fb::FinishModelBuffer(b, fb::Model::Pack(b, model.get()));
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+}  // namespace
+
+TEST_CASE("Key tables: load checks their shape only, verify() all of them, and reads of a damaged one stay safe", "[hostile]") {
+  std::unique_ptr<Model> model;
+  REQUIRE(Model::load_file(kGolden + "/retrieval.funnel", &model).is_ok());
+  CHECK(model->verify().is_ok());
+  // A value for every feature of a model: what a request would bring.
+  const auto someone = [&model] {
+    funnel::Features user;
+    for (size_t f = 0; f < model->feature_count(); ++f) {
+      const funnel::FeatureInfo info = model->feature_info(f);
+      user.set(info.name, info.kind == "dense" ? funnel::FeatureValue::of_number(1.0) : funnel::FeatureValue::of_string("x"));
+    }
+    return user;
+  };
+  funnel::RetrieveOptions options;
+  options.k = 5;
+  std::vector<funnel::Recommendation> out;
+
+  SECTION("keys out of order: found or missed, never a crash") {
+    const auto bytes = edited("retrieval.funnel", [](fb::ModelT& m) {
+      auto& order = m.retrieval->catalogue->item_keys->order;
+      std::swap(order.front(), order.back());
+    });
+    REQUIRE(load(bytes, &model).is_ok());
+    CHECK_THAT(model->verify().message(), Contains("catalogue keys: keys are duplicated or out of order"));
+    for (size_t i = 0; i < model->catalogue_size(); ++i) (void)model->find_item(model->item_key(i));
+    CHECK(model->retrieve(someone(), options, &out).is_ok());
+  }
+  SECTION("a key that ends past the bytes reads as empty") {
+    const auto bytes = edited("retrieval.funnel", [](fb::ModelT& m) {
+      auto& keys = *m.retrieval->catalogue->item_keys;
+      keys.ends.back() = static_cast<uint32_t>(keys.bytes.size() + 100);
+    });
+    REQUIRE(load(bytes, &model).is_ok());
+    CHECK_THAT(model->verify().message(), Contains("ends outside its bytes"));
+    CHECK(model->item_key(model->catalogue_size() - 1).empty());
+    CHECK(model->find_item("no such item") == -1);
+  }
+  SECTION("a sorted-order entry out of range") {
+    const auto bytes = edited("retrieval.funnel", [](fb::ModelT& m) { m.retrieval->catalogue->item_keys->order[3] = 1u << 30; });
+    REQUIRE(load(bytes, &model).is_ok());
+    CHECK_THAT(model->verify().message(), Contains("sorted order entry 3 is out of range"));
+    for (size_t i = 0; i < model->catalogue_size(); ++i) (void)model->find_item(model->item_key(i));
+  }
+  SECTION("a vocabulary whose order and ends disagree in length is refused at load") {
+    const auto bytes = edited("retrieval.funnel", [](fb::ModelT& m) {
+      for (auto& feature : m.features)
+        if (feature->values) {
+          feature->values->order.pop_back();
+          break;
+        }
+    });
+    const funnel::Status status = load(bytes, &model);
+    CHECK(status.code() == StatusCode::kCorruptModel);
+    CHECK_THAT(status.message(), Contains("vocabulary: sorted order has"));
+  }
+  SECTION("a catalogue without keys is refused at load") {
+    const auto bytes = edited("retrieval.funnel", [](fb::ModelT& m) { m.retrieval->catalogue->item_keys.reset(); });
+    CHECK_THAT(load(bytes, &model).message(), Contains("catalogue has no keys"));
+  }
+  SECTION("an item-table id beyond its feature's cardinality: verify() finds it, ranking that item is an error") {
+    const auto bytes = edited("ranking-can.funnel", [](fb::ModelT& m) { m.items->ids[0] = 1u << 30; });
+    REQUIRE(load(bytes, &model).is_ok());
+    CHECK_THAT(model->verify().message(), Contains("beyond its cardinality"));
+    const std::string first(model->ranking_item_key(0));
+    std::vector<float> probabilities;
+    const funnel::Status status = model->rank(someone(), {}, std::vector<std::string>{first}, &probabilities);
+    CHECK(status.code() == StatusCode::kCorruptModel);
+    CHECK_THAT(status.message(), Contains("beyond its cardinality"));
+  }
+}
+
+TEST_CASE("Model file: a format 1 file is refused with a message to export it again", "[model]") {
+  flatbuffers::FlatBufferBuilder b;
+  fb::FinishModelBuffer(b, fb::CreateModel(b, 1, b.CreateString("funnel 0.1 (format 1)")));
+  const std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  std::unique_ptr<Model> model;
+  const funnel::Status status = load(bytes, &model);
+  CHECK(status.code() == StatusCode::kUnsupported);
+  CHECK_THAT(status.message(), Contains("older Funnel: export the model again"));
 }

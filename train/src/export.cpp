@@ -8,6 +8,7 @@
 
 #include "errors.hpp"
 #include "funnel/funnel.hpp"
+#include "funnel/encoding.hpp"
 #include "funnel_generated.h"
 #include "ranker_model.hpp"
 
@@ -57,23 +58,19 @@ class TensorWriter {
   std::string stage_;
 };
 
-// Positions of `keys` in bytewise order: the SDK binary-searches the file through this index.
-std::vector<uint32_t> sorted_order(const std::vector<std::string>& keys) {
-  std::vector<uint32_t> order(keys.size());
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&keys](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
-  return order;
+// Keys as the file's StringTable (funnel::pack_strings, shared with the SDK's catalogue updates).
+Offset<fb::StringTable> write_strings(FlatBufferBuilder& builder, const std::vector<std::string>& keys) {
+  const PackedStrings packed = pack_strings(keys);
+  return fb::CreateStringTable(builder, builder.CreateVector(packed.bytes), builder.CreateVector(packed.ends),
+                               builder.CreateVector(packed.order));
 }
 
 Offset<fb::FeatureSpec> write_feature(FlatBufferBuilder& builder, const FeatureColumn& column) {
   const FeatureDef& def = column.def;
   const auto name = builder.CreateString(def.name);
-  Offset<flatbuffers::Vector<Offset<flatbuffers::String>>> vocabulary;
-  Offset<flatbuffers::Vector<uint32_t>> order;
-  if (def.kind != FeatureKind::kDense && def.hash_buckets == 0 && def.boundaries.empty()) {
-    vocabulary = builder.CreateVectorOfStrings(column.vocabulary);
-    order = builder.CreateVector(sorted_order(column.vocabulary));
-  }
+  Offset<fb::StringTable> vocabulary;
+  if (def.kind != FeatureKind::kDense && def.hash_buckets == 0 && def.boundaries.empty())
+    vocabulary = write_strings(builder, column.vocabulary);
   const auto boundaries = def.boundaries.empty() ? 0 : builder.CreateVector(def.boundaries);
   const auto separator = def.separator.empty() ? 0 : builder.CreateString(def.separator);
   fb::FeatureSpecBuilder spec(builder);
@@ -83,10 +80,7 @@ Offset<fb::FeatureSpec> write_feature(FlatBufferBuilder& builder, const FeatureC
                                                              : fb::FeatureKind::Categorical);
   spec.add_cardinality(column.cardinality);
   spec.add_oov_id(0);
-  if (!vocabulary.IsNull()) {
-    spec.add_vocabulary(vocabulary);
-    spec.add_vocabulary_order(order);
-  }
+  if (!vocabulary.IsNull()) spec.add_values(vocabulary);
   spec.add_hash_buckets(def.hash_buckets);
   if (!boundaries.IsNull()) spec.add_boundaries(boundaries);
   spec.add_prefix_length(def.prefix_length);
@@ -178,19 +172,16 @@ Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWri
   } else {
     embeddings = tensors.add("catalogue/embeddings", shape, catalogue.data(), catalogue.size());
   }
-  const auto keys = builder.CreateVectorOfStrings(data.items.keys);
-  const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
-  const auto catalogue_offset = fb::CreateCatalogue(builder, keys, key_order, embeddings, scales, exact);
+  const auto catalogue_offset = fb::CreateCatalogue(builder, embeddings, scales, exact, write_strings(builder, data.items.keys));
   return fb::CreateRetrievalStage(builder, user_tower, item_tower, config.temperature, catalogue_offset);
 }
 
 // The item table: every item of the dataset, in table order, with `model`'s item columns (the ranking
 // stage's, which the pre-ranking stage reads too).
 Offset<fb::ItemTable> write_item_table(FlatBufferBuilder& builder, const Dataset& data, const RankerModel& model) {
-  const auto keys = builder.CreateVectorOfStrings(data.items.keys);
-  const auto key_order = builder.CreateVector(sorted_order(data.items.keys));
-  return fb::CreateItemTable(builder, keys, key_order, builder.CreateVector(model.item_column_features()),
-                             builder.CreateVector(model.item_ids()));
+  const auto features = builder.CreateVector(model.item_column_features());
+  const auto ids = builder.CreateVector(model.item_ids());
+  return fb::CreateItemTable(builder, features, ids, write_strings(builder, data.items.keys));
 }
 
 // A ranking-like stage. Its inputs name model features, never item-table columns: the model's own item

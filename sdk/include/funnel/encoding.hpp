@@ -29,4 +29,14 @@ std::vector<std::string_view> split_values(std::string_view text, std::string_vi
 // A whole string as a number (no trailing garbage); false for "", "12abc", and strings over 64 bytes.
 bool parse_number(std::string_view text, double* out);
 
+// A list of keys (a vocabulary, the catalogue's or the item table's keys) as the model file's StringTable
+// stores it: the keys end to end, where each one ends, and their positions in bytewise order (which the
+// SDK binary-searches). The exporter and the SDK's catalogue updates write keys through this.
+struct PackedStrings {
+  std::vector<uint8_t> bytes;
+  std::vector<uint32_t> ends;
+  std::vector<uint32_t> order;
+};
+PackedStrings pack_strings(const std::vector<std::string>& keys);
+
 }  // namespace funnel

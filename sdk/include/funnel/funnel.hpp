@@ -10,6 +10,6 @@
 
 namespace funnel {
 // The newest model-file format this SDK reads and writes.
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr const char* kVersion = "0.1.0";
 }  // namespace funnel

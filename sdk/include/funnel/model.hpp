@@ -67,7 +67,12 @@ struct Recommendation {
 
 class Model {
  public:
-  // Every loader leaves *out empty on failure.
+  // Every loader leaves *out empty on failure. Loading verifies the file's structure and everything the
+  // kernels index (tensor shapes, tower and stage wiring), in time independent of the tensor bytes and of
+  // the item count. Checks that grow with the items (key tables sorted and distinct, item-table ids within
+  // their features' cardinalities) are left to verify() and to the reads themselves, which are
+  // bounds-checked: a file that fails them can make lookups miss or a ranking call return kCorruptModel,
+  // but nothing reads outside the file.
   // Memory-maps the file (read-only) and verifies it.
   static Status load_file(const std::string& path, std::unique_ptr<Model>* out);
   // Copies the bytes into aligned memory the model owns, then verifies them.
@@ -89,6 +94,9 @@ class Model {
   Status save(const std::string& path) const;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
+
+  // The checks load() leaves out, over every item: O(items). `funnel inspect` runs it.
+  Status verify() const;
 
   uint32_t format_version() const;
   std::string_view producer() const;
