@@ -12,6 +12,10 @@ funnel_build release
 echo "==> C++ tests (release)"
 ctest --preset release -j2
 
+echo "==> SDK tests again on the AVX2 kernels alone and on the portable ones (FUNNEL_KERNELS caps the run-time choice; above, this CPU's best)"
+FUNNEL_KERNELS=avx2 build/release/tests/funnel_sdk_tests
+FUNNEL_KERNELS=generic build/release/tests/funnel_sdk_tests
+
 funnel_build asan
 echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-data training run is left to release)"
 ctest --preset asan -j2 -E "ml-100k"

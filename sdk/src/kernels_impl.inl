@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "batch_packing.hpp"
 #include "funnel/kernels.hpp"
 #if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
@@ -212,9 +213,9 @@ void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, siz
 // --- int8 rows: integer dot products against the query rounded to 16-bit integers ------------------------
 // Widening each int8 to a float and multiplying in floats cost three instructions per 8 elements and left
 // an int8 scan compute-bound at about 1.2x the speed of f32's. Here the query is rounded once to integers
-// q16 = round(query / step) with |q16| <= kQueryLimit(dim), and a row's score is
+// q16 = round(query / step) with |q16| <= query_limit(dim), and a row's score is
 //   scale[r] * (float(sum_i row[i] * q16[i]) * step),
-// the sum exact in int32 (|sum| <= dim * 128 * kQueryLimit < 2^31, in any order of summation), so every
+// the sum exact in int32 (|sum| <= dim * 128 * query_limit(dim) < 2^31, in any order of summation), so every
 // build gets the same bits. Against the decoded row . query it differs by at most step / 2 * scale[r] *
 // sum_i |row[i]| (plus float rounding): with 64 dimensions step is max|query| / 32767.
 
@@ -319,17 +320,6 @@ constexpr size_t kTileRows = 6;  // 12 accumulators + 2 query registers + a broa
 constexpr size_t kTileRows = 4;  // 8 + 2 + 1 of SSE's 16 (NEON and simd128 have as many or more)
 #endif
 
-// packed[(b * dim + k) * kTileQueries + j] = queries[b * kTileQueries + j][k], zero past `count`.
-void pack_queries(const float* queries, size_t count, size_t dim, float* packed) {
-  const size_t blocks = (count + kTileQueries - 1) / kTileQueries;
-  for (size_t b = 0; b < blocks; ++b)
-    for (size_t k = 0; k < dim; ++k)
-      for (size_t j = 0; j < kTileQueries; ++j) {
-        const size_t q = b * kTileQueries + j;
-        packed[(b * dim + k) * kTileQueries + j] = q < count ? queries[q * dim + k] : 0.0f;
-      }
-}
-
 template <size_t kR>
 inline void tile_scores(const float* rows, size_t dim, const float* packed, FloatReg (*out)[2]) {
   // Local accumulators (not `out`, which the compiler would store to at every step).
@@ -354,11 +344,9 @@ inline void tile_scores(const float* rows, size_t dim, const float* packed, Floa
 // (the matrix product outruns scan()'s integer path once a row serves many queries), times scales[r] where
 // there are scales.
 template <class T>
-void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* queries, size_t count,
-                     float* out) {
+void scan_rows_batch(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const std::vector<float>& packed,
+                     size_t count, float* out) {
   const size_t blocks = (count + kTileQueries - 1) / kTileQueries;
-  std::vector<float> packed(blocks * dim * kTileQueries);
-  pack_queries(queries, count, dim, packed.data());
   std::vector<float> decoded(std::is_same_v<T, float> ? 0 : kTileRows * dim);
   for (size_t r0 = begin; r0 < end; r0 += kTileRows) {
     const size_t n = end - r0 < kTileRows ? end - r0 : kTileRows;
@@ -410,13 +398,48 @@ void scan(const EmbeddingRows& m, size_t begin, size_t end, const float* query, 
   }
 }
 
-void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const float* queries, size_t count, float* out) {
+void scan_rows_at(const EmbeddingRows& m, const uint32_t* indices, size_t n, const float* query, float* out) {
+  switch (m.precision) {
+    case Precision::kF16: {
+      const uint16_t* data = static_cast<const uint16_t*>(m.data);
+      for (size_t i = 0; i < n; ++i) scan_block<uint16_t, 1>(data + size_t{indices[i]} * m.dim, nullptr, m.dim, query, out + i);
+      return;
+    }
+    case Precision::kI8: {
+      const int8_t* data = static_cast<const int8_t*>(m.data);
+      int16_t q16[kMaxIntegerDim];
+      float step;
+      const bool integer = quantize_query(query, m.dim, q16, &step);
+      for (size_t i = 0; i < n; ++i) {
+        const size_t r = indices[i];
+        if (integer) out[i] = integer_score(dot_i8_i16(data + r * m.dim, q16, m.dim), step, m.scales[r]);
+        else scan_block<int8_t, 1>(data + r * m.dim, m.scales + r, m.dim, query, out + i);
+      }
+      return;
+    }
+    default: {
+      const float* data = static_cast<const float*>(m.data);
+      for (size_t i = 0; i < n; ++i) scan_block<float, 1>(data + size_t{indices[i]} * m.dim, nullptr, m.dim, query, out + i);
+    }
+  }
+}
+
+void prepare_batch(const EmbeddingRows& m, const float* queries, size_t count, BatchQueries* out) {
+  out->queries = queries;
+  out->count = count;
+  out->dim = m.dim;
+  pack_queries_f32(queries, count, m.dim, kTileQueries, &out->packed);
+  out->bytes.clear();
+  out->steps.clear();
+}
+
+void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const BatchQueries& batch, float* out) {
   switch (m.precision) {
     case Precision::kF16:
-      return scan_rows_batch(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
+      return scan_rows_batch(static_cast<const uint16_t*>(m.data), nullptr, m.dim, begin, end, batch.packed, batch.count, out);
     case Precision::kI8:
-      return scan_rows_batch(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, queries, count, out);
-    default: return scan_rows_batch(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, queries, count, out);
+      return scan_rows_batch(static_cast<const int8_t*>(m.data), m.scales, m.dim, begin, end, batch.packed, batch.count, out);
+    default: return scan_rows_batch(static_cast<const float*>(m.data), nullptr, m.dim, begin, end, batch.packed, batch.count, out);
   }
 }
 

@@ -53,9 +53,6 @@ class TopK {
   }
 
   const std::vector<Hit>& hits() const { return heap_; }
-  bool full() const { return heap_.size() >= k_; }
-  // The score a hit must beat once full() (the weakest kept one).
-  float weakest() const { return heap_.front().score; }
 
   // The kept hits, best first; leaves this empty.
   void take_sorted(std::vector<Hit>* out) {

@@ -30,8 +30,10 @@ struct EmbeddingRows {
 
 namespace kernels {
 
-// Name of the instruction set the kernels run on ("avx2+fma", "neon", "generic"; WASM builds say "generic"
-// and run simd128).
+// Name of the instruction set the kernels run on ("avx2+fma"; "avx2+fma, avx512 batches" or "avx2+fma,
+// avx512-vnni batches" where scan_batch runs AVX-512, int8 with AVX512-VNNI; "neon", "generic"; WASM
+// builds say "generic" and run simd128). The environment variable FUNNEL_KERNELS=avx2 or =generic, read
+// once, caps the choice below what the CPU has (to test or time those kernels).
 const char* isa();
 
 float dot(const float* a, const float* b, size_t n);
@@ -49,11 +51,30 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 // infinity, are decoded to floats instead.
 void scan(const EmbeddingRows& rows, size_t begin, size_t end, const float* query, float* out);
 
-// out[(r - begin) * count + q] = row r . queries[q] for `count` queries [count, dim]: a register-blocked
+// out[i] = row indices[i] . query, each exactly as scan() scores that row (indices < rows.rows): the
+// re-scoring of a shortlist, with the query rounded once for int8 rows.
+void scan_rows_at(const EmbeddingRows& rows, std::span<const uint32_t> indices, const float* query, float* out);
+
+// A batch of queries laid out once for scan_batch, in the tiles of the instruction set chosen at start-up
+// (and, for int8 rows with AVX512-VNNI, rounded to bytes). prepare_batch fills it; it points at the
+// caller's queries, which must outlive it.
+struct BatchQueries {
+  const float* queries = nullptr;  // [count, dim]
+  size_t count = 0, dim = 0;
+  std::vector<float> packed;   // f32 tiles
+  std::vector<uint32_t> bytes; // byte tiles (int8 rows with AVX512-VNNI), else empty
+  std::vector<float> steps;    // the byte tiles' per-query steps
+};
+void prepare_batch(const EmbeddingRows& rows, const float* queries, size_t count, BatchQueries* out);
+
+// out[(r - begin) * count + q] = row r . queries[q] for the batch's `count` queries: a register-blocked
 // matrix product (rows x queries tiles, as a BLAS sgemm kernel) that reads each row once for the whole
-// batch, f16 and int8 rows decoded to floats. A score is summed over the dimensions in order, so it does
-// not depend on the batch, but may differ from scan()'s in the last bits (and for int8 by scan()'s rounding
-// of the query).
+// batch, f16 and int8 rows decoded to floats (or, with AVX512-VNNI, int8 rows multiplied in bytes against
+// the queries rounded to 8 bits: within step / 2 * scales[r] * sum_i |row[i]| of the decoded product, step =
+// max|query| / 127). A score is summed over the dimensions in order, so it does not depend on the batch,
+// but may differ from scan()'s in the last bits (search_batch re-scores with scan_rows_at).
+void scan_batch(const EmbeddingRows& rows, size_t begin, size_t end, const BatchQueries& batch, float* out);
+// prepare_batch, then scan_batch.
 void scan_batch(const EmbeddingRows& rows, size_t begin, size_t end, const float* queries, size_t count, float* out);
 
 // y[o] = bias[o] + weight[o, :] . x, weight row-major [out, in].

@@ -29,8 +29,10 @@ struct SearchOptions {
 void search(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<Hit>* out);
 
 // search() for `count` queries [count, rows.dim] at once: each block of rows is read once for the whole
-// batch (kernels::scan_batch), which is much faster per query than `count` calls. (*out)[q] holds query q's
-// hits; a score may differ from search()'s in the last bits where the CPU has FMA.
+// batch (kernels::scan_batch, a register-blocked matrix product), which is much faster per query than
+// `count` calls. (*out)[q] holds query q's hits, the same as search() gives: each query's shortlist keeps
+// 64 rows more than search()'s and is re-scored with scan(), whose sums the batch kernel's may differ from
+// in the last bits. (Only if more than 64 rows scored within rounding of the k-th could a hit differ.)
 void search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
                   std::vector<std::vector<Hit>>* out);
 
