@@ -86,6 +86,7 @@ bool cpu_has_avx512_vnni() {
 Table choose() {
   const char* cap = std::getenv("FUNNEL_KERNELS");
   const bool generic_only = cap && std::strcmp(cap, "generic") == 0, avx2_only = cap && std::strcmp(cap, "avx2") == 0;
+  (void)generic_only;  // builds without the AVX2 kernels have nothing to cap
   (void)avx2_only;
 #if defined(FUNNEL_HAVE_AVX2)
   __builtin_cpu_init();

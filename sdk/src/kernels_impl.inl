@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -199,13 +200,21 @@ inline void prefetch_ahead(const T* block, size_t bytes) {
   for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
 }
 
+// Rows per block of a single-query scan: eight with AVX (eight accumulator chains, and one transposed
+// reduction for all), four elsewhere (each row's accumulator is two registers there, and the WASM module's
+// size counts).
+#if defined(__AVX__)
+constexpr size_t kScanRows = 8;
+#else
+constexpr size_t kScanRows = 4;
+#endif
+
 template <class T>
 void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, size_t end, const float* query, float* out) {
-  // Eight rows at a time: eight independent accumulator chains, and one transposed reduction for all.
   size_t r = begin;
-  for (; r + 8 <= end; r += 8) {
-    prefetch_ahead(data + r * dim, 8 * dim * sizeof(T));
-    scan_block<T, 8>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin));
+  for (; r + kScanRows <= end; r += kScanRows) {
+    prefetch_ahead(data + r * dim, kScanRows * dim * sizeof(T));
+    scan_block<T, kScanRows>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin));
   }
   for (; r < end; ++r) scan_block<T, 1>(data + r * dim, scales ? scales + r : nullptr, dim, query, out + (r - begin));
 }
@@ -217,18 +226,17 @@ void scan_rows(const T* data, const float* scales, size_t dim, size_t begin, siz
 //   scale[r] * (float(sum_i row[i] * q16[i]) * step),
 // the sum exact in int32 (|sum| <= dim * 128 * query_limit(dim) < 2^31, in any order of summation), so every
 // build gets the same bits. Against the decoded row . query it differs by at most step / 2 * scale[r] *
-// sum_i |row[i]| (plus float rounding): with 64 dimensions step is max|query| / 32767.
+// sum_i |row[i]| (plus float rounding): with 64 dimensions step is max|query| / 32767. A query holding a NaN
+// or an infinity scores NaN on every row.
 
-constexpr size_t kMaxIntegerDim = 4096;  // longer rows (and queries with a NaN or an infinity) take the float path
-
+// 32767, or fewer levels where dim * 128 * 32767 would not fit in an int32 (more than 512 dimensions).
 inline int32_t query_limit(size_t dim) {
   const size_t limit = size_t{0x7fffffff} / (128 * dim);
   return static_cast<int32_t>(limit < 32767 ? limit : 32767);
 }
 
-// Rounds query[0, dim) to q16 and sets *step; false when it cannot (a non-finite query, or one too long).
+// Rounds query[0, dim) to q16 and sets *step; false for a query with a NaN or an infinity.
 inline bool quantize_query(const float* query, size_t dim, int16_t* q16, float* step) {
-  if (dim == 0 || dim > kMaxIntegerDim) return false;
   float largest = 0;
   for (size_t i = 0; i < dim; ++i) {
     if (!std::isfinite(query[i])) return false;
@@ -248,6 +256,21 @@ inline bool quantize_query(const float* query, size_t dim, int16_t* q16, float* 
   *step = largest / limit;
   return true;
 }
+
+// The query rounded for int8 rows (one small allocation per call: a scan call covers a thousand rows or
+// more); ok() is false for a query with a NaN or an infinity.
+class RoundedQuery {
+ public:
+  RoundedQuery(const float* query, size_t dim) : q16_(dim) { ok_ = dim > 0 && quantize_query(query, dim, q16_.data(), &step_); }
+  bool ok() const { return ok_; }
+  const int16_t* q16() const { return q16_.data(); }
+  float step() const { return step_; }
+
+ private:
+  std::vector<int16_t> q16_;
+  float step_ = 0;
+  bool ok_;
+};
 
 inline int32_t dot_i8_i16(const int8_t* row, const int16_t* q16, size_t dim) {
   int32_t lanes[16] = {};
@@ -300,10 +323,12 @@ void scan_rows_quantized(const int8_t* data, const float* scales, size_t dim, si
 }
 
 void scan_rows_i8(const int8_t* data, const float* scales, size_t dim, size_t begin, size_t end, const float* query, float* out) {
-  int16_t q16[kMaxIntegerDim];
-  float step;
-  if (!quantize_query(query, dim, q16, &step)) return scan_rows(data, scales, dim, begin, end, query, out);
-  scan_rows_quantized(data, scales, dim, begin, end, q16, step, out);
+  const RoundedQuery rounded(query, dim);
+  if (!rounded.ok()) {
+    for (size_t r = begin; r < end; ++r) out[r - begin] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  scan_rows_quantized(data, scales, dim, begin, end, rounded.q16(), rounded.step(), out);
 }
 
 // --- batches: the queries along the vector lanes --------------------------------------------------------
@@ -407,13 +432,11 @@ void scan_rows_at(const EmbeddingRows& m, const uint32_t* indices, size_t n, con
     }
     case Precision::kI8: {
       const int8_t* data = static_cast<const int8_t*>(m.data);
-      int16_t q16[kMaxIntegerDim];
-      float step;
-      const bool integer = quantize_query(query, m.dim, q16, &step);
+      const RoundedQuery rounded(query, m.dim);
       for (size_t i = 0; i < n; ++i) {
         const size_t r = indices[i];
-        if (integer) out[i] = integer_score(dot_i8_i16(data + r * m.dim, q16, m.dim), step, m.scales[r]);
-        else scan_block<int8_t, 1>(data + r * m.dim, m.scales + r, m.dim, query, out + i);
+        out[i] = rounded.ok() ? integer_score(dot_i8_i16(data + r * m.dim, rounded.q16(), m.dim), rounded.step(), m.scales[r])
+                              : std::numeric_limits<float>::quiet_NaN();
       }
       return;
     }

@@ -159,9 +159,9 @@ TEST_CASE("Scans: every precision against double sums of the decoded rows, and b
 }
 
 TEST_CASE("Int8 scans: no overflow at the extremes, a zero query, a non-finite query", "[search]") {
-  // -128 (which the exporter never writes, but a file may hold) in every element of 4,096 dimensions, the
-  // longest rows that are multiplied in integers, against the largest query integers.
-  const size_t dim = 4096;
+  // -128 (which the exporter never writes, but a file may hold) in every element of 5,000 dimensions (the
+  // query rounded to fewer levels), against the largest query integers.
+  const size_t dim = 5000;
   const std::vector<int8_t> data(2 * dim, -128);
   const std::vector<float> scales = {0.5f, 2.0f};
   const EmbeddingRows rows{Precision::kI8, data.data(), scales.data(), 2, dim};
@@ -177,7 +177,7 @@ TEST_CASE("Int8 scans: no overflow at the extremes, a zero query, a non-finite q
   CHECK(std::isnan(scores[0]));
   query[7] = INFINITY;
   kernels::scan(rows, 0, 2, query.data(), scores.data());
-  CHECK(scores[1] == -INFINITY);
+  CHECK(std::isnan(scores[1]));
 }
 
 TEST_CASE("Search: the top-K of a full scan, on any number of threads, batched or not", "[search]") {

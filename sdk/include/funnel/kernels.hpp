@@ -47,8 +47,7 @@ void scan_f32(const float* matrix, size_t rows, size_t dim, const float* query, 
 // step = max|query| / L, L = min(32767, floor((2^31 - 1) / (128 dim))), and row r scores
 // scales[r] * (float(sum_i row[i] q[i]) * step), the sum exact, so every build gets the same bits; that is
 // within step / 2 * scales[r] * sum_i |row[i]| of the decoded row's dot product (with 64 dimensions
-// step / 2 is max|query| / 65534). Rows of more than 4,096 dimensions, and queries with a NaN or an
-// infinity, are decoded to floats instead.
+// step / 2 is max|query| / 65534). A query holding a NaN or an infinity scores NaN on int8 rows.
 void scan(const EmbeddingRows& rows, size_t begin, size_t end, const float* query, float* out);
 
 // out[i] = row indices[i] . query, each exactly as scan() scores that row (indices < rows.rows): the
