@@ -1,7 +1,12 @@
 // Queries laid out for the batched scan kernels (kernels::scan_batch), whatever their instruction set: the
 // queries of a block side by side along the vector lanes, dimension after dimension, so that one load
-// gives one dimension of `width` queries. Scalar code, the same in every kernel build.
+// gives one dimension of `width` queries. Scalar code, the same in every kernel build (and the AVX-512
+// kernels' store mask).
 #pragma once
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstddef>
@@ -50,5 +55,11 @@ inline bool pack_queries_u8(const float* queries, size_t count, size_t dim, size
   }
   return true;
 }
+
+#if defined(__AVX512F__)
+// The first min(width, 16) lanes of a 16-lane store: the AVX-512 batch kernels write a tile's scores straight
+// to the caller's rows with masked stores (a memcpy of 32 floats per row cost as much as the arithmetic).
+inline __mmask16 store_mask(size_t width) { return width >= 16 ? __mmask16(0xffff) : __mmask16((1u << width) - 1); }
+#endif
 
 }  // namespace funnel::kernels

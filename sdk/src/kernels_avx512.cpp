@@ -21,10 +21,6 @@ namespace {
 constexpr size_t kTileRows = 12;     // 24 accumulators, 2 query registers and a broadcast of AVX-512's 32
 constexpr size_t kTileQueries = 32;  // two registers of 16 lanes
 
-// The first min(width, 16) lanes: masked stores write a tile's scores straight to the caller's rows (a
-// memcpy of 32 floats per row cost as much as the arithmetic).
-inline __mmask16 store_mask(size_t width) { return width >= 16 ? __mmask16(0xffff) : __mmask16((1u << width) - 1); }
-
 template <size_t kR>
 inline void tile_scores(const float* rows, size_t dim, const float* packed, __m512 (*acc)[2]) {
   __m512 low[kR], high[kR];

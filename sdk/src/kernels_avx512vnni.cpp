@@ -32,9 +32,6 @@ constexpr size_t kTileRows = 12;     // 24 accumulators, 2 query registers and a
 constexpr size_t kTileQueries = 32;  // two registers of 16 int32 lanes
 constexpr size_t kMaxDim = 4096;     // |sums| <= dim * 255 * 128, and 128 * sum_i x_i, stay far below 2^31
 
-// The first min(width, 16) lanes, for masked stores of a tile's scores.
-inline __mmask16 store_mask(size_t width) { return width >= 16 ? __mmask16(0xffff) : __mmask16((1u << width) - 1); }
-
 // acc[r][h] lane j = sum over the dimensions of u(query 16 h + j) * row r, for kR rows.
 template <size_t kR>
 inline void tile_sums(const int8_t* rows, size_t dim, const uint32_t* packed, __m512i (*acc)[2]) {
