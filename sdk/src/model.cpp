@@ -171,7 +171,6 @@ Status Model::open(std::shared_ptr<void> storage, const uint8_t* data, size_t si
 Status Model::validate() {
   const fb::Model& m = *root_;
   if (m.format_version() == 0) return corrupt("format_version is 0");
-
   if (m.format_version() > kFormatVersion)
     return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
                                           " is newer than this SDK reads (" + std::to_string(kFormatVersion) + ")"};
