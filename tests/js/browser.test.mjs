@@ -11,18 +11,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
+import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
+
 const env = process.env;
-const chromiumPath = env.CHROMIUM ?? '/usr/bin/chromium';
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  chromium = undefined;
-}
-const missing = ['FUNNEL_WASM_PACKAGE', 'FUNNEL_TEST_MODEL', 'FUNNEL_TEST_USERS'].filter((name) => !env[name]);
-const skip = missing.length ? `set ${missing.join(', ')} to run this test`
-  : !chromium ? 'npm install (playwright-core) to run this test'
-  : !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (set CHROMIUM)` : false;
+const skip = skipReason(['FUNNEL_WASM_PACKAGE', 'FUNNEL_TEST_MODEL', 'FUNNEL_TEST_USERS']);
 
 const TYPES = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 

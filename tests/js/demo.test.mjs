@@ -5,24 +5,16 @@
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [FUNNEL_DEMO_OUT=build/web-demo-test] node --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
+
 const env = process.env;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const chromiumPath = env.CHROMIUM ?? '/usr/bin/chromium';
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  chromium = undefined;
-}
-const missing = ['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE'].filter((name) => !env[name]);
-const skip = missing.length ? `set ${missing.join(', ')} to run this test`
-  : !chromium ? 'npm install (playwright-core) to run this test'
-  : !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (set CHROMIUM)` : false;
+const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE']);
 
 test('the demo page shows the native SDK\'s recommendations for a picked user', { skip, timeout: 300_000 }, async () => {
   const out = path.resolve(root, env.FUNNEL_DEMO_OUT ?? 'build/web-demo-test');
