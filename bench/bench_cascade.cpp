@@ -15,13 +15,13 @@
 #include <map>
 #include <string>
 
-#include "dataset.hpp"
-#include "export.hpp"
+#include "train/data/dataset.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
-#include "ranker_model.hpp"
-#include "rng.hpp"
-#include "synthetic.hpp"
-#include "two_tower.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/core/rng.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace {
 

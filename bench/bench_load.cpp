@@ -19,11 +19,11 @@
 #include <fstream>
 #include <string>
 
-#include "dataset.hpp"
-#include "export.hpp"
+#include "train/data/dataset.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
-#include "synthetic.hpp"
-#include "two_tower.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace {
 

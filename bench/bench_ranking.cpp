@@ -11,11 +11,11 @@
 #include <map>
 #include <span>
 
-#include "ctr_data.hpp"
-#include "export.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
-#include "ranker_model.hpp"
-#include "synthetic.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/data/synthetic.hpp"
 
 namespace {
 

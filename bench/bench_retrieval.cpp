@@ -2,11 +2,11 @@
 //   build/release/bench/funnel_bench --benchmark_min_time=0.2 --benchmark_format=json
 #include <benchmark/benchmark.h>
 
-#include "export.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
-#include "rng.hpp"
-#include "synthetic.hpp"
-#include "two_tower.hpp"
+#include "train/core/rng.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace {
 

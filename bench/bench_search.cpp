@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "funnel/funnel.hpp"
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 
 #if defined(FUNNEL_BENCH_FAISS)
 #include <dlfcn.h>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 #include "support.hpp"
 
 namespace funnel::test {

@@ -4,9 +4,9 @@
 #include <fstream>
 #include <random>
 
-#include "export.hpp"
-#include "synthetic.hpp"
-#include "two_tower.hpp"
+#include "train/export/export.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace funnel::test {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "dataset.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
 
 namespace funnel::test {
 

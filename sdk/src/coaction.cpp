@@ -3,7 +3,7 @@
 // feature's embedding P_feed; eq. 11: multi-order enhancement feeds P_feed^c for c = 1..orders. As in the
 // official code (CAN-Paper/Co-Action-Network, script/model.py, gen_coaction), every layer but the last is
 // followed by tanh, every layer's output is kept, and the orders are concatenated. The trainer runs
-// this same forward pass and adds the backward (train/src/coaction.cpp).
+// this same forward pass and adds the backward (train/ranking/coaction.cpp).
 #include <algorithm>
 
 #include "funnel/kernels.hpp"

@@ -6,11 +6,11 @@
 #include <fstream>
 #include <set>
 
-#include "export.hpp"
+#include "train/export/export.hpp"
 #include "funnel/model.hpp"
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_model.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::CatalogueUpdate;

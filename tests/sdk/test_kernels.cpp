@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "funnel/kernels.hpp"
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 
 using namespace funnel;
 

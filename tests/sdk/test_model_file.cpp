@@ -4,7 +4,7 @@
 
 #include "funnel/funnel.hpp"
 #include "funnel_generated.h"
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 #include "support.hpp"
 
 using funnel::Model;

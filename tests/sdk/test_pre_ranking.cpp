@@ -7,14 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "errors.hpp"
-#include "export.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
 #include "funnel/layer_latency.hpp"
 #include "funnel/model.hpp"
 #include "funnel_generated.h"
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_model.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::StatusCode;

@@ -9,10 +9,10 @@
 #include <exception>
 #include <string>
 
-#include "dataset.hpp"
-#include "export.hpp"
-#include "ranker_model.hpp"
-#include "two_tower.hpp"
+#include "train/data/dataset.hpp"
+#include "train/export/export.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 

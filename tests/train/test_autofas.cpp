@@ -6,16 +6,16 @@
 #include <filesystem>
 #include <fstream>
 
-#include "autofas.hpp"
-#include "ctr_data.hpp"
-#include "ctr_losses.hpp"
-#include "distillation.hpp"
-#include "errors.hpp"
-#include "export.hpp"
+#include "train/pre_ranking/autofas.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/ranking/ctr_losses.hpp"
+#include "train/pre_ranking/distillation.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
 #include "funnel/model.hpp"
 #include "gradient_check.hpp"
-#include "ranker.hpp"
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_training.hpp"
+#include "train/ranking/ranker_model.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

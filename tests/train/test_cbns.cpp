@@ -2,11 +2,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "cbns.hpp"
-#include "feature_drift.hpp"
-#include "logq.hpp"
-#include "rng.hpp"
-#include "sampled_softmax.hpp"
+#include "train/retrieval/cbns.hpp"
+#include "train/retrieval/feature_drift.hpp"
+#include "train/retrieval/logq.hpp"
+#include "train/core/rng.hpp"
+#include "train/retrieval/sampled_softmax.hpp"
 #include "gradient_check.hpp"
 #include "support.hpp"
 

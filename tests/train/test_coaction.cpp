@@ -3,10 +3,10 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "coaction.hpp"
+#include "train/ranking/coaction.hpp"
 #include "funnel/ranker.hpp"
 #include "gradient_check.hpp"
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

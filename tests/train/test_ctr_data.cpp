@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <set>
 
-#include "ctr_data.hpp"
-#include "errors.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/core/errors.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

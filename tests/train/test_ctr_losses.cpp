@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "ctr_losses.hpp"
+#include "train/ranking/ctr_losses.hpp"
 #include "gradient_check.hpp"
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

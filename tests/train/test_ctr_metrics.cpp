@@ -4,8 +4,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ctr_metrics.hpp"
-#include "rng.hpp"
+#include "train/ranking/ctr_metrics.hpp"
+#include "train/core/rng.hpp"
 
 using namespace funnel::train;
 

@@ -1,10 +1,10 @@
 // Reading datasets: what is read, and errors that name file, line and field.
 #include <catch2/catch.hpp>
 
-#include "config.hpp"
-#include "dataset.hpp"
-#include "errors.hpp"
-#include "split.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
+#include "train/core/errors.hpp"
+#include "train/data/split.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

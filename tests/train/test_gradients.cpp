@@ -3,12 +3,12 @@
 #include <cmath>
 #include <numeric>
 
-#include "layers.hpp"
-#include "rng.hpp"
-#include "sampled_softmax.hpp"
+#include "train/core/layers.hpp"
+#include "train/core/rng.hpp"
+#include "train/retrieval/sampled_softmax.hpp"
 #include "gradient_check.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::test::expect_close;

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <numeric>
 
-#include "export.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel_c.h"
-#include "split.hpp"
+#include "train/data/split.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel;
 using namespace funnel::train;

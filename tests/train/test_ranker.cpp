@@ -4,15 +4,15 @@
 #include <cmath>
 #include <memory>
 
-#include "ctr_data.hpp"
-#include "errors.hpp"
-#include "export.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
 #include "funnel/model.hpp"
 #include "gradient_check.hpp"
-#include "ranker.hpp"
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_training.hpp"
+#include "train/ranking/ranker_model.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::test::expect_close;

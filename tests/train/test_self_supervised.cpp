@@ -5,10 +5,10 @@
 #include <cmath>
 #include <set>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 #include "gradient_check.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using funnel::test::expect_close;

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "contrastive_loss.hpp"
-#include "feature_masking.hpp"
+#include "train/retrieval/contrastive_loss.hpp"
+#include "train/retrieval/feature_masking.hpp"
 #include "gradient_check.hpp"
-#include "layers.hpp"
-#include "rng.hpp"
+#include "train/core/layers.hpp"
+#include "train/core/rng.hpp"
 #include "support.hpp"
 
 using namespace funnel::train;

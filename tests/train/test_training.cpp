@@ -4,14 +4,14 @@
 #include <fstream>
 #include <iterator>
 
-#include "checkpoint.hpp"
+#include "train/core/checkpoint.hpp"
 #include "gradient_check.hpp"
-#include "errors.hpp"
-#include "adam.hpp"
-#include "lr_schedule.hpp"
-#include "split.hpp"
+#include "train/core/errors.hpp"
+#include "train/core/adam.hpp"
+#include "train/core/lr_schedule.hpp"
+#include "train/data/split.hpp"
 #include "support.hpp"
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 using namespace funnel::train;
 using Catch::Matchers::Contains;

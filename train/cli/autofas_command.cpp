@@ -7,16 +7,16 @@
 #include <cstdio>
 #include <fstream>
 
-#include "autofas.hpp"
-#include "cli_support.hpp"
-#include "ctr_data.hpp"
-#include "errors.hpp"
-#include "export.hpp"
-#include "ranker.hpp"
-#include "ranker_model.hpp"
-#include "split.hpp"
-#include "stage_agreement.hpp"
-#include "two_tower.hpp"
+#include "train/pre_ranking/autofas.hpp"
+#include "train/cli/cli_support.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
+#include "train/ranking/ranker_training.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/data/split.hpp"
+#include "train/pre_ranking/stage_agreement.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace funnel::train::cli {
 

@@ -1,10 +1,10 @@
-#include "cli_support.hpp"
+#include "train/cli/cli_support.hpp"
 
 #include <cstdio>
 #include <stdexcept>
 
-#include "config_io.hpp"
-#include "errors.hpp"
+#include "train/core/config_io.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train::cli {
 

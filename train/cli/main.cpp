@@ -13,19 +13,19 @@
 #include <random>
 #include <sstream>
 
-#include "cli_support.hpp"
-#include "config.hpp"
-#include "dataset.hpp"
-#include "errors.hpp"
-#include "ctr_data.hpp"
-#include "evaluate.hpp"
-#include "export.hpp"
+#include "train/cli/cli_support.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
+#include "train/core/errors.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/retrieval/evaluation.hpp"
+#include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/layer_latency.hpp"
-#include "ranker.hpp"
-#include "split.hpp"
-#include "synthetic.hpp"
-#include "two_tower.hpp"
+#include "train/ranking/ranker_training.hpp"
+#include "train/data/split.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "adam.hpp"
+#include "train/core/adam.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "parameter.hpp"
+#include "train/core/parameter.hpp"
 
 namespace funnel::train {
 

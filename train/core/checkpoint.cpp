@@ -1,11 +1,11 @@
-#include "checkpoint.hpp"
+#include "train/core/checkpoint.hpp"
 
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
-#include "errors.hpp"
-#include "export.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
 
 namespace funnel::train {
 

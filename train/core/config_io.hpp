@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train::config_io {
 

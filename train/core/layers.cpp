@@ -1,4 +1,4 @@
-#include "layers.hpp"
+#include "train/core/layers.hpp"
 
 #include <Eigen/Core>
 #include <algorithm>

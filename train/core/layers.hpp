@@ -6,9 +6,9 @@
 #include <span>
 #include <vector>
 
-#include "dataset.hpp"
-#include "parameter.hpp"
-#include "rng.hpp"
+#include "train/data/dataset.hpp"
+#include "train/core/parameter.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -2,7 +2,7 @@
 // lr_min_ratio x the base rate at the last step.
 #pragma once
 
-#include "config.hpp"
+#include "train/retrieval/two_tower_config.hpp"
 
 namespace funnel::train {
 

@@ -1,4 +1,4 @@
-#include "ctr_data.hpp"
+#include "train/data/ctr_data.hpp"
 
 #include <algorithm>
 #include <array>
@@ -9,8 +9,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "errors.hpp"
-#include "rng.hpp"
+#include "train/core/errors.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dataset.hpp"
+#include "train/data/dataset.hpp"
 
 namespace funnel::train {
 

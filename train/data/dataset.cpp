@@ -1,4 +1,4 @@
-#include "dataset.hpp"
+#include "train/data/dataset.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 #include "funnel/encoding.hpp"
 
 namespace funnel::train {

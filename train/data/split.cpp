@@ -1,8 +1,8 @@
-#include "split.hpp"
+#include "train/data/split.hpp"
 
 #include <algorithm>
 
-#include "rng.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

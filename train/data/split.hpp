@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "dataset.hpp"
+#include "train/data/dataset.hpp"
 
 namespace funnel::train {
 

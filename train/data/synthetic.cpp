@@ -1,4 +1,4 @@
-#include "synthetic.hpp"
+#include "train/data/synthetic.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,8 +8,8 @@
 #include <numeric>
 #include <vector>
 
-#include "errors.hpp"
-#include "rng.hpp"
+#include "train/core/errors.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

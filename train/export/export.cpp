@@ -1,4 +1,4 @@
-#include "export.hpp"
+#include "train/export/export.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,11 +6,11 @@
 #include <fstream>
 #include <numeric>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/encoding.hpp"
 #include "funnel_generated.h"
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_model.hpp"
 
 namespace funnel::train {
 

@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "dataset.hpp"
-#include "two_tower.hpp"
+#include "train/data/dataset.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 namespace funnel::train {
 

@@ -1,16 +1,16 @@
-#include "autofas.hpp"
+#include "train/pre_ranking/autofas.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numeric>
 
-#include "adam.hpp"
-#include "config_io.hpp"
-#include "ctr_losses.hpp"
-#include "distillation.hpp"
-#include "errors.hpp"
-#include "ranker_model.hpp"
+#include "train/core/adam.hpp"
+#include "train/core/config_io.hpp"
+#include "train/ranking/ctr_losses.hpp"
+#include "train/pre_ranking/distillation.hpp"
+#include "train/core/errors.hpp"
+#include "train/ranking/ranker_model.hpp"
 
 namespace funnel::train {
 

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "ctr_data.hpp"
-#include "layers.hpp"
-#include "parameter.hpp"
-#include "ranker_config.hpp"
-#include "rng.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/core/layers.hpp"
+#include "train/core/parameter.hpp"
+#include "train/ranking/ranker_config.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -1,8 +1,8 @@
-#include "distillation.hpp"
+#include "train/pre_ranking/distillation.hpp"
 
 #include <cmath>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train {
 

@@ -1,11 +1,11 @@
-#include "stage_agreement.hpp"
+#include "train/pre_ranking/stage_agreement.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <numeric>
 
-#include "errors.hpp"
-#include "rng.hpp"
+#include "train/core/errors.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ctr_data.hpp"
+#include "train/data/ctr_data.hpp"
 #include "funnel/model.hpp"
 
 namespace funnel::train {

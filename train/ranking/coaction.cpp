@@ -3,7 +3,7 @@
 // official code's tanh between layers and none after the last), and the unit outputs, per order, the
 // sum over the feed rows (the behaviours, eq. 10) of every h_l. The last layer being linear, its summed
 // output is (sum_r h_{L-1,r}) W_L + rows * b_L, which the backward uses too.
-#include "coaction.hpp"
+#include "train/ranking/coaction.hpp"
 
 #include <algorithm>
 

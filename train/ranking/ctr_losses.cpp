@@ -1,11 +1,11 @@
-#include "ctr_losses.hpp"
+#include "train/ranking/ctr_losses.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "logistic.hpp"
+#include "train/core/logistic.hpp"
 
 namespace funnel::train {
 

@@ -1,4 +1,4 @@
-#include "ctr_metrics.hpp"
+#include "train/ranking/ctr_metrics.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "logistic.hpp"
+#include "train/core/logistic.hpp"
 
 namespace funnel::train {
 

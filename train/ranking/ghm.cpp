@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "ctr_losses.hpp"
-#include "logistic.hpp"
+#include "train/ranking/ctr_losses.hpp"
+#include "train/core/logistic.hpp"
 
 namespace funnel::train {
 

@@ -1,7 +1,7 @@
-#include "ranker_config.hpp"
+#include "train/ranking/ranker_config.hpp"
 
-#include "config_io.hpp"
-#include "errors.hpp"
+#include "train/core/config_io.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ctr_data.hpp"
+#include "train/data/ctr_data.hpp"
 
 namespace funnel::train {
 

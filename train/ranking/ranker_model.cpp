@@ -1,9 +1,9 @@
-#include "ranker_model.hpp"
+#include "train/ranking/ranker_model.hpp"
 
 #include <algorithm>
 #include <map>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train {
 

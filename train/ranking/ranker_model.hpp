@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "coaction.hpp"
-#include "ctr_data.hpp"
+#include "train/ranking/coaction.hpp"
+#include "train/data/ctr_data.hpp"
 #include "funnel/ranker.hpp"
-#include "layers.hpp"
-#include "parameter.hpp"
-#include "ranker_config.hpp"
-#include "rng.hpp"
+#include "train/core/layers.hpp"
+#include "train/core/parameter.hpp"
+#include "train/ranking/ranker_config.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -1,4 +1,4 @@
-#include "ranker.hpp"
+#include "train/ranking/ranker_training.hpp"
 
 #include <omp.h>
 
@@ -8,12 +8,12 @@
 #include <numeric>
 #include <unordered_map>
 
-#include "adam.hpp"
-#include "ctr_losses.hpp"
-#include "distillation.hpp"
-#include "errors.hpp"
-#include "ranker_model.hpp"
-#include "subnormals.hpp"
+#include "train/core/adam.hpp"
+#include "train/ranking/ctr_losses.hpp"
+#include "train/pre_ranking/distillation.hpp"
+#include "train/core/errors.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/core/subnormals.hpp"
 
 namespace funnel::train {
 

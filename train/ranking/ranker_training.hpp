@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "ctr_data.hpp"
-#include "ctr_metrics.hpp"
-#include "export.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/ranking/ctr_metrics.hpp"
+#include "train/export/export.hpp"
 #include "funnel/model.hpp"
-#include "ranker_config.hpp"
+#include "train/ranking/ranker_config.hpp"
 
 namespace funnel::train {
 

@@ -1,4 +1,4 @@
-#include "cbns.hpp"
+#include "train/retrieval/cbns.hpp"
 
 #include <algorithm>
 #include <stdexcept>

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "sampled_softmax.hpp"
+#include "train/retrieval/sampled_softmax.hpp"
 
 namespace funnel::train {
 

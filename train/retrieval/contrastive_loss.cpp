@@ -1,4 +1,4 @@
-#include "contrastive_loss.hpp"
+#include "train/retrieval/contrastive_loss.hpp"
 
 #include <Eigen/Core>
 #include <cmath>

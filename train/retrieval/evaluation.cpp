@@ -1,10 +1,10 @@
-#include "evaluate.hpp"
+#include "train/retrieval/evaluation.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "errors.hpp"
+#include "train/core/errors.hpp"
 #include "funnel/kernels.hpp"
 #include "funnel/tower.hpp"
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "dataset.hpp"
+#include "train/data/dataset.hpp"
 #include "funnel/model.hpp"
-#include "split.hpp"
+#include "train/data/split.hpp"
 
 namespace funnel::train {
 

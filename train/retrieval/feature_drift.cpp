@@ -1,4 +1,4 @@
-#include "feature_drift.hpp"
+#include "train/retrieval/feature_drift.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "feature_masking.hpp"
+#include "train/retrieval/feature_masking.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -6,8 +6,8 @@
 #include <span>
 #include <vector>
 
-#include "dataset.hpp"
-#include "rng.hpp"
+#include "train/data/dataset.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

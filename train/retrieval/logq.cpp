@@ -1,4 +1,4 @@
-#include "logq.hpp"
+#include "train/retrieval/logq.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "sampled_softmax.hpp"
+#include "train/retrieval/sampled_softmax.hpp"
 
 #include <omp.h>
 

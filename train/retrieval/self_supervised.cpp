@@ -1,10 +1,10 @@
-#include "self_supervised.hpp"
+#include "train/retrieval/self_supervised.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
-#include "contrastive_loss.hpp"
-#include "errors.hpp"
+#include "train/retrieval/contrastive_loss.hpp"
+#include "train/core/errors.hpp"
 
 namespace funnel::train {
 

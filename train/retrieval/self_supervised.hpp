@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "dataset.hpp"
-#include "feature_masking.hpp"
-#include "rng.hpp"
-#include "tower_net.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
+#include "train/retrieval/feature_masking.hpp"
+#include "train/core/rng.hpp"
+#include "train/retrieval/tower_net.hpp"
 
 namespace funnel::train {
 

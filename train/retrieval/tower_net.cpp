@@ -1,4 +1,4 @@
-#include "tower_net.hpp"
+#include "train/retrieval/tower_net.hpp"
 
 #include <numeric>
 

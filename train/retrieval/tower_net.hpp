@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "dataset.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
 #include "funnel/tower.hpp"
-#include "layers.hpp"
-#include "parameter.hpp"
-#include "rng.hpp"
+#include "train/core/layers.hpp"
+#include "train/core/parameter.hpp"
+#include "train/core/rng.hpp"
 
 namespace funnel::train {
 

@@ -1,4 +1,4 @@
-#include "two_tower.hpp"
+#include "train/retrieval/two_tower.hpp"
 
 #include <omp.h>
 
@@ -6,15 +6,15 @@
 #include <cmath>
 #include <numeric>
 
-#include "adam.hpp"
-#include "cbns.hpp"
-#include "checkpoint.hpp"
-#include "errors.hpp"
-#include "export.hpp"
+#include "train/core/adam.hpp"
+#include "train/retrieval/cbns.hpp"
+#include "train/core/checkpoint.hpp"
+#include "train/core/errors.hpp"
+#include "train/export/export.hpp"
 #include "funnel/model.hpp"
-#include "logq.hpp"
-#include "lr_schedule.hpp"
-#include "subnormals.hpp"
+#include "train/retrieval/logq.hpp"
+#include "train/core/lr_schedule.hpp"
+#include "train/core/subnormals.hpp"
 
 namespace funnel::train {
 

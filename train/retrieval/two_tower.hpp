@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "dataset.hpp"
-#include "evaluate.hpp"
-#include "feature_drift.hpp"
-#include "sampled_softmax.hpp"
-#include "self_supervised.hpp"
-#include "split.hpp"
-#include "tower_net.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/dataset.hpp"
+#include "train/retrieval/evaluation.hpp"
+#include "train/retrieval/feature_drift.hpp"
+#include "train/retrieval/sampled_softmax.hpp"
+#include "train/retrieval/self_supervised.hpp"
+#include "train/data/split.hpp"
+#include "train/retrieval/tower_net.hpp"
 
 namespace funnel::train {
 

@@ -1,7 +1,7 @@
-#include "config.hpp"
+#include "train/retrieval/two_tower_config.hpp"
 
-#include "config_io.hpp"
-#include "errors.hpp"
+#include "train/core/config_io.hpp"
+#include "train/core/errors.hpp"
 #include "funnel/precision.hpp"
 
 namespace funnel::train {
