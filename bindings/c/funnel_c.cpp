@@ -43,7 +43,7 @@ FunnelStatus copy_keys(const char* function, const char* const* array, size_t co
   return FUNNEL_OK;
 }
 
-// funnel_user_embedding and funnel_item_embedding: one tower's output for raw features, written to `out`.
+// funnel_model_user_embedding and funnel_model_item_embedding: one tower's output for raw features, written to `out`.
 FunnelStatus embed(funnel::Status (funnel::Model::*tower)(const funnel::Features&, std::vector<float>*) const, const char* function,
                    const FunnelModel* model, const FunnelFeatures* features, float* out) {
   if (!model || !features || !out) return fail(FUNNEL_INVALID_ARGUMENT, std::string(function) + ": NULL argument");
@@ -53,7 +53,8 @@ FunnelStatus embed(funnel::Status (funnel::Model::*tower)(const funnel::Features
   return FUNNEL_OK;
 }
 
-// funnel_rank and funnel_prerank: one ranking-like stage's click probabilities, written to out_probabilities.
+// funnel_model_rank and funnel_model_prerank: one ranking-like stage's click probabilities, written to
+// out_probabilities.
 FunnelStatus rank_with(funnel::Status (funnel::Model::*stage)(const funnel::Features&, std::span<const std::string>,
                                                               std::span<const std::string>, std::vector<float>*) const,
                        const char* function, const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
@@ -202,23 +203,23 @@ FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* n
   return FUNNEL_OK;
 }
 
-FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out) {
-  return embed(&funnel::Model::user_embedding, "funnel_user_embedding", model, user, out);
+FunnelStatus funnel_model_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out) {
+  return embed(&funnel::Model::user_embedding, "funnel_model_user_embedding", model, user, out);
 }
 
-FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out) {
-  return embed(&funnel::Model::item_embedding, "funnel_item_embedding", model, item, out);
+FunnelStatus funnel_model_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out) {
+  return embed(&funnel::Model::item_embedding, "funnel_model_item_embedding", model, item, out);
 }
 
-FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k, const char* const* exclude,
-                             size_t exclude_count, uint32_t* out_indices, float* out_scores, size_t* out_count) {
+FunnelStatus funnel_model_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k, const char* const* exclude,
+                                   size_t exclude_count, uint32_t* out_indices, float* out_scores, size_t* out_count) {
   if (!model || !user || !out_indices || !out_scores || !out_count || (exclude_count > 0 && !exclude))
-    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_retrieve: NULL argument");
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_retrieve: NULL argument");
   *out_count = 0;
   funnel::RetrieveOptions options;
   options.k = k;
   for (size_t i = 0; i < exclude_count; ++i) {
-    if (!exclude[i]) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_retrieve: exclude[" + std::to_string(i) + "] is NULL");
+    if (!exclude[i]) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_retrieve: exclude[" + std::to_string(i) + "] is NULL");
     options.exclude.emplace_back(exclude[i]);
   }
   std::vector<funnel::Recommendation> recommendations;
@@ -235,10 +236,10 @@ const char* funnel_model_catalogue_precision(const FunnelModel* model) {
   return model ? funnel::precision_name(model->model->catalogue_precision()) : "f32";
 }
 
-FunnelStatus funnel_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count, size_t k,
-                                   const char* const* exclude, size_t exclude_count, size_t threads, uint32_t* out_indices,
-                                   float* out_scores, size_t* out_counts) {
-  const char* name = "funnel_retrieve_batch";
+FunnelStatus funnel_model_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count,
+                                         size_t k, const char* const* exclude, size_t exclude_count, size_t threads,
+                                         uint32_t* out_indices, float* out_scores, size_t* out_counts) {
+  const char* name = "funnel_model_retrieve_batch";
   if (!model || (user_count > 0 && (!users || !out_indices || !out_scores || !out_counts)))
     return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": NULL argument");
   std::vector<funnel::Features> batch;
@@ -302,32 +303,34 @@ FunnelStatus funnel_model_verify(const FunnelModel* model) {
 
 int funnel_model_has_ranking(const FunnelModel* model) { return model && model->model->has_ranking() ? 1 : 0; }
 
-FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
-                         const char* const* candidates, size_t candidate_count, float* out_probabilities) {
-  return rank_with(&funnel::Model::rank, "funnel_rank", model, user, behaviours, behaviour_count, candidates, candidate_count,
-                   out_probabilities);
+FunnelStatus funnel_model_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                               size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                               float* out_probabilities) {
+  return rank_with(&funnel::Model::rank, "funnel_model_rank", model, user, behaviours, behaviour_count, candidates,
+                   candidate_count, out_probabilities);
 }
 
 int funnel_model_has_pre_ranking(const FunnelModel* model) { return model && model->model->has_pre_ranking() ? 1 : 0; }
 
-FunnelStatus funnel_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours, size_t behaviour_count,
-                            const char* const* candidates, size_t candidate_count, float* out_probabilities) {
-  return rank_with(&funnel::Model::prerank, "funnel_prerank", model, user, behaviours, behaviour_count, candidates, candidate_count,
-                   out_probabilities);
+FunnelStatus funnel_model_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                                  size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                                  float* out_probabilities) {
+  return rank_with(&funnel::Model::prerank, "funnel_model_prerank", model, user, behaviours, behaviour_count, candidates,
+                   candidate_count, out_probabilities);
 }
 
-FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
-                              const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
-                              FunnelCascadeTimings* out_timings) {
+FunnelStatus funnel_model_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
+                                    const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
+                                    FunnelCascadeTimings* out_timings) {
   if (!model || !user || !request || !out_keys || !out_key_lengths || !out_scores || !out_count)
-    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_recommend: NULL argument");
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_recommend: NULL argument");
   *out_count = 0;
   funnel::CascadeOptions options;
   if (request->k > 0) options.k = request->k;
   if (request->retrieve_k > 0) options.retrieve_k = request->retrieve_k;
   if (request->prerank_k > 0) options.prerank_k = request->prerank_k;
   if (request->threads > 0) options.threads = request->threads;
-  const char* name = "funnel_recommend";
+  const char* name = "funnel_model_recommend";
   if (FunnelStatus s = copy_keys(name, request->behaviours, request->behaviour_count, "behaviours", &options.behaviours); s != FUNNEL_OK)
     return s;
   if (FunnelStatus s = copy_keys(name, request->candidates, request->candidate_count, "candidates", &options.candidates); s != FUNNEL_OK)

@@ -1,5 +1,7 @@
 /* Funnel C ABI: opaque handles, status codes and messages. For C programs, mobile apps (JNI, Swift) and
- * WASM. Every function that can fail returns a FunnelStatus; on failure funnel_last_error() returns the
+ * WASM. Every function that takes a model is named funnel_model_<verb> (FAISS's c_api style: one prefix
+ * per handle); seven verbs were renamed to that prefix before Funnel had any outside user, so no old name
+ * is kept. Every function that can fail returns a FunnelStatus; on failure funnel_last_error() returns the
  * message, valid until the next call on the same thread. Strings are UTF-8, NUL-terminated unless a
  * length is returned beside them.
  *
@@ -98,23 +100,23 @@ FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* n
 FunnelStatus funnel_features_set_empty_list(FunnelFeatures* features, const char* name);
 
 /* The user's embedding: writes funnel_model_embedding_dim() floats. */
-FunnelStatus funnel_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out);
+FunnelStatus funnel_model_user_embedding(const FunnelModel* model, const FunnelFeatures* user, float* out);
 /* An item's embedding from its raw features through the file's item tower (a cold-start item the catalogue
  * lacks, in the same space): writes funnel_model_embedding_dim() floats. */
-FunnelStatus funnel_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out);
+FunnelStatus funnel_model_item_embedding(const FunnelModel* model, const FunnelFeatures* item, float* out);
 
 /* Top-k catalogue items for `user`, best first, leaving out the `exclude_count` keys in `exclude`.
  * Writes at most k entries to out_indices / out_scores and their number to *out_count. */
-FunnelStatus funnel_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k,
-                             const char* const* exclude, size_t exclude_count, uint32_t* out_indices,
-                             float* out_scores, size_t* out_count);
+FunnelStatus funnel_model_retrieve(const FunnelModel* model, const FunnelFeatures* user, size_t k,
+                                   const char* const* exclude, size_t exclude_count, uint32_t* out_indices,
+                                   float* out_scores, size_t* out_count);
 
-/* funnel_retrieve for `user_count` users at once (one pass over the catalogue for all of them, much faster per
- * user), on `threads` threads (0: every core; 1: the caller's only). User u's hits go to
+/* funnel_model_retrieve for `user_count` users at once (one pass over the catalogue for all of them, much faster
+ * per user), on `threads` threads (0: every core; 1: the caller's only). User u's hits go to
  * out_indices[u * k ...] and out_scores[u * k ...], their number to out_counts[u]. */
-FunnelStatus funnel_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count, size_t k,
-                                   const char* const* exclude, size_t exclude_count, size_t threads, uint32_t* out_indices,
-                                   float* out_scores, size_t* out_counts);
+FunnelStatus funnel_model_retrieve_batch(const FunnelModel* model, const FunnelFeatures* const* users, size_t user_count,
+                                         size_t k, const char* const* exclude, size_t exclude_count, size_t threads,
+                                         uint32_t* out_indices, float* out_scores, size_t* out_counts);
 
 /* Catalogue updates without retraining: a new model (free it with funnel_model_free) with `add_count` items
  * added, or replaced where the key exists, from their raw features (embedded by the file's item tower,
@@ -140,18 +142,18 @@ int funnel_model_has_ranking(const FunnelModel* model);
  * (`behaviour_count` item keys, oldest first), written to out_probabilities in candidate order. An
  * unknown candidate is an error (FUNNEL_NOT_FOUND); an unknown behaviour counts with out-of-vocabulary
  * features. */
-FunnelStatus funnel_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
-                         size_t behaviour_count, const char* const* candidates, size_t candidate_count,
-                         float* out_probabilities);
+FunnelStatus funnel_model_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                               size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                               float* out_probabilities);
 
 /* 1 when the model has a pre-ranking stage (the AutoFAS student between retrieval and ranking). */
 int funnel_model_has_pre_ranking(const FunnelModel* model);
 
-/* funnel_rank with the pre-ranking stage: click probabilities of the candidates by the pre-ranking stage's
- * parameters, with the same arguments, semantics and errors. */
-FunnelStatus funnel_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
-                            size_t behaviour_count, const char* const* candidates, size_t candidate_count,
-                            float* out_probabilities);
+/* funnel_model_rank with the pre-ranking stage: click probabilities of the candidates by the pre-ranking
+ * stage's parameters, with the same arguments, semantics and errors. */
+FunnelStatus funnel_model_prerank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,
+                                  size_t behaviour_count, const char* const* candidates, size_t candidate_count,
+                                  float* out_probabilities);
 
 /* The whole cascade in one call: retrieval of retrieve_k candidates, pre-ranking to prerank_k, ranking, the
  * best k; each stage that the file holds runs, and a file without retrieval scores `candidates`.
@@ -183,9 +185,9 @@ typedef struct FunnelCascadeTimings {
 /* Writes at most request->k (or 10) items, best first: out_keys[i] points into the model (valid while it
  * lives) with its byte length in out_key_lengths[i], and out_scores[i] is the last stage's score (a click
  * probability when the file ranks). *out_count receives the number written. out_timings may be NULL. */
-FunnelStatus funnel_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
-                              const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
-                              FunnelCascadeTimings* out_timings);
+FunnelStatus funnel_model_recommend(const FunnelModel* model, const FunnelFeatures* user, const FunnelCascadeRequest* request,
+                                    const char** out_keys, size_t* out_key_lengths, float* out_scores, size_t* out_count,
+                                    FunnelCascadeTimings* out_timings);
 
 #ifdef __cplusplus
 }

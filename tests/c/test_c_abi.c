@@ -114,7 +114,7 @@ static void test_retrieval(const FunnelModel* model) {
   uint32_t indices[10];
   float scores[10];
   size_t count = 0;
-  CHECK(funnel_retrieve(model, user, 10, exclude, 2, indices, scores, &count) == FUNNEL_OK);
+  CHECK(funnel_model_retrieve(model, user, 10, exclude, 2, indices, scores, &count) == FUNNEL_OK);
   CHECK(count == 10);
   size_t length = 0;
   const char* first = funnel_model_item_key(model, indices[0], &length);
@@ -131,7 +131,7 @@ static void test_retrieval(const FunnelModel* model) {
   size_t lengths[10];
   float cascade_scores[10];
   FunnelCascadeTimings timings;
-  CHECK(funnel_recommend(model, user, &request, keys, lengths, cascade_scores, &count, &timings) == FUNNEL_OK);
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, cascade_scores, &count, &timings) == FUNNEL_OK);
   CHECK(count == 10);
   for (size_t i = 0; i < count; ++i) {
     size_t expected_length = 0;
@@ -144,7 +144,7 @@ static void test_retrieval(const FunnelModel* model) {
   /* The user's embedding is unit length (the towers end in L2 normalisation). */
   float embedding[256];
   CHECK(funnel_model_embedding_dim(model) <= 256);
-  CHECK(funnel_user_embedding(model, user, embedding) == FUNNEL_OK);
+  CHECK(funnel_model_user_embedding(model, user, embedding) == FUNNEL_OK);
   double norm = 0.0;
   for (size_t k = 0; k < funnel_model_embedding_dim(model); ++k) norm += (double)embedding[k] * embedding[k];
   CHECK(fabs(norm - 1.0) < 1e-4);
@@ -155,20 +155,20 @@ static void test_retrieval(const FunnelModel* model) {
   funnel_features_set_string(item, "category", "c1");
   funnel_features_set_number(item, "price", 9.5);
   funnel_features_add_to_list(item, "tags", "t1");
-  CHECK(funnel_item_embedding(model, item, embedding) == FUNNEL_OK);
+  CHECK(funnel_model_item_embedding(model, item, embedding) == FUNNEL_OK);
   norm = 0.0;
   for (size_t k = 0; k < funnel_model_embedding_dim(model); ++k) norm += (double)embedding[k] * embedding[k];
   CHECK(fabs(norm - 1.0) < 1e-4);
-  CHECK(funnel_item_embedding(model, user, embedding) == FUNNEL_INVALID_ARGUMENT); /* a user is no item */
+  CHECK(funnel_model_item_embedding(model, user, embedding) == FUNNEL_INVALID_ARGUMENT); /* a user is no item */
   funnel_features_free(item);
 
   /* A missing feature is an error that names it; nothing is written. */
   FunnelFeatures* partial = funnel_features_new();
   funnel_features_set_string(partial, "user_id", "u3");
   count = 99;
-  CHECK(funnel_retrieve(model, partial, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_retrieve(model, partial, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
   CHECK(strstr(funnel_last_error(), "age") != NULL);
-  CHECK(funnel_retrieve(NULL, user, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_retrieve(NULL, user, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
   funnel_features_free(partial);
   funnel_features_free(user);
 }
@@ -180,7 +180,7 @@ static void test_ranking(const FunnelModel* model) {
   const char* behaviours[] = {"i5", "i6"};
   const char* candidates[] = {"i1", "i2", "i3", "i4"};
   float probabilities[4];
-  CHECK(funnel_rank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_OK);
+  CHECK(funnel_model_rank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_OK);
   for (int i = 0; i < 4; ++i) CHECK(probabilities[i] > 0.0f && probabilities[i] < 1.0f);
 
   FunnelCascadeRequest request;
@@ -193,7 +193,7 @@ static void test_ranking(const FunnelModel* model) {
   const char* keys[3];
   size_t lengths[3], count = 0;
   float scores[3];
-  CHECK(funnel_recommend(model, user, &request, keys, lengths, scores, &count, NULL) == FUNNEL_OK);
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, NULL) == FUNNEL_OK);
   CHECK(count == 3);
   for (size_t i = 0; i < count; ++i) {
     int matched = 0;
@@ -203,11 +203,11 @@ static void test_ranking(const FunnelModel* model) {
     if (i > 0) CHECK(scores[i] <= scores[i - 1]);
   }
   const char* unknown[] = {"i1", "no-such-item"};
-  CHECK(funnel_rank(model, user, NULL, 0, unknown, 2, probabilities) == FUNNEL_NOT_FOUND);
+  CHECK(funnel_model_rank(model, user, NULL, 0, unknown, 2, probabilities) == FUNNEL_NOT_FOUND);
   CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
-  /* No pre-ranking stage here: funnel_prerank says so. */
+  /* No pre-ranking stage here: funnel_model_prerank says so. */
   CHECK(funnel_model_has_pre_ranking(model) == 0);
-  CHECK(funnel_prerank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_prerank(model, user, behaviours, 2, candidates, 4, probabilities) == FUNNEL_INVALID_ARGUMENT);
   CHECK(strstr(funnel_last_error(), "no pre-ranking stage") != NULL);
   funnel_features_free(user);
 }
@@ -222,7 +222,7 @@ static void test_three_stages(const FunnelModel* model) {
   const char* behaviours[] = {"i3", "i8", "i21", "i8", "unseen"};
   const char* candidates[] = {"i5", "i9", "i0", "i39"};
   float probabilities[4];
-  CHECK(funnel_prerank(model, user, behaviours, 5, candidates, 4, probabilities) == FUNNEL_OK);
+  CHECK(funnel_model_prerank(model, user, behaviours, 5, candidates, 4, probabilities) == FUNNEL_OK);
   CHECK(fabsf(probabilities[0] - 0.484119176864624f) < 2e-5f); /* expected.json */
   CHECK(fabsf(probabilities[3] - 0.5069833397865295f) < 2e-5f);
 
@@ -240,7 +240,7 @@ static void test_three_stages(const FunnelModel* model) {
   size_t lengths[5], count = 0;
   float scores[5];
   FunnelCascadeTimings timings;
-  CHECK(funnel_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
   CHECK(count == 5);
   CHECK(key_is(keys[0], lengths[0], "i27")); /* expected.json */
   CHECK(fabsf(scores[0] - 0.5541293621063232f) < 2e-5f);
@@ -248,7 +248,7 @@ static void test_three_stages(const FunnelModel* model) {
   CHECK(timings.retrieval_ms >= 0.0 && timings.pre_ranking_ms >= 0.0 && timings.ranking_ms >= 0.0);
   CHECK(timings.total_ms >= timings.retrieval_ms + timings.pre_ranking_ms + timings.ranking_ms);
   const char* unknown[] = {"no-such-item"};
-  CHECK(funnel_prerank(model, user, NULL, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
+  CHECK(funnel_model_prerank(model, user, NULL, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
   CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
   funnel_features_free(user);
 }
@@ -263,14 +263,15 @@ static void test_batch_and_updates(const FunnelModel* model) {
   float batch_scores[2 * 5], single_scores[5];
   size_t counts[2] = {0, 0}, count = 0;
   const char* exclude[] = {"i1"};
-  CHECK(funnel_retrieve_batch(model, (const FunnelFeatures* const*)users, 2, 5, exclude, 1, 2, batch_indices, batch_scores, counts) ==
-        FUNNEL_OK);
+  CHECK(funnel_model_retrieve_batch(model, (const FunnelFeatures* const*)users, 2, 5, exclude, 1, 2, batch_indices,
+                                    batch_scores, counts) == FUNNEL_OK);
   for (int u = 0; u < 2; ++u) {
-    CHECK(funnel_retrieve(model, users[u], 5, exclude, 1, single_indices, single_scores, &count) == FUNNEL_OK);
+    CHECK(funnel_model_retrieve(model, users[u], 5, exclude, 1, single_indices, single_scores, &count) == FUNNEL_OK);
     CHECK(counts[u] == count);
     for (size_t i = 0; i < count; ++i) CHECK(batch_indices[u * 5 + i] == single_indices[i] && batch_scores[u * 5 + i] == single_scores[i]);
   }
-  CHECK(funnel_retrieve_batch(model, NULL, 2, 5, NULL, 0, 1, batch_indices, batch_scores, counts) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_retrieve_batch(model, NULL, 2, 5, NULL, 0, 1, batch_indices, batch_scores, counts) ==
+        FUNNEL_INVALID_ARGUMENT);
 
   FunnelFeatures* item = funnel_features_new();
   funnel_features_set_string(item, "item_id", "brand-new");

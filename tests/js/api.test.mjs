@@ -1,6 +1,6 @@
 // The package's API: loading from bytes, a path, a file: URL and an http URL; inspect(); the whole cascade
-// against the native CLI (`funnel recommend`, which runs the same funnel_recommend); the CommonJS entry; errors
-// that must come back as Errors and leave the module working.
+// against the native CLI (`funnel recommend`, which runs the same funnel_model_recommend); the CommonJS entry;
+// errors that must come back as Errors and leave the module working.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… FUNNEL_TEST_MODEL=… FUNNEL_TEST_RANKER=… FUNNEL_TEST_USERS=… node --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -268,7 +268,7 @@ TEST_CASE("Cascade through the C ABI: the same items and scores, per-stage timin
   size_t lengths[6], count = 0;
   float scores[6];
   FunnelCascadeTimings timings;
-  REQUIRE(funnel_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  REQUIRE(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
 
   CascadeOptions options;
   options.k = 6;
@@ -288,9 +288,9 @@ TEST_CASE("Cascade through the C ABI: the same items and scores, per-stage timin
 
   const char* broken[] = {nullptr};
   request.exclude = broken;
-  CHECK(funnel_recommend(model, user, &request, keys, lengths, scores, &count, nullptr) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, nullptr) == FUNNEL_INVALID_ARGUMENT);
   CHECK_THAT(funnel_last_error(), Catch::Contains("exclude[0] is NULL"));
-  CHECK(funnel_recommend(model, user, nullptr, keys, lengths, scores, &count, nullptr) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_recommend(model, user, nullptr, keys, lengths, scores, &count, nullptr) == FUNNEL_INVALID_ARGUMENT);
   funnel_features_free(user);
   funnel_model_free(model);
 }
@@ -503,7 +503,8 @@ TEST_CASE("Cascade: ties in pre-ranking keep the retrieval order", "[cascade][pr
   }
 }
 
-TEST_CASE("Cascade through the C ABI with pre-ranking: prerank_k, the pre-ranking time, funnel_prerank", "[cascade][pre-ranking][c-abi]") {
+TEST_CASE("Cascade through the C ABI with pre-ranking: prerank_k, the pre-ranking time, funnel_model_prerank",
+          "[cascade][pre-ranking][c-abi]") {
   const Dataset& data = funnel::test::small_dataset();
   FunnelModel* model = nullptr;
   REQUIRE(funnel_model_load_bytes(files().three_bytes.data(), files().three_bytes.size(), &model) == FUNNEL_OK);
@@ -524,7 +525,7 @@ TEST_CASE("Cascade through the C ABI with pre-ranking: prerank_k, the pre-rankin
   size_t lengths[4], count = 0;
   float scores[4];
   FunnelCascadeTimings timings;
-  REQUIRE(funnel_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  REQUIRE(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
   CascadeOptions options;
   options.k = 4;
   options.retrieve_k = 30;
@@ -545,25 +546,25 @@ TEST_CASE("Cascade through the C ABI with pre-ranking: prerank_k, the pre-rankin
 
   const char* candidates[] = {data.items.keys[1].c_str(), data.items.keys[2].c_str(), data.items.keys[30].c_str()};
   float probabilities[3];
-  REQUIRE(funnel_prerank(model, user, behaviours, 2, candidates, 3, probabilities) == FUNNEL_OK);
+  REQUIRE(funnel_model_prerank(model, user, behaviours, 2, candidates, 3, probabilities) == FUNNEL_OK);
   std::vector<float> native;
   REQUIRE(files().three->prerank(data.users.raw[6], options.behaviours,
                                  std::vector<std::string>{data.items.keys[1], data.items.keys[2], data.items.keys[30]}, &native)
               .is_ok());
   for (size_t i = 0; i < 3; ++i) CHECK(probabilities[i] == native[i]);
   const char* unknown[] = {"no-such-item"};
-  CHECK(funnel_prerank(model, user, nullptr, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
+  CHECK(funnel_model_prerank(model, user, nullptr, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
   CHECK_THAT(funnel_last_error(), Catch::Contains("no-such-item"));
-  CHECK(funnel_prerank(model, nullptr, nullptr, 0, unknown, 1, probabilities) == FUNNEL_INVALID_ARGUMENT);
-  CHECK_THAT(funnel_last_error(), Catch::Contains("funnel_prerank: NULL argument"));
+  CHECK(funnel_model_prerank(model, nullptr, nullptr, 0, unknown, 1, probabilities) == FUNNEL_INVALID_ARGUMENT);
+  CHECK_THAT(funnel_last_error(), Catch::Contains("funnel_model_prerank: NULL argument"));
 
   // A file without the stage: prerank is an error, the timing is NaN.
   FunnelModel* both = nullptr;
   REQUIRE(funnel_model_load_bytes(files().both_bytes.data(), files().both_bytes.size(), &both) == FUNNEL_OK);
   CHECK(funnel_model_has_pre_ranking(both) == 0);
-  CHECK(funnel_prerank(both, user, behaviours, 2, candidates, 3, probabilities) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_prerank(both, user, behaviours, 2, candidates, 3, probabilities) == FUNNEL_INVALID_ARGUMENT);
   CHECK_THAT(funnel_last_error(), Catch::Contains("no pre-ranking stage"));
-  REQUIRE(funnel_recommend(both, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  REQUIRE(funnel_model_recommend(both, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
   CHECK(std::isnan(timings.pre_ranking_ms));
   funnel_model_free(both);
   funnel_features_free(user);

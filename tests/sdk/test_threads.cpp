@@ -167,7 +167,7 @@ TEST_CASE("Threads: the C ABI shares one model handle, and each thread sees its 
     indices->assign(5, 0);
     scores->assign(5, 0.0f);
     size_t count = 0;
-    const FunnelStatus status = funnel_retrieve(model, features, 5, nullptr, 0, indices->data(), scores->data(), &count);
+    const FunnelStatus status = funnel_model_retrieve(model, features, 5, nullptr, 0, indices->data(), scores->data(), &count);
     funnel_features_free(features);
     indices->resize(count);
     scores->resize(count);
@@ -195,7 +195,7 @@ TEST_CASE("Threads: the C ABI shares one model handle, and each thread sees its 
         uint32_t index = 0;
         float score = 0;
         size_t count = 0;
-        const FunnelStatus status = funnel_retrieve(model, features, 1, nullptr, 0, &index, &score, &count);
+        const FunnelStatus status = funnel_model_retrieve(model, features, 1, nullptr, 0, &index, &score, &count);
         funnel_features_free(features);
         if (status != FUNNEL_INVALID_ARGUMENT || std::string(funnel_last_error()).rfind("unknown feature '" + unknown + "'", 0) != 0)
           ++mismatches;

@@ -185,7 +185,7 @@ export class FunnelModel {
     const handle = this.#live();
     return withFeatures(m, features, (user, scratch) => {
       const out = scratch.alloc(this.embeddingDim * 4);
-      check(m, m._funnel_user_embedding(handle, user, out));
+      check(m, m._funnel_model_user_embedding(handle, user, out));
       return m.HEAPF32.slice(out >> 2, (out >> 2) + this.embeddingDim);
     });
   }
@@ -206,7 +206,7 @@ export class FunnelModel {
       const outScores = scratch.alloc(capacity * 4);
       const outCount = scratch.alloc(4);
       m.HEAPU32.set(keys, excludeArray >> 2);
-      check(m, m._funnel_retrieve(handle, user, capacity, excludeArray, keys.length, outIndices, outScores, outCount));
+      check(m, m._funnel_model_retrieve(handle, user, capacity, excludeArray, keys.length, outIndices, outScores, outCount));
       const count = m.HEAPU32[outCount >> 2];
       return [m.HEAPU32.slice(outIndices >> 2, (outIndices >> 2) + count),
               m.HEAPF32.slice(outScores >> 2, (outScores >> 2) + count)];
@@ -215,11 +215,11 @@ export class FunnelModel {
   }
 
   rank(features, request) {
-    return this.#score('_funnel_rank', features, request);
+    return this.#score('_funnel_model_rank', features, request);
   }
 
   prerank(features, request) {
-    return this.#score('_funnel_prerank', features, request);
+    return this.#score('_funnel_model_prerank', features, request);
   }
 
   // rank and prerank: one stage's click probabilities of the candidates.
@@ -258,7 +258,7 @@ export class FunnelModel {
       const outCount = scratch.alloc(4);
       const timings = scratch.alloc(32);
       m.HEAPU32.set(words, request >> 2);
-      check(m, m._funnel_recommend(handle, user, request, outKeys, outLengths, outScores, outCount, timings));
+      check(m, m._funnel_model_recommend(handle, user, request, outKeys, outLengths, outScores, outCount, timings));
       const n = m.HEAPU32[outCount >> 2];
       const items = [];
       for (let i = 0; i < n; ++i)

@@ -1,7 +1,7 @@
 // The same cascade natively (the C ABI), in Node's WebAssembly and in headless Chromium's, in one run: for each
 // of N users, the retrieval file's cascade (retrieve_k candidates, leaving out the user's behaviours), then the
 // ranker's cascade over those candidates (k kept), single-threaded everywhere. Times are the SDK's own
-// (funnel_recommend's total_ms of both calls), median over the requests after warm-up passes.
+// (funnel_model_recommend's total_ms of both calls), median over the requests after warm-up passes.
 //   node wasm/tools/bench_cascade.mjs [--set build/web-demo/builtin] [--users 100] [--warmup 3]
 //        [--k 10] [--retrieve-k 100] [--lib build/helper-js] [--chromium /usr/bin/chromium]
 // --set is a folder the demo server wrote (node wasm/demo/serve.mjs): demo.json, model.funnel, ranker.funnel.

@@ -1,4 +1,4 @@
-/* The native half of wasm/tools/bench_cascade.mjs: the same requests through the C ABI (funnel_recommend), the
+/* The native half of wasm/tools/bench_cascade.mjs: the same requests through the C ABI (funnel_model_recommend), the
  * SDK's own timings. Reads requests from stdin, one a line: features as name=value pairs separated by \t (a
  * value that is a whole number is set as a number, as the JS API does for JSON numbers), then \t|\t and the
  * behaviour keys separated by \t. For each request: the retrieval file's cascade (retrieve_k, leaving out the
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       size_t got = 0;
       FunnelCascadeTimings t1, t2;
       t2.total_ms = 0;
-      if (funnel_recommend(model, user, &request, keys, lengths, scores, &got, &t1) != FUNNEL_OK)
+      if (funnel_model_recommend(model, user, &request, keys, lengths, scores, &got, &t1) != FUNNEL_OK)
         return fprintf(stderr, "request %d: %s\n", r, funnel_last_error()), 1;
       if (ranker) {
         for (size_t i = 0; i < got; ++i) {
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
         rank.behaviour_count = behaviour_count;
         rank.threads = 1;
         size_t ranked = 0;
-        FunnelStatus status = funnel_recommend(ranker, user, &rank, keys, lengths, scores, &ranked, &t2);
+        FunnelStatus status = funnel_model_recommend(ranker, user, &rank, keys, lengths, scores, &ranked, &t2);
         for (size_t i = 0; i < got; ++i) free(candidates[i]);
         if (status != FUNNEL_OK) return fprintf(stderr, "request %d (ranking): %s\n", r, funnel_last_error()), 1;
       }
