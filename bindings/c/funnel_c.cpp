@@ -28,9 +28,45 @@ FunnelStatus fail(FunnelStatus code, std::string message) {
   return code;
 }
 
+// FunnelStatus mirrors funnel::StatusCode name for name and value for value (the header promises FFI users
+// the numbers). A code added to either enum alone stops the build (-Wswitch is an error in these two
+// switches), and a value that differs fails the static_assert below.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+constexpr FunnelStatus c_status(funnel::StatusCode code) {
+  switch (code) {
+    case funnel::StatusCode::kOk: return FUNNEL_OK;
+    case funnel::StatusCode::kInvalidArgument: return FUNNEL_INVALID_ARGUMENT;
+    case funnel::StatusCode::kNotFound: return FUNNEL_NOT_FOUND;
+    case funnel::StatusCode::kIoError: return FUNNEL_IO_ERROR;
+    case funnel::StatusCode::kCorruptModel: return FUNNEL_CORRUPT_MODEL;
+    case funnel::StatusCode::kUnsupported: return FUNNEL_UNSUPPORTED;
+  }
+  return FUNNEL_INVALID_ARGUMENT;  // not reached: the switch names every code
+}
+constexpr funnel::StatusCode sdk_status(FunnelStatus code) {
+  switch (code) {
+    case FUNNEL_OK: return funnel::StatusCode::kOk;
+    case FUNNEL_INVALID_ARGUMENT: return funnel::StatusCode::kInvalidArgument;
+    case FUNNEL_NOT_FOUND: return funnel::StatusCode::kNotFound;
+    case FUNNEL_IO_ERROR: return funnel::StatusCode::kIoError;
+    case FUNNEL_CORRUPT_MODEL: return funnel::StatusCode::kCorruptModel;
+    case FUNNEL_UNSUPPORTED: return funnel::StatusCode::kUnsupported;
+  }
+  return funnel::StatusCode::kInvalidArgument;  // not reached: the switch names every code
+}
+#pragma GCC diagnostic pop
+constexpr bool mirrored(funnel::StatusCode code) {
+  return sdk_status(c_status(code)) == code && static_cast<int>(c_status(code)) == static_cast<int>(code);
+}
+static_assert(mirrored(funnel::StatusCode::kOk) && mirrored(funnel::StatusCode::kInvalidArgument) &&
+                  mirrored(funnel::StatusCode::kNotFound) && mirrored(funnel::StatusCode::kIoError) &&
+                  mirrored(funnel::StatusCode::kCorruptModel) && mirrored(funnel::StatusCode::kUnsupported),
+              "FunnelStatus (funnel_c.h) and funnel::StatusCode (funnel/status.hpp) must agree value for value");
+
 FunnelStatus report(const funnel::Status& status) {
   if (status.is_ok()) return FUNNEL_OK;
-  return fail(static_cast<FunnelStatus>(status.code()), status.message());
+  return fail(c_status(status.code()), status.message());
 }
 
 // Copies a C array of keys; a NULL entry is an error naming the function, the array and the position.
