@@ -20,6 +20,7 @@
 #include <string>
 
 #include "train/data/dataset.hpp"
+#include "train/core/atomic_file.hpp"
 #include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
 #include "train/data/synthetic.hpp"

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "train/data/dataset.hpp"
+#include "train/core/atomic_file.hpp"
 #include "train/export/export.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/retrieval/two_tower.hpp"

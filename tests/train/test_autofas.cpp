@@ -259,7 +259,7 @@ TEST_CASE("AutoFAS: the masks keep the fields that carry the signal and drop exp
   config.lambda = 1e-3f;
   const CtrDataset ctr = load_ctr_dataset(write_signal_and_noise(dir), "", config.teacher.ctr_options());
   std::unique_ptr<RankerModel> teacher;
-  const RankerResult trained = train_ranker(ctr, config.teacher, {}, nullptr, &teacher);
+  const RankerResult trained = train_ranker(ctr, config.teacher, {}, {}, &teacher);
   INFO("teacher test AUC " << trained.test.auc);
   REQUIRE(trained.test.auc > 0.75);  // the signal is learnable
   REQUIRE(teacher);
@@ -318,7 +318,7 @@ TEST_CASE("AutoFAS: the exported student's SDK scores equal the trainer's, from 
   student.threads = 1;
   const std::vector<float> soft(instances.train.size(), 0.3f);
   std::unique_ptr<RankerModel> trained;
-  train_ranker(ctr, student, {}, &soft, &trained);
+  train_ranker(ctr, student, {}, distillation_term(soft, instances.train.size(), student.distillation), &trained);
   REQUIRE(trained);
   const std::vector<uint8_t> bytes = export_funnel(data, nullptr, &teacher, trained.get(), {});
   std::unique_ptr<funnel::Model> model;

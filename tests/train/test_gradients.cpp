@@ -104,7 +104,7 @@ TEST_CASE("EmbeddingBag: mean pooling over multi-valued rows", "[gradient]") {
   const size_t stride = 7, column_offset = 2;
   std::vector<float> out(rows.size() * stride, 0.0f), w = random_values(rows.size() * stride, rng);
   const auto loss = [&] {
-    bag.forward(column, rows, out.data(), stride, column_offset);
+    bag.forward(column.lists(rows), out.data(), stride, column_offset);
     double sum = 0;
     for (size_t b = 0; b < rows.size(); ++b)
       for (size_t k = 0; k < 3; ++k) sum += static_cast<double>(out[b * stride + column_offset + k]) * w[b * stride + column_offset + k];
@@ -112,7 +112,7 @@ TEST_CASE("EmbeddingBag: mean pooling over multi-valued rows", "[gradient]") {
   };
   loss();
   CHECK(out[column_offset] == Approx((table.value[3] + table.value[9]) / 2));
-  bag.backward(column, rows, w.data(), stride, column_offset);
+  bag.backward(column.lists(rows), w.data(), stride, column_offset);
   for (size_t i = 0; i < table.size(); ++i) expect_close(table.grad[i], numeric_gradient(table.value[i], loss), "dtable");
 }
 

@@ -5,7 +5,7 @@
 
 #include "train/data/split.hpp"
 #include "support.hpp"
-#include "train/retrieval/two_tower.hpp"
+#include "train/retrieval/two_tower_training.hpp"
 
 using namespace funnel::train;
 

@@ -102,7 +102,7 @@ TEST_CASE("Parity: the C ABI answers as the C++ API does", "[parity][c-abi]") {
   std::vector<uint32_t> indices(10);
   std::vector<float> scores(10);
   size_t count = 0;
-  REQUIRE(funnel_retrieve(handle, features, 10, exclude, 1, indices.data(), scores.data(), &count) == FUNNEL_OK);
+  REQUIRE(funnel_model_retrieve(handle, features, 10, exclude, 1, indices.data(), scores.data(), &count) == FUNNEL_OK);
 
   RetrieveOptions options;
   options.k = 10;
@@ -117,7 +117,7 @@ TEST_CASE("Parity: the C ABI answers as the C++ API does", "[parity][c-abi]") {
   }
 
   FunnelFeatures* empty = funnel_features_new();
-  CHECK(funnel_retrieve(handle, empty, 10, nullptr, 0, indices.data(), scores.data(), &count) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(funnel_model_retrieve(handle, empty, 10, nullptr, 0, indices.data(), scores.data(), &count) == FUNNEL_INVALID_ARGUMENT);
   CHECK(std::string(funnel_last_error()).find("missing feature") != std::string::npos);
   FunnelModel* garbage = nullptr;
   CHECK(funnel_model_load_bytes("garbage!", 8, &garbage) == FUNNEL_CORRUPT_MODEL);

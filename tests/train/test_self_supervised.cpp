@@ -9,6 +9,7 @@
 #include "gradient_check.hpp"
 #include "support.hpp"
 #include "train/retrieval/two_tower.hpp"
+#include "train/retrieval/two_tower_training.hpp"
 
 using namespace funnel::train;
 using funnel::test::expect_close;

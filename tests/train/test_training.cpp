@@ -11,7 +11,7 @@
 #include "train/core/lr_schedule.hpp"
 #include "train/data/split.hpp"
 #include "support.hpp"
-#include "train/retrieval/two_tower.hpp"
+#include "train/retrieval/two_tower_training.hpp"
 
 using namespace funnel::train;
 using Catch::Matchers::Contains;
@@ -128,8 +128,9 @@ TEST_CASE("Checkpoint: damaged files are refused with the file's name", "[checkp
   const Dataset& data = funnel::test::small_dataset();
   const TrainConfig config = quick_config();
   Checkpoint partial;
-  partial.header = {{"dataset", data.name}, {"users", data.users.size()}, {"items", data.items.size()},
-                    {"hidden", config.hidden}, {"output_dim", config.output_dim}, {"embedding_dim", config.embedding_dim}};
+  partial.header = {{"identity",
+                     {{"dataset", data.name}, {"users", data.users.size()}, {"items", data.items.size()},
+                      {"hidden", config.hidden}, {"output_dim", config.output_dim}, {"embedding_dim", config.embedding_dim}}}};
   save_checkpoint(dir.file("partial.ckpt"), partial);
   TrainOptions resuming;
   resuming.resume = dir.file("partial.ckpt");
@@ -137,20 +138,37 @@ TEST_CASE("Checkpoint: damaged files are refused with the file's name", "[checkp
                     Contains("partial.ckpt") && Contains("the checkpoint has no array"));
 }
 
+TEST_CASE("Checkpoint: a run of another shape is refused, naming the field that differs", "[checkpoint]") {
+  const Dataset& data = funnel::test::small_dataset();
+  const Split split = leave_last_out(data);
+  funnel::test::TempDir dir;
+  TrainConfig config = quick_config();
+  config.epochs = 1;
+  TrainOptions first;
+  first.checkpoint = dir.file("run.ckpt");
+  train_two_tower(data, split, config, first);
+  config.epochs = 2;
+  config.output_dim += 4;
+  TrainOptions resuming;
+  resuming.resume = first.checkpoint;
+  CHECK_THROWS_WITH(train_two_tower(data, split, config, resuming),
+                    Contains("run.ckpt") && Contains("another run") && Contains("'output_dim'"));
+}
+
 TEST_CASE("Learning-rate schedule: warm-up, cosine and linear decay", "[training]") {
   TrainConfig config;
   config.learning_rate = 1.0f;
-  CHECK(learning_rate_at(config, 0, 100) == 1.0f);
+  CHECK(learning_rate_at(lr_schedule_of(config), 0, 100) == 1.0f);
   config.lr_warmup_steps = 10;
-  CHECK(learning_rate_at(config, 0, 100) == Approx(0.1));
-  CHECK(learning_rate_at(config, 9, 100) == Approx(1.0));
+  CHECK(learning_rate_at(lr_schedule_of(config), 0, 100) == Approx(0.1));
+  CHECK(learning_rate_at(lr_schedule_of(config), 9, 100) == Approx(1.0));
   config.lr_schedule = "cosine";
   config.lr_min_ratio = 0.1f;
-  CHECK(learning_rate_at(config, 10, 100) == Approx(1.0));
-  CHECK(learning_rate_at(config, 99, 100) == Approx(0.1));
-  CHECK(learning_rate_at(config, 10 + 89 / 2, 100) == Approx(0.55).epsilon(0.02));
+  CHECK(learning_rate_at(lr_schedule_of(config), 10, 100) == Approx(1.0));
+  CHECK(learning_rate_at(lr_schedule_of(config), 99, 100) == Approx(0.1));
+  CHECK(learning_rate_at(lr_schedule_of(config), 10 + 89 / 2, 100) == Approx(0.55).epsilon(0.02));
   config.lr_schedule = "linear";
-  CHECK(learning_rate_at(config, 99, 100) == Approx(0.1));
+  CHECK(learning_rate_at(lr_schedule_of(config), 99, 100) == Approx(0.1));
 }
 
 TEST_CASE("Training: early stopping and the CBNS switch are reported", "[training][cbns]") {

@@ -8,15 +8,17 @@
 #include <fstream>
 
 #include "train/pre_ranking/autofas.hpp"
+#include "train/pre_ranking/distillation.hpp"
 #include "train/cli/cli_support.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/core/errors.hpp"
+#include "train/core/atomic_file.hpp"
 #include "train/export/export.hpp"
 #include "train/ranking/ranker_training.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/data/split.hpp"
 #include "train/pre_ranking/stage_agreement.hpp"
-#include "train/retrieval/two_tower.hpp"
+#include "train/retrieval/two_tower_training.hpp"
 
 namespace funnel::train::cli {
 
@@ -126,7 +128,7 @@ int run_autofas(const TrainArgs& args) {
       throw ConfigError(config.teacher_cache + ": the cached teacher was trained with another ranking config; remove the file or name another");
     spdlog::info("teacher ({}) read from {}: test {}", config.teacher.model, config.teacher_cache, summary(teacher_result.test));
   } else {
-    teacher_result = train_ranker(ctr, config.teacher, progress("teacher", config.teacher.epochs), nullptr, &teacher);
+    teacher_result = train_ranker(ctr, config.teacher, progress("teacher", config.teacher.epochs), {}, &teacher);
     spdlog::info("teacher ({}): test {}", config.teacher.model, summary(teacher_result.test));
     if (!config.teacher_cache.empty()) save_teacher(config.teacher_cache, *teacher, config.teacher, teacher_result.test);
   }
@@ -156,7 +158,8 @@ int run_autofas(const TrainArgs& args) {
   const RankerConfig student = student_config(config, search);
   const std::vector<float> soft = teacher_probabilities(*teacher, in, config.teacher.batch_size);
   std::unique_ptr<RankerModel> student_model;
-  const RankerResult student_result = train_ranker(ctr, student, progress("student", student.epochs), &soft, &student_model);
+  const RankerResult student_result = train_ranker(ctr, student, progress("student", student.epochs),
+                                                   distillation_term(soft, ctr.instances.train.size(), student.distillation), &student_model);
   spdlog::info("student: test {}", summary(student_result.test));
 
   // 4. One file, both stages; what was chosen and why in its metadata.

@@ -19,13 +19,14 @@
 #include "train/core/errors.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/retrieval/evaluation.hpp"
+#include "train/core/atomic_file.hpp"
 #include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/layer_latency.hpp"
 #include "train/ranking/ranker_training.hpp"
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
-#include "train/retrieval/two_tower.hpp"
+#include "train/retrieval/two_tower_training.hpp"
 
 namespace {
 

@@ -47,6 +47,27 @@ void Adam::restore(State state) {
   inv_sqrt_c2s_.assign(static_cast<size_t>(step_), 0.0f);
 }
 
+void Adam::register_state(TrainingState& training) {
+  training.add(
+      [this](Checkpoint& c) {
+        const State s = state();
+        for (size_t i = 0; i < parameters_.size(); ++i) {
+          c.floats["adam_m/" + parameters_[i]->name] = s.m[i];
+          c.floats["adam_v/" + parameters_[i]->name] = s.v[i];
+        }
+        c.header["adam_step"] = s.step;
+      },
+      [this](const Checkpoint& c) {
+        State s;
+        for (const Parameter* p : parameters_) {
+          s.m.push_back(c.float_array("adam_m/" + p->name));
+          s.v.push_back(c.float_array("adam_v/" + p->name));
+        }
+        s.step = c.header.at("adam_step").get<long>();
+        restore(std::move(s));
+      });
+}
+
 void Adam::catch_up(size_t parameter, uint32_t row) { catch_up_through(parameter, row, step_); }
 
 void Adam::catch_up_through(size_t parameter, uint32_t row, long through) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "train/core/parameter.hpp"
+#include "train/core/training_state.hpp"
 
 namespace funnel::train {
 
@@ -48,6 +49,8 @@ class Adam {
   };
   State state();
   void restore(State state);
+  // Registers the moments ("adam_m/<parameter>", "adam_v/<parameter>") and the step count with a run's state.
+  void register_state(TrainingState& state);
 
  private:
   void catch_up_through(size_t parameter, uint32_t row, long through);

@@ -5,7 +5,7 @@
 #include <iterator>
 
 #include "train/core/errors.hpp"
-#include "train/export/export.hpp"
+#include "train/core/atomic_file.hpp"
 
 namespace funnel::train {
 

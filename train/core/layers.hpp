@@ -6,26 +6,11 @@
 #include <span>
 #include <vector>
 
-#include "train/data/dataset.hpp"
+#include "train/core/id_lists.hpp"
 #include "train/core/parameter.hpp"
 #include "train/core/rng.hpp"
 
 namespace funnel::train {
-
-// The value lists of a batch for one feature: list b is ids[offsets[rows[b]] .. offsets[rows[b] + 1]). A
-// table's column with its batch rows, or an augmented batch's own lists with rows 0..n-1.
-struct IdLists {
-  const uint32_t* offsets;
-  const uint32_t* ids;
-  std::span<const uint32_t> rows;
-
-  IdLists(const uint32_t* offsets_, const uint32_t* ids_, std::span<const uint32_t> rows_)
-      : offsets(offsets_), ids(ids_), rows(rows_) {}
-  IdLists(const FeatureColumn& column, std::span<const uint32_t> rows_)
-      : offsets(column.offsets.data()), ids(column.ids.data()), rows(rows_) {}
-  size_t size() const { return rows.size(); }
-  std::span<const uint32_t> operator[](size_t b) const { return {ids + offsets[rows[b]], ids + offsets[rows[b] + 1]}; }
-};
 
 // Embedding bag for one feature: mean (or sum) of the rows of the feature's ids, written into
 // columns [column, column + dim) of an output of width `stride`.
@@ -36,12 +21,6 @@ class EmbeddingBag {
 
   void forward(const IdLists& lists, float* out, size_t stride, size_t column) const;
   void backward(const IdLists& lists, const float* dout, size_t stride, size_t column);
-  void forward(const FeatureColumn& feature, std::span<const uint32_t> rows, float* out, size_t stride, size_t column) const {
-    forward(IdLists(feature, rows), out, stride, column);
-  }
-  void backward(const FeatureColumn& feature, std::span<const uint32_t> rows, const float* dout, size_t stride, size_t column) {
-    backward(IdLists(feature, rows), dout, stride, column);
-  }
 
  private:
   Parameter* table_;

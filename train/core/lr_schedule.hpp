@@ -1,11 +1,18 @@
 // Learning rate per step: an optional linear warm-up, then constant, cosine or linear decay to
-// lr_min_ratio x the base rate at the last step.
+// min_ratio x the base rate at the last step.
 #pragma once
 
-#include "train/retrieval/two_tower_config.hpp"
+#include <string>
 
 namespace funnel::train {
 
-float learning_rate_at(const TrainConfig& config, long step, long total_steps);
+struct LrSchedule {
+  float learning_rate = 1e-3f;
+  std::string shape = "constant";  // "constant", "cosine" or "linear"
+  long warmup_steps = 0;           // linear warm-up from 0
+  float min_ratio = 0.0f;
+};
+
+float learning_rate_at(const LrSchedule& schedule, long step, long total_steps);
 
 }  // namespace funnel::train

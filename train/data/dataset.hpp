@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "funnel/features.hpp"
+#include "train/core/id_lists.hpp"
 
 namespace funnel::train {
 
@@ -49,6 +50,8 @@ struct FeatureColumn {
   float stddev = 1.0f;
 
   std::span<const uint32_t> ids_of(size_t row) const { return {ids.data() + offsets[row], ids.data() + offsets[row + 1]}; }
+  // The lists of the given rows, as the layers read them.
+  IdLists lists(std::span<const uint32_t> rows) const { return {offsets.data(), ids.data(), rows}; }
 };
 
 struct EntityTable {

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <numeric>
 
 #include "train/core/errors.hpp"
@@ -298,20 +296,6 @@ std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& 
 
 std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata) {
   return export_funnel(data, nullptr, &model, metadata);
-}
-
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw TrainingError(temporary + ": cannot open for writing");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw TrainingError(temporary + ": write failed (disk full?)");
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) throw TrainingError(path + ": cannot rename the written file into place: " + error.message());
 }
 
 }  // namespace funnel::train

@@ -40,7 +40,4 @@ std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* ret
 // feature ids) and the ranking stage.
 std::vector<uint8_t> export_ranker(const Dataset& data, const RankerModel& model, const Metadata& metadata);
 
-// Writes bytes atomically: a temporary file beside `path`, then rename.
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
-
 }  // namespace funnel::train

@@ -23,4 +23,16 @@ float distill(std::span<const float> logits, std::span<const float> teacher, flo
   return static_cast<float>((1.0 - weight) * loss + weight * gap / n);
 }
 
+LossTerm distillation_term(const std::vector<float>& teacher, size_t training_instances, float weight) {
+  if (teacher.size() != training_instances)
+    throw TrainingError("distillation: " + std::to_string(teacher.size()) + " teacher outputs for " +
+                        std::to_string(training_instances) + " training instances");
+  if (weight <= 0.0f) return {};
+  return [&teacher, weight](std::span<const uint32_t> instances, std::span<const float> logits, float loss, std::span<float> dlogits) {
+    std::vector<float> targets(instances.size());
+    for (size_t k = 0; k < instances.size(); ++k) targets[k] = teacher[instances[k]];
+    return distill(logits, targets, weight, loss, dlogits);
+  };
+}
+
 }  // namespace funnel::train

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -35,5 +36,11 @@ class GhmC {
   float momentum_;
   std::vector<float> accumulated_;
 };
+
+// A term added to a batch's loss, beside BCE, focal or GHM-C: given the batch's training-instance indices,
+// its logits, and the base loss with d loss / d logit in dlogits, it returns the new loss and rewrites
+// dlogits. The pre-ranking student's distillation from its teacher is one (pre_ranking/distillation.hpp).
+using LossTerm = std::function<float(std::span<const uint32_t> instances, std::span<const float> logits, float loss,
+                                     std::span<float> dlogits)>;
 
 }  // namespace funnel::train

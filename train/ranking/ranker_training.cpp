@@ -9,8 +9,8 @@
 #include <unordered_map>
 
 #include "train/core/adam.hpp"
+#include "train/export/export.hpp"
 #include "train/ranking/ctr_losses.hpp"
-#include "train/pre_ranking/distillation.hpp"
 #include "train/core/errors.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/core/subnormals.hpp"
@@ -73,7 +73,7 @@ CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrIns
 }
 
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer,
-                          const std::vector<float>* teacher, std::unique_ptr<RankerModel>* trained) {
+                          const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained) {
   const Dataset& data = ctr.data;
   const CtrInstances& instances = ctr.instances;
   const CtrSplit& train = instances.train;
@@ -81,9 +81,6 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
-  if (teacher && teacher->size() != train.size())
-    throw TrainingError("ranking: " + std::to_string(teacher->size()) + " teacher outputs for " + std::to_string(train.size()) +
-                        " training instances");
   auto owned_model = std::make_unique<RankerModel>(data, config);
   RankerModel& model = *owned_model;
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
@@ -163,11 +160,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       if (config.loss == "focal") loss = focal_loss(batch_logits, labels, focal, batch_dlogits);
       else if (config.loss == "ghm") loss = ghm.loss(batch_logits, labels, batch_dlogits);
       else loss = bce_loss(batch_logits, labels, batch_dlogits);
-      if (teacher && config.distillation > 0.0f) {
-        std::vector<float> targets(b);
-        for (size_t k = 0; k < b; ++k) targets[k] = (*teacher)[batch[k]];
-        loss = distill(batch_logits, targets, config.distillation, loss, batch_dlogits);
-      }
+      if (extra_loss) loss = extra_loss(batch, batch_logits, loss, batch_dlogits);
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
                             std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")");

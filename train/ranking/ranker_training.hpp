@@ -10,8 +10,8 @@
 
 #include "train/data/ctr_data.hpp"
 #include "train/ranking/ctr_metrics.hpp"
-#include "train/export/export.hpp"
 #include "funnel/model.hpp"
+#include "train/ranking/ctr_losses.hpp"
 #include "train/ranking/ranker_config.hpp"
 
 namespace funnel::train {
@@ -43,11 +43,11 @@ struct RankerResult {
 
 class RankerModel;
 
-// Trains, keeps the epoch of the best validation AUC, exports it. With `teacher` (one click probability per
-// training instance) the loss distils it by config.distillation (distillation.hpp). With `trained`, the
-// model of the chosen epoch is handed over as well (AutoFAS searches on the trained teacher).
+// Trains, keeps the epoch of the best validation AUC, exports it. With `extra_loss`, each batch's loss gets
+// that term (a pre-ranking student's distillation). With `trained`, the model of the chosen epoch is handed
+// over as well (AutoFAS searches on the trained teacher).
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {},
-                          const std::vector<float>* teacher = nullptr, std::unique_ptr<RankerModel>* trained = nullptr);
+                          const LossTerm& extra_loss = {}, std::unique_ptr<RankerModel>* trained = nullptr);
 
 // AUC, GAUC and LogLoss of a split, scored by the SDK: each positive's group (it and its negatives share
 // user and history) is one request of one user against its candidates.

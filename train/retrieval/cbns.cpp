@@ -31,6 +31,21 @@ uint32_t MemoryBank::item_by_age(size_t age) const {
   return items_[(oldest + age) % capacity_];
 }
 
+void MemoryBank::register_state(TrainingState& training) {
+  training.add(
+      [this](Checkpoint& c) {
+        c.floats["bank/embeddings"] = embeddings_;
+        c.floats["bank/log_q"] = log_q_;
+        c.integers["bank/items"] = items_;
+        c.header["bank_head"] = head_;
+        c.header["bank_size"] = size_;
+      },
+      [this](const Checkpoint& c) {
+        restore({c.float_array("bank/embeddings"), c.float_array("bank/log_q"), c.integer_array("bank/items"),
+                 c.header.at("bank_head").get<size_t>(), c.header.at("bank_size").get<size_t>()});
+      });
+}
+
 void MemoryBank::restore(const State& state) {
   if (state.embeddings.size() != capacity_ * dim_ || state.items.size() != capacity_ || state.log_q.size() != capacity_ ||
       state.head >= std::max<size_t>(capacity_, 1) || state.size > capacity_)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "train/core/training_state.hpp"
 #include "train/retrieval/sampled_softmax.hpp"
 
 namespace funnel::train {
@@ -35,6 +36,8 @@ class MemoryBank {
   };
   State state() const { return {embeddings_, log_q_, items_, head_, size_}; }
   void restore(const State& state);
+  // Registers the entries ("bank/...") with a run's state.
+  void register_state(TrainingState& state);
 
  private:
   size_t capacity_, dim_;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <unordered_map>
 
 namespace funnel::train {
@@ -42,11 +41,9 @@ void StreamingFrequency::update(long step, const std::vector<uint32_t>& items, s
     (*log_q)[i] = static_cast<float>(-std::log(std::max(static_cast<double>(gap_[bucket(items[i])]) * batch, 1.0)));
 }
 
-void StreamingFrequency::restore(const State& state) {
-  if (state.last_step.size() != last_step_.size() || state.gap.size() != gap_.size())
-    throw std::invalid_argument("streaming frequency state does not match its bucket count");
-  last_step_ = state.last_step;
-  gap_ = state.gap;
+void StreamingFrequency::register_state(TrainingState& training) {
+  training.array("streaming/last_step", last_step_);
+  training.array("streaming/gap", gap_);
 }
 
 }  // namespace funnel::train

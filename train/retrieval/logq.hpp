@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "train/core/training_state.hpp"
+
 namespace funnel::train {
 
 // log(count / total) per item; items never seen get log(0.5 / total), half a sighting, so that they stay
@@ -23,11 +25,8 @@ class StreamingFrequency {
   // q is per sample: 1 / (mean gap x batch size), comparable with the count-based q.
   void update(long step, const std::vector<uint32_t>& items, std::vector<float>* log_q);
 
-  struct State {
-    std::vector<float> last_step, gap;
-  };
-  State state() const { return {last_step_, gap_}; }
-  void restore(const State& state);
+  // Registers A and B ("streaming/...") with a run's state, for checkpoints.
+  void register_state(TrainingState& training);
 
  private:
   size_t bucket(uint32_t item) const;

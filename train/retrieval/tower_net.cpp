@@ -89,7 +89,7 @@ const float* TowerNet::forward(TowerPass& pass, std::span<const uint32_t> rows, 
       bags_[bag].forward(IdLists(augmentation->offsets[f].data(), augmentation->ids[f].data(), pass.positions), input.data(),
                          input_dim_, column);
     } else {
-      bags_[bag].forward(feature, rows, input.data(), input_dim_, column);
+      bags_[bag].forward(feature.lists(rows), input.data(), input_dim_, column);
     }
     column += width;
     bag += embeddings_[f] != nullptr;
@@ -130,7 +130,7 @@ void TowerNet::backward(TowerPass& pass, const float* d_output) {
       bags_[bag].backward(IdLists(augmentation->offsets[f].data(), augmentation->ids[f].data(), pass.positions), grad_a_.data(),
                           input_dim_, column);
     } else {
-      bags_[bag].backward(table_.features[f], pass.rows, grad_a_.data(), input_dim_, column);
+      bags_[bag].backward(table_.features[f].lists(pass.rows), grad_a_.data(), input_dim_, column);
     }
     column += width;
     bag += embeddings_[f] != nullptr;

@@ -112,4 +112,8 @@ nlohmann::json config_to_json(const TrainConfig& config) {
   return out;
 }
 
+LrSchedule lr_schedule_of(const TrainConfig& config) {
+  return {config.learning_rate, config.lr_schedule, static_cast<long>(config.lr_warmup_steps), config.lr_min_ratio};
+}
+
 }  // namespace funnel::train

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "train/core/lr_schedule.hpp"
+
 namespace funnel::train {
 
 struct TrainConfig {
@@ -71,6 +73,7 @@ struct TrainConfig {
 // Throws ConfigError naming `where` and the field for unknown keys, wrong types and bad values.
 TrainConfig config_from_json(const nlohmann::json& object, const std::string& where);
 TrainConfig load_config(const std::string& path);
+LrSchedule lr_schedule_of(const TrainConfig& config);
 nlohmann::json config_to_json(const TrainConfig& config);
 
 }  // namespace funnel::train

@@ -1,0 +1,286 @@
+#include "train/retrieval/two_tower_training.hpp"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "funnel/model.hpp"
+#include "train/core/adam.hpp"
+#include "train/core/errors.hpp"
+#include "train/core/lr_schedule.hpp"
+#include "train/core/subnormals.hpp"
+#include "train/core/training_state.hpp"
+#include "train/export/export.hpp"
+#include "train/retrieval/cbns.hpp"
+#include "train/retrieval/logq.hpp"
+#include "train/retrieval/two_tower.hpp"
+
+namespace funnel::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+RetrievalMetrics evaluate_in_memory(const std::vector<uint8_t>& file, const Dataset& data, const Split& split, Holdout holdout,
+                                    const std::vector<uint32_t>& ks) {
+  std::unique_ptr<Model> model;
+  if (Status status = Model::load_bytes(file.data(), file.size(), &model); !status)
+    throw TrainingError("the exported model does not load: " + status.to_string());
+  return evaluate_model(*model, data, split, holdout, ks);
+}
+
+nlohmann::json drift_json(const std::vector<DriftRecord>& records, const std::vector<uint32_t>& deltas) {
+  nlohmann::json out = nlohmann::json::object();
+  for (uint32_t delta : deltas)
+    if (const DriftAverage a = average_drift(records, delta); a.probes)
+      out["dt=" + std::to_string(delta)] = {{"sum", a.sum}, {"mean", a.mean}, {"probes", a.probes}};
+  return out;
+}
+
+// What the model file keeps of an epoch. Timings stay out: the same seed must give the same file.
+nlohmann::json epoch_json(const EpochRecord& r, const std::vector<uint32_t>& deltas) {
+  return {{"epoch", r.epoch},
+          {"loss", r.loss},
+          {"ssl_loss", r.ssl_loss},
+          {"learning_rate", r.learning_rate},
+          {"steps", r.steps},
+          {"cbns_active", r.cbns_active},
+          {"drift", drift_json(r.drift, deltas)},
+          {"validation", r.validation.to_json()}};
+}
+
+// Where the loop stands: with the model, the optimiser, the bank and the generators, everything a run
+// needs to continue exactly where it stopped.
+struct RunState {
+  uint32_t epochs_done = 0;
+  long step = 0;
+  bool cbns_active = false;
+  long cbns_start_step = -1;
+  double best_score = -1.0;
+  uint32_t best_epoch = 0;
+  uint32_t epochs_without_improvement = 0;
+  std::vector<std::vector<float>> best_values;  // the parameters at the best epoch so far
+  nlohmann::json history = nlohmann::json::array();
+
+  void register_state(TrainingState& state, const std::vector<Parameter*>& parameters) {
+    state.value("epochs_done", epochs_done);
+    state.value("step", step);
+    state.value("cbns_active", cbns_active);
+    state.value("cbns_start_step", cbns_start_step);
+    state.value("best_score", best_score);
+    state.value("best_epoch", best_epoch);
+    state.value("epochs_without_improvement", epochs_without_improvement);
+    state.value("history", history);
+    best_values.clear();
+    for (const Parameter* p : parameters) best_values.push_back(p->value);
+    for (size_t i = 0; i < parameters.size(); ++i) state.array("best/" + parameters[i]->name, best_values[i]);
+  }
+};
+
+}  // namespace
+
+TrainResult train_two_tower(const Dataset& data, const Split& full_split, const TrainConfig& config, const TrainOptions& options) {
+  // Sparse-data studies train on a share of the interactions and are scored like the full run.
+  const Split subsampled = config.train_fraction < 1.0f ? subsample_training(full_split, config.train_fraction, config.seed) : Split{};
+  const Split& split = config.train_fraction < 1.0f ? subsampled : full_split;
+  if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
+  omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
+  flush_subnormals_to_zero();
+  const TrainObserver& observer = options.observer;
+  std::vector<uint32_t> ks = config.eval_k;
+  if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
+
+  TwoTowerModel model(data, config);
+  SelfSupervisedTask* ssl = model.self_supervised();
+  if (ssl) ssl->set_training_counts(split.item_train_count);
+  if (ssl && config.ssl == "cfm" && observer.on_note) observer.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
+  std::vector<Parameter*> parameters = model.parameters();
+  Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"});
+  const size_t dim = config.output_dim;
+  const bool cbns = config.negatives == "cbns";
+  MemoryBank bank(cbns ? config.memory_size : 0, dim);
+  StreamingFrequency streaming(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha);
+  const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, split.train.size());
+
+  // The drift sample: fixed items, drawn uniformly from those seen in training.
+  std::vector<uint32_t> drift_sample;
+  {
+    std::vector<uint32_t> trained;
+    for (uint32_t i = 0; i < data.items.size(); ++i)
+      if (split.item_train_count[i] > 0) trained.push_back(i);
+    Rng drift_rng(config.seed ^ 0xD1F7ull);
+    drift_rng.shuffle(trained);
+    trained.resize(std::min<size_t>(trained.size(), config.drift_sample));
+    drift_sample = std::move(trained);
+  }
+  DriftMonitor drift(drift_sample, config.drift_deltas, config.drift_interval);
+  const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
+    const float* v = model.item_tower().forward(rows);
+    std::copy(v, v + rows.size() * model.item_tower().output_dim(), out);
+  };
+
+  Rng shuffle_rng(config.seed ^ 0x5DEECE66Dull);
+  RunState run;
+  TrainingState state({{"dataset", data.name},
+                       {"users", data.users.size()},
+                       {"items", data.items.size()},
+                       {"hidden", config.hidden},
+                       {"output_dim", config.output_dim},
+                       {"embedding_dim", config.embedding_dim}});
+  state.note("config", config_to_json(config));
+  state.parameters(parameters);
+  adam.register_state(state);
+  bank.register_state(state);
+  streaming.register_state(state);
+  state.rng("shuffle_rng", shuffle_rng);
+  if (ssl) state.rng("ssl_rng", ssl->rng());
+  run.register_state(state, parameters);
+  if (!options.resume.empty()) {
+    state.restore(options.resume);
+    if (observer.on_note)
+      observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
+                       std::to_string(run.step) + ")");
+  }
+
+  std::vector<uint32_t> order(split.train.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::vector<uint32_t> users, items;
+  std::vector<float> log_q;
+  const size_t steps_per_epoch = (order.size() + config.batch_size - 1) / config.batch_size;
+  const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
+  const LrSchedule schedule = lr_schedule_of(config);
+  const Metadata no_metadata;
+  TrainResult result;
+  double train_seconds = 0.0;
+  size_t samples = 0;
+  bool stop = false;
+
+  for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs && !stop; ++epoch) {
+    // The permutation is drawn from the epoch's own state, so a resumed run shuffles as the original did.
+    std::iota(order.begin(), order.end(), 0u);
+    shuffle_rng.shuffle(order);
+    drift.reset_probe();
+    EpochRecord record;
+    record.epoch = epoch;
+    const auto start = Clock::now();
+    double loss_sum = 0.0, ssl_loss_sum = 0.0;
+    size_t batches = 0;
+    float rate = config.learning_rate;
+    for (size_t s = 0; s < steps_per_epoch; ++s) {
+      const size_t begin = s * config.batch_size;
+      const size_t end = std::min(order.size(), begin + config.batch_size);
+      if (end - begin < 2) continue;  // a softmax over one column has nothing to learn from
+      users.clear();
+      items.clear();
+      for (size_t i = begin; i < end; ++i) {
+        const Interaction& x = split.train[order[i]];
+        users.push_back(x.user);
+        items.push_back(x.item);
+      }
+      if (config.logq == "streaming") {
+        streaming.update(run.step, items, &log_q);
+      } else {
+        log_q.clear();
+        for (uint32_t item : items) log_q.push_back(count_log_q[item]);
+      }
+      rate = learning_rate_at(schedule, run.step, total_steps);
+      adam.set_learning_rate(rate);
+      const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
+      double ssl_loss = 0.0;
+      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, &ssl_loss);
+      if (!std::isfinite(loss) || !std::isfinite(ssl_loss))
+        throw TrainingError(std::string(std::isfinite(loss) ? "the self-supervised loss" : "the loss") + " became " +
+                            std::to_string(std::isfinite(loss) ? ssl_loss : loss) + " at epoch " + std::to_string(epoch) + ", step " +
+                            std::to_string(s + 1) + " (learning rate " + std::to_string(rate) +
+                            "); the last checkpoint holds the last good epoch. Lower learning_rate or raise temperature");
+      adam.step();
+      // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave.
+      if (cbns) bank.enqueue(model.item_tower().output(), log_q.data(), items.data(), items.size());
+      ++run.step;
+      loss_sum += loss;
+      ssl_loss_sum += ssl_loss;
+      ++batches;
+
+      if (config.drift_sample > 0)
+        for (const DriftRecord& d : drift.after_step(run.step, dim, embed_items)) {
+          record.drift.push_back(d);
+          if (cbns && !run.cbns_active && config.cbns_auto_warmup && d.delta == config.drift_deltas.back() &&
+              d.mean < config.drift_threshold) {
+            run.cbns_active = true;
+            run.cbns_start_step = run.step;
+            if (observer.on_note)
+              observer.on_note("CBNS on at step " + std::to_string(run.step) + ": feature drift " + std::to_string(d.mean) +
+                               " per item over " + std::to_string(d.delta) + " steps, below " + std::to_string(config.drift_threshold));
+          }
+        }
+      if (cbns && !run.cbns_active && !config.cbns_auto_warmup && run.step >= static_cast<long>(config.cbns_warmup_steps)) {
+        run.cbns_active = true;
+        run.cbns_start_step = run.step;
+        if (observer.on_note) observer.on_note("CBNS on at step " + std::to_string(run.step) + " (after the in-batch warm-up)");
+      }
+      if (observer.on_progress && (s % 16 == 0 || s + 1 == steps_per_epoch))
+        observer.on_progress(epoch, s + 1, steps_per_epoch, loss_sum / static_cast<double>(batches),
+                             static_cast<double>(end) / std::max(seconds_since(start), 1e-9));
+    }
+    const double seconds = seconds_since(start);
+    train_seconds += seconds;
+    samples += order.size();
+
+    record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
+    record.ssl_loss = ssl_loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
+    record.samples_per_second = static_cast<double>(order.size()) / seconds;
+    record.learning_rate = rate;
+    record.steps = run.step;
+    record.cbns_active = run.cbns_active;
+    record.validation = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kValidation, ks);
+    result.history.push_back(record);
+    run.history.push_back(epoch_json(record, config.drift_deltas));
+    run.epochs_done = epoch;
+    const double score = record.validation.recall_at(config.select_k);
+    if (score > run.best_score) {
+      run.best_score = score;
+      run.best_epoch = epoch;
+      run.epochs_without_improvement = 0;
+      for (size_t i = 0; i < parameters.size(); ++i) run.best_values[i] = parameters[i]->value;
+    } else {
+      ++run.epochs_without_improvement;
+    }
+    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
+    if (!options.checkpoint.empty()) state.save(options.checkpoint);
+    if (observer.on_epoch) observer.on_epoch(record);
+    if (config.early_stopping_patience > 0 && run.epochs_without_improvement >= config.early_stopping_patience) {
+      stop = true;
+      result.stopped_early = true;
+      if (observer.on_note)
+        observer.on_note("early stop after epoch " + std::to_string(epoch) + ": no better validation Recall@" +
+                         std::to_string(config.select_k) + " for " + std::to_string(run.epochs_without_improvement) + " epochs");
+    }
+  }
+
+  // Before any epoch ran best_values are the initial values, as the parameters are.
+  for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
+  result.best_epoch = run.best_epoch;
+  result.train_interactions = split.train.size();
+  result.cbns_start_step = run.cbns_start_step;
+  result.train_seconds = train_seconds;
+  result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;
+  result.test = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kTest, ks);
+  result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
+
+  const Metadata metadata = {
+      {"dataset", data.name},
+      {"config", config_to_json(config).dump()},
+      {"best_epoch", std::to_string(result.best_epoch)},
+      {"test_metrics", result.test.to_json().dump()},
+      {"most_popular_test_metrics", result.popular_test.to_json().dump()},
+      {"history", run.history.dump()},
+  };
+  result.model_file = export_two_tower(data, model, config, metadata);
+  return result;
+}
+
+}  // namespace funnel::train

@@ -1,0 +1,62 @@
+// Training the two-tower retrieval model: Adam over mini-batches of positives, validation through the SDK
+// after every epoch, the best epoch kept, checkpoints through one TrainingState.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "train/data/dataset.hpp"
+#include "train/data/split.hpp"
+#include "train/retrieval/evaluation.hpp"
+#include "train/retrieval/feature_drift.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+
+namespace funnel::train {
+
+struct EpochRecord {
+  uint32_t epoch = 0;
+  double loss = 0;                // mean training loss (the main task's) over the epoch
+  double ssl_loss = 0;            // mean L_self over the epoch (unweighted; 0 without the auxiliary task)
+  double samples_per_second = 0;  // training loop only (no evaluation)
+  double learning_rate = 0;       // at the epoch's last step
+  long steps = 0;                 // optimiser steps so far
+  bool cbns_active = false;       // whether the memory bank was in use at the epoch's end
+  std::vector<DriftRecord> drift;  // the epoch's feature-drift probes
+  RetrievalMetrics validation;
+};
+
+struct TrainObserver {
+  // Called every few steps: epoch (1-based), step within the epoch, steps per epoch, running loss,
+  // samples per second so far in this epoch.
+  std::function<void(uint32_t, size_t, size_t, double, double)> on_progress;
+  std::function<void(const EpochRecord&)> on_epoch;
+  std::function<void(const std::string&)> on_note;  // one-off events: CBNS switched on, early stop, resume
+};
+
+struct TrainOptions {
+  std::string checkpoint;  // written atomically after every epoch when not empty
+  std::string resume;      // continue from this checkpoint when not empty
+  TrainObserver observer;
+};
+
+struct TrainResult {
+  std::vector<uint8_t> model_file;  // the exported model of the best epoch
+  std::vector<EpochRecord> history;
+  uint32_t best_epoch = 0;
+  bool stopped_early = false;
+  long cbns_start_step = -1;  // the step CBNS started at (-1: never)
+  RetrievalMetrics test;
+  RetrievalMetrics popular_test;  // the most-popular baseline on the same users
+  double train_seconds = 0;
+  double samples_per_second = 0;
+  size_t train_interactions = 0;  // after train_fraction
+};
+
+// Trains, evaluates validation after each epoch through the SDK, keeps the epoch with the best
+// validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch. Throws
+// TrainingError when the loss stops being finite; the last checkpoint is then the last good epoch.
+TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
+
+}  // namespace funnel::train
