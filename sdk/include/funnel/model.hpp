@@ -184,7 +184,8 @@ class Model {
  private:
   Model() = default;
   static Status open(std::shared_ptr<void> storage, const uint8_t* data, size_t size, std::unique_ptr<Model>* out);
-  Status validate();
+  // Checks the file and binds the views below (sdk/src/model_binding.cpp).
+  friend class ModelBinding;
   // A ranking-like stage: its view and, per model feature, whether its user side reads it.
   struct RankingStageState {
     explicit RankingStageState(const char* stage) : name(stage) {}
