@@ -1,0 +1,291 @@
+// The verbs that train or evaluate: generate, train, train-ranker, autofas (autofas_command.cpp), eval.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "funnel/funnel.hpp"
+#include "train/cli/cli_support.hpp"
+#include "train/cli/commands.hpp"
+#include "train/core/atomic_file.hpp"
+#include "train/core/errors.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/data/dataset.hpp"
+#include "train/data/split.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/export/export.hpp"
+#include "train/ranking/ranker_training.hpp"
+#include "train/retrieval/evaluation.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/retrieval/two_tower_training.hpp"
+
+namespace funnel::train::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+// ---- generate ----------------------------------------------------------------------------------------
+int run_generate(const std::string& out, const SyntheticOptions& options) {
+  const std::string path = write_synthetic_dataset(out, options);
+  spdlog::info("wrote the synthetic dataset ({} users, {} items) to {}", options.users, options.items, path);
+  return 0;
+}
+
+// ---- train -------------------------------------------------------------------------------------------
+TrainConfig effective_config(const TrainArgs& args) {
+  return config_from_json(apply_overrides(config_to_json(args.config.empty() ? TrainConfig{} : load_config(args.config)), args),
+                          config_source(args));
+}
+
+int run_train(const TrainArgs& args) {
+  const TrainConfig config = effective_config(args);
+
+  const auto start = std::chrono::steady_clock::now();
+  const Dataset data = load_dataset(args.data, args.data_root);
+  const Split split = leave_last_out(data);
+  spdlog::info("dataset '{}': {} users, {} items, {} interactions ({} for training)", data.name, data.users.size(),
+               data.items.size(), data.interactions.size(), split.train.size());
+
+  std::ofstream metrics_log;
+  if (!args.metrics_log.empty()) {
+    metrics_log.open(args.metrics_log, std::ios::trunc);
+    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
+  }
+  const bool tty = isatty(STDERR_FILENO);
+  auto epoch_start = std::chrono::steady_clock::now();
+  TrainOptions options;
+  options.checkpoint = args.checkpoint;
+  options.resume = args.resume;
+  TrainObserver& observer = options.observer;
+  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
+    if (!tty) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
+    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps,
+                 loss, rate, format_seconds(eta).c_str());
+    std::fflush(stderr);
+  };
+  observer.on_epoch = [&, tty](const EpochRecord& r) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    std::string drift;
+    for (uint32_t delta : config.drift_deltas)
+      if (const DriftAverage a = average_drift(r.drift, delta); a.probes) drift += fmt::format(" {}:{:.4f}", delta, a.mean);
+    const std::string ssl = config.ssl == "none" ? "" : fmt::format("  {} loss {:.4f}", config.ssl, r.ssl_loss);
+    spdlog::info("epoch {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, ssl,
+                 r.samples_per_second, r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
+    spdlog::info("    validation {}", r.validation.summary());
+    if (metrics_log.is_open()) {
+      json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"ssl_loss", r.ssl_loss}, {"samples_per_second", r.samples_per_second},
+                   {"learning_rate", r.learning_rate}, {"steps", r.steps}, {"cbns_active", r.cbns_active},
+                   {"validation", r.validation.to_json()}};
+      json drift_records = json::array();
+      for (const DriftRecord& d : r.drift) drift_records.push_back({{"step", d.step}, {"dt", d.delta}, {"sum", d.sum}, {"mean", d.mean}});
+      line["drift"] = drift_records;
+      metrics_log << line.dump() << "\n";
+      metrics_log.flush();
+    }
+    epoch_start = std::chrono::steady_clock::now();
+  };
+  observer.on_note = [tty](const std::string& note) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("{}", note);
+  };
+
+  if (config.train_fraction < 1.0f)
+    spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
+  const TrainResult result = train_two_tower(data, split, config, options);
+  write_file_atomically(args.out, result.model_file);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("best epoch {} (validation Recall@{}){}; training {:.0f} samples/s", result.best_epoch, config.select_k,
+               result.stopped_early ? ", stopped early" : "", result.samples_per_second);
+  spdlog::info("test  model        {}", result.test.summary());
+  spdlog::info("test  most popular {}", result.popular_test.summary());
+  spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
+  if (!args.report.empty()) {
+    std::vector<json> validation;
+    for (const EpochRecord& r : result.history) validation.push_back(r.validation.to_json());
+    const json report = {{"dataset", data.name},
+                         {"config", config_to_json(config)},
+                         {"best_epoch", result.best_epoch},
+                         {"stopped_early", result.stopped_early},
+                         {"cbns_start_step", result.cbns_start_step},
+                         {"test", result.test.to_json()},
+                         {"most_popular_test", result.popular_test.to_json()},
+                         {"per_epoch_validation", validation},
+                         {"train_interactions", result.train_interactions},
+                         {"train_samples", static_cast<double>(result.train_interactions) * static_cast<double>(result.history.size())},
+                         {"train_seconds", result.train_seconds},
+                         {"samples_per_second", result.samples_per_second},
+                         {"total_seconds", total}};
+    std::ofstream(args.report) << report.dump(2) << "\n";
+  }
+  return 0;
+}
+
+// ---- train-ranker ------------------------------------------------------------------------------------
+int run_train_ranker(const TrainArgs& args) {
+  const RankerConfig config = ranker_config_from_json(
+      apply_overrides(ranker_config_to_json(args.config.empty() ? RankerConfig{} : load_ranker_config(args.config)), args),
+      config_source(args));
+  const auto start = std::chrono::steady_clock::now();
+  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options());
+  const CtrInstances& in = ctr.instances;
+  spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {} ({} negative{} per positive)",
+               ctr.data.name, ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(),
+               config.negatives, config.negatives == 1 ? "" : "s");
+
+  std::ofstream metrics_log;
+  if (!args.metrics_log.empty()) {
+    metrics_log.open(args.metrics_log, std::ios::trunc);
+    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
+  }
+  const auto metrics = [](const CtrMetrics& m) {
+    return json{{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}};
+  };
+  const auto summary = [](const CtrMetrics& m) { return fmt::format("AUC {:.4f}  GAUC {:.4f}  LogLoss {:.4f}", m.auc, m.gauc, m.logloss); };
+  const bool tty = isatty(STDERR_FILENO);
+  auto epoch_start = std::chrono::steady_clock::now();
+  RankerObserver observer;
+  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
+    if (!tty) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
+    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps, loss,
+                 rate, format_seconds(eta).c_str());
+    std::fflush(stderr);
+  };
+  observer.on_epoch = [&, tty](const RankerEpoch& r) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s", r.epoch, config.epochs, r.loss, r.samples_per_second);
+    if (r.validation.instances) spdlog::info("    validation {}", summary(r.validation));
+    spdlog::info("    test       {}", summary(r.test));
+    if (metrics_log.is_open()) {
+      metrics_log << json{{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
+                          {"validation", metrics(r.validation)}, {"test", metrics(r.test)}}.dump()
+                  << "\n";
+      metrics_log.flush();
+    }
+    epoch_start = std::chrono::steady_clock::now();
+  };
+
+  const RankerResult result = train_ranker(ctr, config, observer);
+  write_file_atomically(args.out, result.model_file);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,
+               result.best_epoch, in.validation.size() ? "best validation AUC" : "no validation split: the last", result.samples_per_second);
+  spdlog::info("test  {}", summary(result.test));
+  spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
+  if (!args.report.empty()) {
+    json epochs = json::array();
+    for (const RankerEpoch& r : result.history)
+      epochs.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"train_seconds", r.train_seconds}, {"validation", metrics(r.validation)},
+                        {"test", metrics(r.test)}});
+    const json report = {{"dataset", ctr.data.name},
+                         {"config", ranker_config_to_json(config)},
+                         {"parameters", result.parameters},
+                         {"instances", {{"train", in.train.size()}, {"validation", in.validation.size()}, {"test", in.test.size()}}},
+                         {"best_epoch", result.best_epoch},
+                         {"validation", metrics(result.validation)},
+                         {"test", metrics(result.test)},
+                         {"per_epoch", epochs},
+                         {"train_samples", result.train_samples},
+                         {"train_seconds", result.train_seconds},
+                         {"samples_per_second", result.samples_per_second},
+                         {"threads", config.threads},
+                         {"total_seconds", total}};
+    std::ofstream(args.report) << report.dump(2) << "\n";
+  }
+  return 0;
+}
+
+// ---- eval --------------------------------------------------------------------------------------------
+int run_eval(const std::string& data_path, const std::string& data_root, const std::string& model_path, bool as_json) {
+  const auto model = open_model(model_path);
+  const Dataset data = load_dataset(data_path, data_root);
+  const Split split = leave_last_out(data);
+  if (!model->has_retrieval()) throw std::runtime_error(model_path + ": the model has no retrieval stage");
+  // Raw features through the SDK's own encoder: the path an application takes.
+  std::vector<int64_t> catalogue_index(data.items.size());
+  for (size_t i = 0; i < data.items.size(); ++i) catalogue_index[i] = model->find_item(data.items.keys[i]);
+  std::vector<float> query, catalogue_scores(model->catalogue_size());
+  const std::vector<uint32_t> ks = {10, 50};
+  const auto scorer = [&](uint32_t user, float* scores) {
+    if (Status s = model->user_embedding(data.users.raw[user], &query); !s)
+      throw DataError("user '" + data.users.keys[user] + "': " + s.to_string());
+    model->score_catalogue(query.data(), catalogue_scores.data());
+    for (size_t i = 0; i < data.items.size(); ++i)
+      scores[i] = catalogue_index[i] >= 0 ? catalogue_scores[static_cast<size_t>(catalogue_index[i])] : -INFINITY;
+  };
+  const RetrievalMetrics metrics = evaluate_ranking(data, split, Holdout::kTest, ks, scorer);
+  const RetrievalMetrics popular = evaluate_most_popular(data, split, Holdout::kTest, ks);
+  if (as_json) {
+    std::cout << json{{"model", metrics.to_json()}, {"most_popular", popular.to_json()}}.dump() << "\n";
+  } else {
+    std::cout << "test users      " << metrics.users << "\n";
+    std::cout << "model           " << metrics.summary() << "\n";
+    std::cout << "most popular    " << popular.summary() << "\n";
+  }
+  return 0;
+}
+
+class TrainingCommands final : public CommandFamily {
+ public:
+  explicit TrainingCommands(CLI::App& app) {
+    generate = app.add_subcommand("generate", "write the built-in synthetic dataset (CSV files + dataset.json)");
+    generate->add_option("--out", out_dir, "output folder")->required();
+    generate->add_option("--users", synthetic.users, "number of users")->capture_default_str();
+    generate->add_option("--items", synthetic.items, "number of items")->capture_default_str();
+    generate->add_option("--seed", synthetic.seed, "random seed")->capture_default_str();
+    train_cmd = app.add_subcommand("train", "train a two-tower retrieval model and export a .funnel file");
+    add_training_options(train_cmd, train, "training config", "negatives=cbns");
+    train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
+    train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
+    ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
+    add_training_options(ranker_cmd, ranker, "ranking config", "model=dnn");
+    autofas_cmd = app.add_subcommand("autofas", "train a ranking teacher, search its pre-ranking student with AutoFAS on a measured "
+                                                      "latency table, retrain the student, and export both stages in one file");
+    add_training_options(autofas_cmd, autofas, "AutoFAS config (the teacher's ranking fields and the search's)",
+                         "latency_table=latency.json");
+    eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK)");
+    eval->add_option("--data", eval_data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+    eval->add_option("--data-root", eval_root, "folder the description's file paths are relative to");
+    eval->add_option("--model", eval_model, "model file")->required();
+    eval->add_flag("--json", eval_json, "print JSON");
+  }
+
+  std::optional<int> run() override {
+    if (*generate) return run_generate(out_dir, synthetic);
+    if (*train_cmd) return run_train(train);
+    if (*ranker_cmd) return run_train_ranker(ranker);
+    if (*autofas_cmd) return run_autofas(autofas);
+    if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
+    return std::nullopt;
+  }
+
+ private:
+  std::string out_dir;
+  SyntheticOptions synthetic;
+  CLI::App* generate = nullptr;
+  TrainArgs train;
+  CLI::App* train_cmd = nullptr;
+  TrainArgs ranker;
+  CLI::App* ranker_cmd = nullptr;
+  TrainArgs autofas;
+  CLI::App* autofas_cmd = nullptr;
+  std::string eval_data, eval_root, eval_model;
+  bool eval_json = false;
+  CLI::App* eval = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandFamily> add_training_commands(CLI::App& app) { return std::make_unique<TrainingCommands>(app); }
+
+}  // namespace funnel::train::cli
