@@ -25,6 +25,56 @@ namespace {
 constexpr size_t kMaxFeatures = 4096;  // features; item-table columns; inputs of one list; co-action pairs
 constexpr uint64_t kMaxRowWidth = 65536;  // floats in a tower's or the ranker's input row, a co-action row
 
+// The SDK's enums mirror the schema's value for value (bind_inputs and bind_layers convert one to the
+// other). A value added to either side alone stops the build (-Wswitch is an error in these switches);
+// a value that differs fails the static_asserts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+constexpr Activation sdk_activation(fb::Activation activation) {
+  switch (activation) {
+    case fb::Activation::None: return Activation::kNone;
+    case fb::Activation::Relu: return Activation::kRelu;
+    case fb::Activation::Tanh: return Activation::kTanh;
+    case fb::Activation::PRelu: return Activation::kPRelu;
+  }
+  return Activation::kNone;  // not reached: bind_layers refuses values outside the schema's range
+}
+constexpr fb::Activation file_activation(Activation activation) {
+  switch (activation) {
+    case Activation::kNone: return fb::Activation::None;
+    case Activation::kRelu: return fb::Activation::Relu;
+    case Activation::kTanh: return fb::Activation::Tanh;
+    case Activation::kPRelu: return fb::Activation::PRelu;
+  }
+  return fb::Activation::None;  // not reached: the switch names every activation
+}
+constexpr Pooling sdk_pooling(fb::Pooling pooling) {
+  switch (pooling) {
+    case fb::Pooling::Mean: return Pooling::kMean;
+    case fb::Pooling::Sum: return Pooling::kSum;
+  }
+  return Pooling::kMean;  // not reached: bind_inputs refuses values outside the schema's range
+}
+constexpr fb::Pooling file_pooling(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::kMean: return fb::Pooling::Mean;
+    case Pooling::kSum: return fb::Pooling::Sum;
+  }
+  return fb::Pooling::Mean;  // not reached: the switch names every pooling
+}
+#pragma GCC diagnostic pop
+constexpr bool mirrored(fb::Activation a) {
+  return file_activation(sdk_activation(a)) == a && static_cast<int>(sdk_activation(a)) == static_cast<int>(a);
+}
+constexpr bool mirrored(fb::Pooling p) {
+  return file_pooling(sdk_pooling(p)) == p && static_cast<int>(sdk_pooling(p)) == static_cast<int>(p);
+}
+static_assert(mirrored(fb::Activation::None) && mirrored(fb::Activation::Relu) && mirrored(fb::Activation::Tanh) &&
+                  mirrored(fb::Activation::PRelu),
+              "funnel::Activation (funnel/tower.hpp) and the schema's Activation (sdk/schema/funnel.fbs) must agree");
+static_assert(mirrored(fb::Pooling::Mean) && mirrored(fb::Pooling::Sum),
+              "funnel::Pooling (funnel/tower.hpp) and the schema's Pooling (sdk/schema/funnel.fbs) must agree");
+
 // "<stage><text>" for the ranking-like stages' messages: one out-of-line concatenation instead of one inlined
 // at every message (the WASM bundle's size).
 [[gnu::noinline]] std::string stage_text(const char* stage, const char* text) { return std::string(stage) + text; }
@@ -234,7 +284,7 @@ Status bind_inputs(const File& file, const flatbuffers::Vector<flatbuffers::Offs
     TowerInputView in;
     in.feature = static_cast<uint32_t>(column);
     if (input->pooling() < fb::Pooling::MIN || input->pooling() > fb::Pooling::MAX) return corrupt(input_what + " has an unknown pooling");
-    in.pooling = static_cast<Pooling>(input->pooling());
+    in.pooling = sdk_pooling(input->pooling());
     if (spec->kind() == fb::FeatureKind::Dense) {
       if (input->embedding() != -1) return corrupt(input_what + ": a dense feature has no embedding table");
     } else {
@@ -268,7 +318,7 @@ Status bind_layers(const File& file, const flatbuffers::Vector<flatbuffers::Offs
     if (Status s = f32_tensor(file, layer->bias(), {out_dim}, layer_what + " bias", &bias); !s) return s;
     if (layer->activation() < fb::Activation::MIN || layer->activation() > fb::Activation::MAX)
       return corrupt(layer_what + " has an unknown activation");
-    DenseLayerView view{f32_data(weight), f32_data(bias), width, out_dim, static_cast<Activation>(layer->activation())};
+    DenseLayerView view{f32_data(weight), f32_data(bias), width, out_dim, sdk_activation(layer->activation())};
     if (view.activation == Activation::kPRelu) {
       const fb::Tensor* alpha = nullptr;
       if (layer->prelu_alpha() < 0) return corrupt(layer_what + " is PRelu without an alpha tensor");
