@@ -231,16 +231,13 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
       continue;
     }
 
-    const auto id_of_key = [&spec](std::string_view key) -> uint32_t {
-      key = key_prefix(key, spec.prefix_length());
-      if (spec.hash_buckets() > 0) return hash_bucket(key, spec.hash_buckets());
-      if (spec.boundaries() && spec.boundaries()->size() > 0) {
-        double x = 0;
-        if (!parse_number(key, &x)) return spec.oov_id();
-        return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
-      }
-      const int64_t position = StringTableView(spec.values()).find(key);
-      return position < 0 ? spec.oov_id() : static_cast<uint32_t>(position + 1);
+    KeyRule rule{spec.prefix_length(), spec.hash_buckets(), {}, spec.oov_id()};
+    if (spec.boundaries()) rule.boundaries = {spec.boundaries()->data(), spec.boundaries()->size()};
+    const auto id_of_key = [&spec, &rule](std::string_view raw) -> uint32_t {
+      return encode_key(rule, raw, [&spec](std::string_view key) {
+        const int64_t position = StringTableView(spec.values()).find(key);
+        return position < 0 ? spec.oov_id() : static_cast<uint32_t>(position + 1);
+      });
     };
     const auto id_of_number = [&](double x) -> uint32_t {
       if (spec.boundaries() && spec.boundaries()->size() > 0 && spec.hash_buckets() == 0)

@@ -72,8 +72,7 @@ void tower_forward(const TowerView& tower, const EncodedFeatures& features, floa
 
   if (tower.l2_normalize) {
     const float norm = std::sqrt(kernels::dot(x, x, width));
-    // The epsilon keeps an all-zero output finite; the trainer's L2 layer uses the same one.
-    const float inv = 1.0f / std::max(norm, 1e-12f);
+    const float inv = 1.0f / std::max(norm, kL2Epsilon);
     for (size_t i = 0; i < width; ++i) out[i] = x[i] * inv;
   } else {
     std::copy(x, x + width, out);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "funnel/tower.hpp"
+
 namespace funnel::train {
 
 namespace {
@@ -12,9 +14,6 @@ using MatrixMap = Eigen::Map<Matrix>;
 using ConstMatrixMap = Eigen::Map<const Matrix>;
 using VectorMap = Eigen::Map<Eigen::VectorXf>;
 using ConstRowVectorMap = Eigen::Map<const Eigen::RowVectorXf>;
-
-// The SDK's L2 epsilon (sdk/src/tower.cpp).
-constexpr float kL2Epsilon = 1e-12f;
 }  // namespace
 
 void EmbeddingBag::forward(const IdLists& lists, float* out, size_t stride, size_t column) const {
@@ -119,7 +118,7 @@ void l2_normalize_forward(const float* x, size_t batch, size_t dim, float* y) {
     const float* xr = x + b * dim;
     float squares = 0.0f;
     for (size_t k = 0; k < dim; ++k) squares += xr[k] * xr[k];
-    const float inv = 1.0f / std::max(std::sqrt(squares), kL2Epsilon);
+    const float inv = 1.0f / std::max(std::sqrt(squares), funnel::kL2Epsilon);
     for (size_t k = 0; k < dim; ++k) y[b * dim + k] = xr[k] * inv;
   }
 }
@@ -136,8 +135,8 @@ void l2_normalize_backward(const float* x, const float* y, const float* dy, size
       projection += yr[k] * g[k];
     }
     const float norm = std::sqrt(squares);
-    if (norm <= kL2Epsilon) {
-      for (size_t k = 0; k < dim; ++k) dx[b * dim + k] = g[k] / kL2Epsilon;
+    if (norm <= funnel::kL2Epsilon) {
+      for (size_t k = 0; k < dim; ++k) dx[b * dim + k] = g[k] / funnel::kL2Epsilon;
       continue;
     }
     for (size_t k = 0; k < dim; ++k) dx[b * dim + k] = (g[k] - yr[k] * projection) / norm;

@@ -184,19 +184,15 @@ FeatureDef parse_feature(const json& object, const std::string& where) {
 }
 
 // Encodes one raw value of a categorical feature with the SDK's rules; builds the vocabulary as it goes.
-uint32_t encode_key(FeatureColumn& column, std::unordered_map<std::string, uint32_t>& vocabulary, std::string_view raw) {
+uint32_t encode_value(FeatureColumn& column, std::unordered_map<std::string, uint32_t>& vocabulary, std::string_view raw) {
   const FeatureDef& def = column.def;
-  const std::string_view key = key_prefix(raw, def.prefix_length);
-  if (def.hash_buckets > 0) return hash_bucket(key, def.hash_buckets);
-  if (!def.boundaries.empty()) {
-    double x = 0;
-    return parse_number(key, &x) ? bucketize(def.boundaries, x) : 0;
-  }
-  // An empty first part is no value: kept out of the vocabulary, it is out-of-vocabulary here and in the SDK.
-  if (key.empty() && !def.first.empty()) return 0;
-  auto [it, inserted] = vocabulary.emplace(std::string(key), static_cast<uint32_t>(column.vocabulary.size() + 1));
-  if (inserted) column.vocabulary.emplace_back(key);
-  return it->second;
+  return encode_key(KeyRule{def.prefix_length, def.hash_buckets, def.boundaries, 0}, raw, [&](std::string_view key) -> uint32_t {
+    // An empty first part is no value: kept out of the vocabulary, it is out-of-vocabulary here and in the SDK.
+    if (key.empty() && !def.first.empty()) return 0;
+    auto [it, inserted] = vocabulary.emplace(std::string(key), static_cast<uint32_t>(column.vocabulary.size() + 1));
+    if (inserted) column.vocabulary.emplace_back(key);
+    return it->second;
+  });
 }
 
 // The last run of exactly four digits: "01-Jan-1995" and "2001: A Space Odyssey (1968)" give 1995 and 1968.
@@ -310,7 +306,7 @@ void EntityTableBuilder::add(const std::string& key, const FieldReader& read, co
         if (flag == "1") values.push_back(def.flag_names[k]);
         else if (flag != "0") throw DataError(where + ": flag column " + std::to_string(def.flags_first_column + k + 1) + " (" + def.name + "): expected 0 or 1, found '" + flag + "'");
       }
-      for (const std::string& value : values) column.ids.push_back(encode_key(column, vocabularies_[f], value));
+      for (const std::string& value : values) column.ids.push_back(encode_value(column, vocabularies_[f], value));
       raw.set(def.name, std::move(values));
     } else {
       std::string text = read(static_cast<size_t>(def.column), def.name);
@@ -323,10 +319,10 @@ void EntityTableBuilder::add(const std::string& key, const FieldReader& read, co
         dense_values_[f].push_back(x);
         raw.set(def.name, x);
       } else if (def.kind == FeatureKind::kMultiCategorical) {
-        for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_key(column, vocabularies_[f], part));
+        for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_value(column, vocabularies_[f], part));
         raw.set(def.name, std::move(text));
       } else {
-        column.ids.push_back(encode_key(column, vocabularies_[f], text));
+        column.ids.push_back(encode_value(column, vocabularies_[f], text));
         raw.set(def.name, std::move(text));
       }
     }

@@ -29,6 +29,28 @@ std::vector<std::string_view> split_values(std::string_view text, std::string_vi
 // A whole string as a number (no trailing garbage); false for "", "12abc", and strings over 64 bytes.
 bool parse_number(std::string_view text, double* out);
 
+// How a categorical feature turns a raw string into an id, in the one order the trainer (building its
+// vocabularies) and the SDK (serving) both apply: the prefix is cut first; then hashing when the feature
+// hashes, else its boundaries when it has some (a value that is not a number is `oov_id`), else
+// `lookup(key)`, the vocabulary's id of the key.
+struct KeyRule {
+  uint32_t prefix_length = 0;
+  uint32_t hash_buckets = 0;
+  std::span<const float> boundaries;
+  uint32_t oov_id = 0;
+};
+
+template <typename Lookup>
+uint32_t encode_key(const KeyRule& rule, std::string_view raw, Lookup&& lookup) {
+  const std::string_view key = key_prefix(raw, rule.prefix_length);
+  if (rule.hash_buckets > 0) return hash_bucket(key, rule.hash_buckets);
+  if (!rule.boundaries.empty()) {
+    double x = 0;
+    return parse_number(key, &x) ? bucketize(rule.boundaries, x) : rule.oov_id;
+  }
+  return lookup(key);
+}
+
 // A list of keys (a vocabulary, the catalogue's or the item table's keys) as the model file's StringTable
 // stores it: the keys end to end, where each one ends, and their positions in bytewise order (which the
 // SDK binary-searches). The exporter and the SDK's catalogue updates write keys through this.

@@ -11,6 +11,10 @@
 
 namespace funnel {
 
+// L2 normalisation divides by max(||x||, kL2Epsilon), so that an all-zero output stays finite. The trainer's
+// L2 layer divides by the same, so trained and served embeddings agree.
+inline constexpr float kL2Epsilon = 1e-12f;
+
 enum class Activation : uint8_t { kNone = 0, kRelu = 1, kTanh = 2, kPRelu = 3 };
 enum class Pooling : uint8_t { kMean = 0, kSum = 1 };
 
