@@ -28,12 +28,12 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "funnel/funnel.hpp"
-#include "train/core/rng.hpp"
 
 #if defined(FUNNEL_BENCH_FAISS)
 #include <dlfcn.h>
@@ -107,13 +107,15 @@ BENCHMARK(BM_MemoryBandwidth)
 // --- the catalogues ------------------------------------------------------------------------------------
 
 void random_unit_rows(size_t rows, uint64_t seed, std::vector<float>* out) {
-  funnel::train::Rng rng(seed);
+  // The SDK's benchmark takes no trainer header: the standard library's generator is enough for random rows.
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
   out->resize(rows * kDim);
   for (size_t r = 0; r < rows; ++r) {
     float* row = out->data() + r * kDim;
     double norm = 0;
     for (size_t i = 0; i < kDim; ++i) {
-      row[i] = static_cast<float>(rng.normal());
+      row[i] = normal(rng);
       norm += double{row[i]} * row[i];
     }
     const float scale = static_cast<float>(1.0 / std::sqrt(norm));
