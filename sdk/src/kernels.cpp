@@ -1,9 +1,11 @@
 #include "funnel/kernels.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 
+#include "funnel/kernel_sets.hpp"
 #include "top_k.hpp"
 
 #if defined(FUNNEL_HAVE_AVX2)
@@ -43,20 +45,6 @@ void scan_batch(const EmbeddingRows& m, size_t begin, size_t end, const BatchQue
 
 namespace {
 
-struct Table {
-  const char* name;
-  float (*dot)(const float*, const float*, size_t);
-  void (*scan_f32)(const float*, size_t, size_t, const float*, float*);
-  void (*scan)(const EmbeddingRows&, size_t, size_t, const float*, float*);
-  void (*scan_rows_at)(const EmbeddingRows&, const uint32_t*, size_t, const float*, float*);
-  void (*prepare_batch)(const EmbeddingRows&, const float*, size_t, BatchQueries*);
-  void (*scan_batch)(const EmbeddingRows&, size_t, size_t, const BatchQueries&, float*);
-  void (*dense_forward)(const float*, const float*, size_t, size_t, const float*, float*);
-  void (*dense_forward_batch)(const float*, const float*, size_t, size_t, const float*, size_t, float*);
-  void (*matmul)(const float*, size_t, size_t, const float*, size_t, float*);
-  void (*tanh_inplace)(float*, size_t);
-};
-
 #if defined(FUNNEL_HAVE_AVX2)
 // F16C (half-precision conversion) from CPUID leaf 1: Clang 14's __builtin_cpu_supports has no "f16c".
 bool cpu_has_f16c() {
@@ -81,46 +69,68 @@ bool cpu_has_avx512_vnni() {
 }
 #endif
 
-// FUNNEL_KERNELS=generic or =avx2 caps the choice (to test or time the other kernels on a CPU that has
-// better ones); unset or anything else, the best the CPU has.
-Table choose() {
-  const char* cap = std::getenv("FUNNEL_KERNELS");
-  const bool generic_only = cap && std::strcmp(cap, "generic") == 0, avx2_only = cap && std::strcmp(cap, "avx2") == 0;
-  (void)generic_only;  // builds without the AVX2 kernels have nothing to cap
-  (void)avx2_only;
+#define FUNNEL_KERNEL_TABLE(ns)                                                                                     \
+  ns::dot, ns::scan_f32, ns::scan, ns::scan_rows_at, ns::prepare_batch, ns::scan_batch, ns::dense_forward, \
+      ns::dense_forward_batch, ns::matmul, ns::tanh_inplace
+
+#if defined(FUNNEL_HAVE_AVX2)
+constexpr size_t kSetCount = 4;
+#else
+constexpr size_t kSetCount = 1;
+#endif
+
+std::array<KernelSet, kSetCount> make_sets() {
+#if defined(__ARM_NEON)
+  const char* portable = "neon";  // aarch64, where ASIMD is baseline: the portable kernels compile to NEON
+#else
+  const char* portable = "generic";
+#endif
+  std::array<KernelSet, kSetCount> sets{{{portable, "nothing beyond the baseline", true, FUNNEL_KERNEL_TABLE(generic)}}};
 #if defined(FUNNEL_HAVE_AVX2)
   __builtin_cpu_init();
-  if (!generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) {
-    Table avx2_table{"avx2+fma", avx2::dot, avx2::scan_f32, avx2::scan, avx2::scan_rows_at, avx2::prepare_batch, avx2::scan_batch, avx2::dense_forward, avx2::dense_forward_batch, avx2::matmul, avx2::tanh_inplace};
-    // Batches, which are compute-bound, run AVX-512 where the CPU has it, and int8 batches multiply bytes
-    // with AVX512-VNNI; everything else stays AVX2 (single queries are bound by memory, not arithmetic).
-    if (avx2_only) return avx2_table;
-    if (cpu_has_avx512_vnni()) {
-      avx2_table.name = "avx2+fma, avx512-vnni batches";
-      avx2_table.prepare_batch = avx512vnni::prepare_batch;
-      avx2_table.scan_batch = avx512vnni::scan_batch;
-    } else if (cpu_has_avx512f()) {
-      avx2_table.name = "avx2+fma, avx512 batches";
-      avx2_table.prepare_batch = avx512::prepare_batch;
-      avx2_table.scan_batch = avx512::scan_batch;
-    }
-    return avx2_table;
-  }
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+  sets[1] = {"avx2+fma", "AVX2, FMA and F16C", avx2, FUNNEL_KERNEL_TABLE(avx2)};
+  // Batches, which are compute-bound, run AVX-512 where the CPU has it, and int8 batches multiply bytes
+  // with AVX512-VNNI; everything else stays AVX2 (single queries are bound by memory, not arithmetic).
+  sets[2] = sets[3] = sets[1];
+  sets[2].name = "avx2+fma, avx512 batches";
+  sets[2].needs = "AVX2, FMA, F16C and AVX-512F (with the OS saving its registers)";
+  sets[2].available = avx2 && cpu_has_avx512f();
+  sets[2].prepare_batch = avx512::prepare_batch;
+  sets[2].scan_batch = avx512::scan_batch;
+  sets[3].name = "avx2+fma, avx512-vnni batches";
+  sets[3].needs = "AVX2, FMA, F16C, AVX-512F and AVX512-VNNI (with the OS saving its registers)";
+  sets[3].available = avx2 && cpu_has_avx512_vnni();
+  sets[3].prepare_batch = avx512vnni::prepare_batch;
+  sets[3].scan_batch = avx512vnni::scan_batch;
 #endif
-#if defined(__ARM_NEON)
-  const char* name = "neon";  // aarch64, where ASIMD is baseline: the portable kernels compile to NEON
-#else
-  const char* name = "generic";
-#endif
-  return {name, generic::dot, generic::scan_f32, generic::scan, generic::scan_rows_at, generic::prepare_batch, generic::scan_batch, generic::dense_forward, generic::dense_forward_batch, generic::matmul, generic::tanh_inplace};
+  return sets;
+}
+#undef FUNNEL_KERNEL_TABLE
+
+// The best available set, or FUNNEL_KERNELS=generic or =avx2 caps the choice (to test or time the other
+// kernels on a CPU that has better ones); unset or anything else, the best the CPU has.
+const KernelSet& choose() {
+  const std::span<const KernelSet> sets = kernel_sets();
+  const char* cap = std::getenv("FUNNEL_KERNELS");
+  const size_t limit = cap && std::strcmp(cap, "generic") == 0 ? 1 : cap && std::strcmp(cap, "avx2") == 0 ? 2 : sets.size();
+  size_t best = 0;
+  // Each set needs more than the one before it, so the available ones come first.
+  while (best + 1 < std::min(limit, sets.size()) && sets[best + 1].available) ++best;
+  return sets[best];
 }
 
-const Table& table() {
-  static const Table chosen = choose();
+const KernelSet& table() {
+  static const KernelSet& chosen = choose();
   return chosen;
 }
 
 }  // namespace
+
+std::span<const KernelSet> kernel_sets() {
+  static const std::array<KernelSet, kSetCount> sets = make_sets();
+  return sets;
+}
 
 const char* isa() { return table().name; }
 

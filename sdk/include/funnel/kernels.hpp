@@ -1,6 +1,7 @@
 // The inference kernels: the only place where Funnel's inference maths is written. The trainer's
 // evaluation and export call these too. Chosen once at start-up: AVX2+FMA where the CPU has it, a
-// portable version (auto-vectorised, simd128 in WASM) elsewhere.
+// portable version (auto-vectorised, simd128 in WASM) elsewhere; funnel/kernel_sets.hpp calls each set of
+// the build directly (the tests check every one the CPU has).
 #pragma once
 
 #include <cstddef>
