@@ -135,8 +135,16 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   for (auto& layer : layers_) linears_.emplace_back(&layer->weight, &layer->bias);
   rebuild_view();
 
-  // The input's fields for feature masks (AutoFAS eq. 1): each user feature, each candidate feature and
-  // each behaviour feature is one field; a co-action output needs both of its sides.
+  describe_fields(item_names);
+}
+
+// The input's fields for feature masks (AutoFAS eq. 1): each user feature, each candidate feature and each
+// behaviour feature is one field; a co-action output needs both of its sides.
+void RankerModel::describe_fields(const std::vector<std::string>& item_names) {
+  const Dataset& data = data_;
+  const RankerConfig& config = config_;
+  const uint32_t dim = config.embedding_dim;
+  const size_t columns = view_.item_columns;
   const auto field = [this](std::string name) {
     field_names_.push_back(std::move(name));
     return static_cast<uint32_t>(field_names_.size() - 1);

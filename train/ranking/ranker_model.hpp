@@ -82,6 +82,7 @@ class RankerModel {
 
  private:
   void rebuild_view();
+  void describe_fields(const std::vector<std::string>& item_names);
   std::span<const uint32_t> history_of(uint32_t instance) const;
 
   const Dataset& data_;

@@ -53,6 +53,17 @@ nlohmann::json epoch_json(const EpochRecord& r, const std::vector<uint32_t>& del
           {"validation", r.validation.to_json()}};
 }
 
+// The items whose feature drift (eq. 5) is probed: fixed, drawn uniformly from those seen in training.
+std::vector<uint32_t> drift_sample(const Dataset& data, const Split& split, const TrainConfig& config) {
+  std::vector<uint32_t> trained;
+  for (uint32_t i = 0; i < data.items.size(); ++i)
+    if (split.item_train_count[i] > 0) trained.push_back(i);
+  Rng rng(config.seed ^ 0xD1F7ull);
+  rng.shuffle(trained);
+  trained.resize(std::min<size_t>(trained.size(), config.drift_sample));
+  return trained;
+}
+
 // Where the loop stands: with the model, the optimiser, the bank and the generators, everything a run
 // needs to continue exactly where it stopped.
 struct RunState {
@@ -78,6 +89,26 @@ struct RunState {
     best_values.clear();
     for (const Parameter* p : parameters) best_values.push_back(p->value);
     for (size_t i = 0; i < parameters.size(); ++i) state.array("best/" + parameters[i]->name, best_values[i]);
+  }
+
+  // The memory bank joins the softmax from this step on (eq. 9, after the warm-up).
+  void start_cbns(const std::string& why, const TrainObserver& observer) {
+    cbns_active = true;
+    cbns_start_step = step;
+    if (observer.on_note) observer.on_note("CBNS on at step " + std::to_string(step) + why);
+  }
+
+  // Keeps the parameters of the best validation score so far (the earlier epoch on ties).
+  void finish_epoch(uint32_t epoch, double score, const std::vector<Parameter*>& parameters) {
+    epochs_done = epoch;
+    if (score > best_score) {
+      best_score = score;
+      best_epoch = epoch;
+      epochs_without_improvement = 0;
+      for (size_t i = 0; i < parameters.size(); ++i) best_values[i] = parameters[i]->value;
+    } else {
+      ++epochs_without_improvement;
+    }
   }
 };
 
@@ -106,18 +137,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   StreamingFrequency streaming(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha);
   const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, split.train.size());
 
-  // The drift sample: fixed items, drawn uniformly from those seen in training.
-  std::vector<uint32_t> drift_sample;
-  {
-    std::vector<uint32_t> trained;
-    for (uint32_t i = 0; i < data.items.size(); ++i)
-      if (split.item_train_count[i] > 0) trained.push_back(i);
-    Rng drift_rng(config.seed ^ 0xD1F7ull);
-    drift_rng.shuffle(trained);
-    trained.resize(std::min<size_t>(trained.size(), config.drift_sample));
-    drift_sample = std::move(trained);
-  }
-  DriftMonitor drift(drift_sample, config.drift_deltas, config.drift_interval);
+  DriftMonitor drift(drift_sample(data, split, config), config.drift_deltas, config.drift_interval);
   const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
     const float* v = model.item_tower().forward(rows);
     std::copy(v, v + rows.size() * model.item_tower().output_dim(), out);
@@ -209,19 +229,13 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
         for (const DriftRecord& d : drift.after_step(run.step, dim, embed_items)) {
           record.drift.push_back(d);
           if (cbns && !run.cbns_active && config.cbns_auto_warmup && d.delta == config.drift_deltas.back() &&
-              d.mean < config.drift_threshold) {
-            run.cbns_active = true;
-            run.cbns_start_step = run.step;
-            if (observer.on_note)
-              observer.on_note("CBNS on at step " + std::to_string(run.step) + ": feature drift " + std::to_string(d.mean) +
-                               " per item over " + std::to_string(d.delta) + " steps, below " + std::to_string(config.drift_threshold));
-          }
+              d.mean < config.drift_threshold)
+            run.start_cbns(": feature drift " + std::to_string(d.mean) + " per item over " + std::to_string(d.delta) +
+                               " steps, below " + std::to_string(config.drift_threshold),
+                           observer);
         }
-      if (cbns && !run.cbns_active && !config.cbns_auto_warmup && run.step >= static_cast<long>(config.cbns_warmup_steps)) {
-        run.cbns_active = true;
-        run.cbns_start_step = run.step;
-        if (observer.on_note) observer.on_note("CBNS on at step " + std::to_string(run.step) + " (after the in-batch warm-up)");
-      }
+      if (cbns && !run.cbns_active && !config.cbns_auto_warmup && run.step >= static_cast<long>(config.cbns_warmup_steps))
+        run.start_cbns(" (after the in-batch warm-up)", observer);
       if (observer.on_progress && (s % 16 == 0 || s + 1 == steps_per_epoch))
         observer.on_progress(epoch, s + 1, steps_per_epoch, loss_sum / static_cast<double>(batches),
                              static_cast<double>(end) / std::max(seconds_since(start), 1e-9));
@@ -239,16 +253,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     record.validation = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kValidation, ks);
     result.history.push_back(record);
     run.history.push_back(epoch_json(record, config.drift_deltas));
-    run.epochs_done = epoch;
-    const double score = record.validation.recall_at(config.select_k);
-    if (score > run.best_score) {
-      run.best_score = score;
-      run.best_epoch = epoch;
-      run.epochs_without_improvement = 0;
-      for (size_t i = 0; i < parameters.size(); ++i) run.best_values[i] = parameters[i]->value;
-    } else {
-      ++run.epochs_without_improvement;
-    }
+    run.finish_epoch(epoch, record.validation.recall_at(config.select_k), parameters);
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
     if (!options.checkpoint.empty()) state.save(options.checkpoint);
     if (observer.on_epoch) observer.on_epoch(record);
