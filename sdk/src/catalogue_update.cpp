@@ -14,64 +14,11 @@
 #include "funnel/funnel.hpp"
 #include "funnel/encoding.hpp"
 #include "funnel_generated.h"
+#include "model_pack.hpp"
 
 namespace funnel {
 
 namespace {
-
-constexpr size_t kTensorAlignment = 32;
-
-// The keys of an unpacked StringTable, read with the SDK's bounds checks.
-std::vector<std::string> keys_of(const fb::StringTableT& table) {
-  std::vector<std::string> keys;
-  keys.reserve(table.ends.size());
-  uint32_t begin = 0;
-  for (const uint32_t end : table.ends) {
-    keys.emplace_back(begin <= end && end <= table.bytes.size() ? std::string(table.bytes.begin() + begin, table.bytes.begin() + end) : std::string());
-    begin = end;
-  }
-  return keys;
-}
-
-std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& keys) {
-  PackedStrings packed = pack_strings(keys);
-  auto table = std::make_unique<fb::StringTableT>();
-  table->bytes = std::move(packed.bytes);
-  table->ends = std::move(packed.ends);
-  table->order = std::move(packed.order);
-  return table;
-}
-
-// Packs an unpacked model: every tensor's data aligned to 32 bytes (the SDK uses it in place), the rest
-// through the generated object API.
-std::vector<uint8_t> pack(const fb::ModelT& model) {
-  size_t hint = 1024;
-  for (const auto& tensor : model.tensors) hint += tensor->data.size() + kTensorAlignment + 64;
-  flatbuffers::FlatBufferBuilder builder(hint);
-  std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
-  for (const auto& tensor : model.tensors) {
-    builder.ForceVectorAlignment(tensor->data.size(), 1, kTensorAlignment);
-    const auto data = builder.CreateVector(tensor->data);
-    const auto shape = builder.CreateVector(tensor->shape);
-    const auto name = builder.CreateString(tensor->name);
-    tensors.push_back(fb::CreateTensor(builder, name, shape, tensor->dtype, data));
-  }
-  const auto tensor_vector = builder.CreateVector(tensors);
-  std::vector<flatbuffers::Offset<fb::FeatureSpec>> features;
-  for (const auto& feature : model.features) features.push_back(fb::CreateFeatureSpec(builder, feature.get()));
-  const auto feature_vector = builder.CreateVector(features);
-  std::vector<flatbuffers::Offset<fb::KeyValue>> metadata;
-  for (const auto& entry : model.metadata) metadata.push_back(fb::CreateKeyValue(builder, entry.get()));
-  const auto metadata_vector = builder.CreateVector(metadata);
-  const auto retrieval = model.retrieval ? fb::CreateRetrievalStage(builder, model.retrieval.get()) : 0;
-  const auto ranking = model.ranking ? fb::CreateRankingStage(builder, model.ranking.get()) : 0;
-  const auto items = model.items ? fb::CreateItemTable(builder, model.items.get()) : 0;
-  const auto pre_ranking = model.pre_ranking ? fb::CreateRankingStage(builder, model.pre_ranking.get()) : 0;
-  const auto root = fb::CreateModel(builder, model.format_version, builder.CreateString(model.producer), feature_vector,
-                                    tensor_vector, retrieval, metadata_vector, ranking, items, pre_ranking);
-  fb::FinishModelBuffer(builder, root);
-  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
-}
 
 // Where each row of an updated table comes from: a row of the old table, or an item of the update.
 struct Row {
@@ -107,22 +54,21 @@ std::vector<Row> plan_rows(const std::vector<std::string>& keys, const Catalogue
   return rows;
 }
 
-Status invalid(std::string message) { return {StatusCode::kInvalidArgument, std::move(message)}; }
-
 }  // namespace
 
 Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Model>* out) const {
   out->reset();
   const fb::ItemTable* item_table = root_->items();
-  if (!has_retrieval_ && !item_table) return invalid("this model has neither a retrieval catalogue nor an item table to update");
+  if (!has_retrieval_ && !item_table) return invalid_argument("this model has neither a retrieval catalogue nor an item table to update");
   // The update itself: no key twice, nothing both removed and added.
   std::unordered_map<std::string_view, int> seen;
   for (const auto& [key, features] : update.upsert)
-    if (!seen.emplace(key, 0).second) return invalid("item '" + key + "' is added twice in one update");
+    if (!seen.emplace(key, 0).second) return invalid_argument("item '" + key + "' is added twice in one update");
   for (const std::string& key : update.remove) {
     const auto [it, fresh] = seen.emplace(key, 1);
-    if (!fresh) return invalid(it->second == 0 ? "item '" + key + "' is both added and removed" : "item '" + key + "' is removed twice");
-    if ((!has_retrieval_ || find_item(key) < 0) && find_ranking_item(key) < 0) return invalid("cannot remove item '" + key + "': the model has no such item");
+    if (!fresh) return invalid_argument(it->second == 0 ? "item '" + key + "' is both added and removed" : "item '" + key + "' is removed twice");
+    if ((!has_retrieval_ || find_item(key) < 0) && find_ranking_item(key) < 0)
+      return invalid_argument("cannot remove item '" + key + "': the model has no such item");
   }
 
   // New rows first (every check that can fail runs before anything is copied): embeddings from the item
@@ -226,7 +172,7 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
   } else {
     (*entry)->value += "; " + note;
   }
-  const std::vector<uint8_t> bytes = pack(*model);
+  const std::vector<uint8_t> bytes = pack_model(*model);
   model.reset();
   return load_bytes(bytes.data(), bytes.size(), out);
 }
