@@ -26,9 +26,9 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   const auto start = Clock::now();
   *out = {};
   if (options.k == 0) return {StatusCode::kInvalidArgument, "k must be at least 1"};
-  const bool pre_ranks = pre_ranking_.present, ranks = ranking_.present;
+  const bool pre_ranks = pre_ranking_.present && !options.skip_pre_ranking, ranks = ranking_.present && !options.skip_ranking;
   if (!has_retrieval_ && !pre_ranks && !ranks)
-    return {StatusCode::kInvalidArgument, "this model has no retrieval, pre-ranking or ranking stage"};
+    return {StatusCode::kInvalidArgument, "this model has no retrieval, pre-ranking or ranking stage (or the call skips them)"};
 
   // The candidates in the current order, best first once a stage has sorted them, with what is known of each.
   std::vector<std::string> candidates;  // as the ranking-like stages take them

@@ -13,6 +13,7 @@
 #include "funnel/funnel.hpp"
 #include "train/cli/cli_support.hpp"
 #include "train/cli/commands.hpp"
+#include "train/cli/progress.hpp"
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
 #include "train/data/ctr_data.hpp"
@@ -20,6 +21,7 @@
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
 #include "train/export/export.hpp"
+#include "train/pre_ranking/autofas_training.hpp"
 #include "train/ranking/ranker_training.hpp"
 #include "train/retrieval/evaluation.hpp"
 #include "train/retrieval/two_tower_config.hpp"
@@ -54,49 +56,11 @@ int run_train(const TrainArgs& args) {
                data.items.size(), data.interactions.size(), split.train.size());
 
   std::ofstream metrics_log;
-  if (!args.metrics_log.empty()) {
-    metrics_log.open(args.metrics_log, std::ios::trunc);
-    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
-  }
-  const bool tty = isatty(STDERR_FILENO);
-  auto epoch_start = std::chrono::steady_clock::now();
+  open_metrics_log(args.metrics_log, &metrics_log);
   TrainOptions options;
   options.checkpoint = args.checkpoint;
   options.resume = args.resume;
-  TrainObserver& observer = options.observer;
-  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
-    if (!tty) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
-    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps,
-                 loss, rate, format_seconds(eta).c_str());
-    std::fflush(stderr);
-  };
-  observer.on_epoch = [&, tty](const EpochRecord& r) {
-    if (tty) std::fprintf(stderr, "\r\033[K");
-    std::string drift;
-    for (uint32_t delta : config.drift_deltas)
-      if (const DriftAverage a = average_drift(r.drift, delta); a.probes) drift += fmt::format(" {}:{:.4f}", delta, a.mean);
-    const std::string ssl = config.ssl == "none" ? "" : fmt::format("  {} loss {:.4f}", config.ssl, r.ssl_loss);
-    spdlog::info("epoch {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, ssl,
-                 r.samples_per_second, r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
-    spdlog::info("    validation {}", r.validation.summary());
-    if (metrics_log.is_open()) {
-      json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"ssl_loss", r.ssl_loss}, {"samples_per_second", r.samples_per_second},
-                   {"learning_rate", r.learning_rate}, {"steps", r.steps}, {"cbns_active", r.cbns_active},
-                   {"validation", r.validation.to_json()}};
-      json drift_records = json::array();
-      for (const DriftRecord& d : r.drift) drift_records.push_back({{"step", d.step}, {"dt", d.delta}, {"sum", d.sum}, {"mean", d.mean}});
-      line["drift"] = drift_records;
-      metrics_log << line.dump() << "\n";
-      metrics_log.flush();
-    }
-    epoch_start = std::chrono::steady_clock::now();
-  };
-  observer.on_note = [tty](const std::string& note) {
-    if (tty) std::fprintf(stderr, "\r\033[K");
-    spdlog::info("{}", note);
-  };
+  options.observer = retrieval_progress(config, &metrics_log);
 
   if (config.train_fraction < 1.0f)
     spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
@@ -142,58 +106,28 @@ int run_train_ranker(const TrainArgs& args) {
                config.negatives, config.negatives == 1 ? "" : "s");
 
   std::ofstream metrics_log;
-  if (!args.metrics_log.empty()) {
-    metrics_log.open(args.metrics_log, std::ios::trunc);
-    if (!metrics_log) throw ConfigError(args.metrics_log + ": cannot open the metrics log");
-  }
-  const auto metrics = [](const CtrMetrics& m) {
-    return json{{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}};
-  };
-  const auto summary = [](const CtrMetrics& m) { return fmt::format("AUC {:.4f}  GAUC {:.4f}  LogLoss {:.4f}", m.auc, m.gauc, m.logloss); };
-  const bool tty = isatty(STDERR_FILENO);
-  auto epoch_start = std::chrono::steady_clock::now();
-  RankerObserver observer;
-  observer.on_progress = [&, tty](uint32_t epoch, size_t step, size_t steps, double loss, double rate) {
-    if (!tty) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    const double eta = elapsed / static_cast<double>(step) * static_cast<double>(steps * (config.epochs - epoch + 1) - step);
-    std::fprintf(stderr, "\repoch %u/%u  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %s   ", epoch, config.epochs, step, steps, loss,
-                 rate, format_seconds(eta).c_str());
-    std::fflush(stderr);
-  };
-  observer.on_epoch = [&, tty](const RankerEpoch& r) {
-    if (tty) std::fprintf(stderr, "\r\033[K");
-    spdlog::info("epoch {}/{}  loss {:.4f}  {:.0f} samples/s", r.epoch, config.epochs, r.loss, r.samples_per_second);
-    if (r.validation.instances) spdlog::info("    validation {}", summary(r.validation));
-    spdlog::info("    test       {}", summary(r.test));
-    if (metrics_log.is_open()) {
-      metrics_log << json{{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
-                          {"validation", metrics(r.validation)}, {"test", metrics(r.test)}}.dump()
-                  << "\n";
-      metrics_log.flush();
-    }
-    epoch_start = std::chrono::steady_clock::now();
-  };
+  open_metrics_log(args.metrics_log, &metrics_log);
+  const RankerObserver observer = ranking_progress("", config.epochs, &metrics_log);
 
   const RankerResult result = train_ranker(ctr, config, observer);
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,
                result.best_epoch, in.validation.size() ? "best validation AUC" : "no validation split: the last", result.samples_per_second);
-  spdlog::info("test  {}", summary(result.test));
+  spdlog::info("test  {}", ctr_summary(result.test));
   spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
   if (!args.report.empty()) {
     json epochs = json::array();
     for (const RankerEpoch& r : result.history)
-      epochs.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"train_seconds", r.train_seconds}, {"validation", metrics(r.validation)},
-                        {"test", metrics(r.test)}});
+      epochs.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"train_seconds", r.train_seconds}, {"validation", ctr_metrics_json(r.validation)},
+                        {"test", ctr_metrics_json(r.test)}});
     const json report = {{"dataset", ctr.data.name},
                          {"config", ranker_config_to_json(config)},
                          {"parameters", result.parameters},
                          {"instances", {{"train", in.train.size()}, {"validation", in.validation.size()}, {"test", in.test.size()}}},
                          {"best_epoch", result.best_epoch},
-                         {"validation", metrics(result.validation)},
-                         {"test", metrics(result.test)},
+                         {"validation", ctr_metrics_json(result.validation)},
+                         {"test", ctr_metrics_json(result.test)},
                          {"per_epoch", epochs},
                          {"train_samples", result.train_samples},
                          {"train_seconds", result.train_seconds},

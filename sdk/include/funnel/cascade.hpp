@@ -28,6 +28,10 @@ struct CascadeOptions {
   // Threads that scan the catalogue (funnel/search.hpp, SearchOptions::threads); 1 keeps the call on the
   // caller's thread, 0 uses every hardware thread.
   size_t threads = 1;
+  // Stages the file holds that this call leaves out, to measure what each adds (`funnel eval`): a left-out
+  // stage passes its candidates on as they come.
+  bool skip_pre_ranking = false;
+  bool skip_ranking = false;
 };
 
 struct StageReport {
