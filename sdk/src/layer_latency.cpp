@@ -9,6 +9,7 @@
 #include "funnel/kernels.hpp"
 #include "funnel/ranker.hpp"
 #include "funnel/tower.hpp"
+#include "json_text.hpp"
 
 namespace funnel {
 
@@ -48,23 +49,6 @@ std::string utc_now() {
                 static_cast<long long>(day), static_cast<long long>(second_of_day / 3600), static_cast<long long>(second_of_day / 60 % 60),
                 static_cast<long long>(second_of_day % 60));
   return text;
-}
-
-void append_string(std::string* out, const std::string& text) {
-  out->push_back('"');
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-      out->append(escaped);
-    } else {
-      out->push_back(c);
-    }
-  }
-  out->push_back('"');
 }
 
 void append_list(std::string* out, const std::vector<uint32_t>& values) {
@@ -146,7 +130,7 @@ Status measure_layer_latency(const LayerLatencyOptions& options, LayerLatencyTab
 
 std::string layer_latency_json(const LayerLatencyTable& table) {
   std::string out = "{\"target\": ";
-  append_string(&out, table.target);
+  append_json_string(&out, table.target);
   out += ", \"candidates\": " + std::to_string(table.candidates) + ", \"activation\": \"prelu\", \"inputs\": ";
   append_list(&out, table.inputs);
   out += ", \"outputs\": ";
@@ -162,7 +146,7 @@ std::string layer_latency_json(const LayerLatencyTable& table) {
     out += "]";
   }
   out += "],\n \"repeats\": " + std::to_string(table.repeats) + ", \"date\": ";
-  append_string(&out, table.date);
+  append_json_string(&out, table.date);
   out += "}\n";
   return out;
 }
