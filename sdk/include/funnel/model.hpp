@@ -59,6 +59,14 @@ struct CatalogueUpdate {
   std::vector<std::string> remove;
 };
 
+class Model;
+
+// One stage file of a bundle (Model::bundle).
+struct BundlePart {
+  std::string name;  // the file's path: in messages and in the bundle's lineage
+  const Model* model = nullptr;
+};
+
 struct Recommendation {
   std::string_view key;  // points into the model; valid while the model lives
   uint32_t index;
@@ -88,7 +96,17 @@ class Model {
   // whole file is rebuilt and verified, which costs about one copy of it: batch updates rather than
   // applying them one item at a time. Kept rows keep their order; new keys come last.
   Status update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Model>* out) const;
-  // The model's bytes: the file it was loaded from, or an updated model's new file.
+  // One model from stage files (`funnel bundle`): every stage of every part, each stage (retrieval,
+  // pre-ranking, ranking) from exactly one part, with the tensors it references. Refused, with a message
+  // naming the feature or item and the parts: parts whose features differ in any way (they must declare the
+  // same features in the same order), a catalogue key missing from the item table of the ranking (or
+  // pre-ranking) part, and, when pre-ranking and ranking come from two parts, item tables with other keys or
+  // other ids in a column both hold (the bundle's item table has the columns of both); tensor names two
+  // parts share. Each stage answers exactly as in its part. The metadata keeps every part's entries (where
+  // two parts give a key different values, the later one is kept as "<its first stage>/<key>") and adds
+  // "lineage", a JSON list of {"file", "stages", "producer"} per part. The result is loaded and verified.
+  static Status bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* out);
+  // The model's bytes: the file it was loaded from, or an updated or bundled model's new file.
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   // Writes bytes() to `path` atomically (a temporary file beside it, then rename).
   Status save(const std::string& path) const;
