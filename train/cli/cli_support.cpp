@@ -30,7 +30,10 @@ json apply_overrides(json object, const TrainArgs& args) {
     if (equals == std::string::npos || equals == 0) throw ConfigError("--set '" + assignment + "': expected key=value");
     const std::string key = assignment.substr(0, equals), text = assignment.substr(equals + 1);
     // A value that parses as JSON is taken as such (numbers, booleans, lists); anything else is a string.
-    object[key] = json::accept(text) ? json::parse(text) : json(text);
+    // "section.key" reaches into a sectioned config (train-funnel's).
+    const size_t dot = key.find('.');
+    json& target = dot == std::string::npos ? object[key] : object[key.substr(0, dot)][key.substr(dot + 1)];
+    target = json::accept(text) ? json::parse(text) : json(text);
   }
   if (args.epochs) object["epochs"] = *args.epochs;
   if (args.batch_size) object["batch_size"] = *args.batch_size;

@@ -36,5 +36,7 @@ void add_training_options(CLI::App* command, TrainArgs& args, const std::string&
 
 // `funnel autofas` (autofas_command.cpp).
 int run_autofas(const TrainArgs& args);
+// `funnel train-funnel` (train_funnel_command.cpp): stage files in `work_dir` (default: <out>.stages).
+int run_train_funnel(const TrainArgs& args, const std::string& work_dir, bool resume);
 
 }  // namespace funnel::train::cli

@@ -1,4 +1,5 @@
-// The verbs that train or evaluate: generate, train, train-ranker, autofas (autofas_command.cpp), eval.
+// The verbs that train or evaluate: generate, train, train-ranker, autofas (autofas_command.cpp), train-funnel
+// (train_funnel_command.cpp), eval.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
 #include "train/export/export.hpp"
+#include "train/pipeline/cascade_evaluation.hpp"
 #include "train/pre_ranking/autofas_training.hpp"
 #include "train/ranking/ranker_training.hpp"
 #include "train/retrieval/evaluation.hpp"
@@ -140,11 +142,17 @@ int run_train_ranker(const TrainArgs& args) {
 }
 
 // ---- eval --------------------------------------------------------------------------------------------
-int run_eval(const std::string& data_path, const std::string& data_root, const std::string& model_path, bool as_json) {
-  const auto model = open_model(model_path);
-  const Dataset data = load_dataset(data_path, data_root);
+struct EvalArgs {
+  std::string data, root, model;
+  CascadeGrid grid;
+  bool json = false;
+};
+
+int run_eval(const EvalArgs& args) {
+  const auto model = open_model(args.model);
+  const Dataset data = load_dataset(args.data, args.root);
   const Split split = leave_last_out(data);
-  if (!model->has_retrieval()) throw std::runtime_error(model_path + ": the model has no retrieval stage");
+  if (!model->has_retrieval()) throw std::runtime_error(args.model + ": the model has no retrieval stage");
   // Raw features through the SDK's own encoder: the path an application takes.
   std::vector<int64_t> catalogue_index(data.items.size());
   for (size_t i = 0; i < data.items.size(); ++i) catalogue_index[i] = model->find_item(data.items.keys[i]);
@@ -159,13 +167,29 @@ int run_eval(const std::string& data_path, const std::string& data_root, const s
   };
   const RetrievalMetrics metrics = evaluate_ranking(data, split, Holdout::kTest, ks, scorer);
   const RetrievalMetrics popular = evaluate_most_popular(data, split, Holdout::kTest, ks);
-  if (as_json) {
-    std::cout << json{{"model", metrics.to_json()}, {"most_popular", popular.to_json()}}.dump() << "\n";
-  } else {
-    std::cout << "test users      " << metrics.users << "\n";
-    std::cout << "model           " << metrics.summary() << "\n";
-    std::cout << "most popular    " << popular.summary() << "\n";
+  // With ranking stages: what each adds to the final list.
+  std::vector<CascadeRow> cascade;
+  if (model->has_ranking() || model->has_pre_ranking()) cascade = evaluate_cascade(*model, data, split, Holdout::kTest, args.grid);
+  if (args.json) {
+    json out = {{"model", metrics.to_json()}, {"most_popular", popular.to_json()}};
+    if (!cascade.empty()) {
+      out["cascade"] = json::array();
+      for (const CascadeRow& row : cascade) out["cascade"].push_back(row.to_json());
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
   }
+  std::cout << "test users      " << metrics.users << "\n";
+  std::cout << "model           " << metrics.summary() << "\n";
+  std::cout << "most popular    " << popular.summary() << "\n";
+  if (cascade.empty()) return 0;
+  std::printf("\nthe final top %u through the cascade (ms per request, mean over %zu users)\n", args.grid.k, cascade.front().users);
+  std::printf("%-30s %6s %5s  %8s %8s  %9s %11s %8s %8s\n", "stages", "K1", "K2", "Recall", "NDCG", "retrieval", "pre-ranking", "ranking",
+              "total");
+  for (const CascadeRow& r : cascade)
+    std::printf("%-30s %6s %5s  %8.4f %8.4f  %9.3f %11.3f %8.3f %8.3f\n", r.stages.c_str(),
+                r.retrieve_k ? std::to_string(r.retrieve_k).c_str() : "-", r.prerank_k ? std::to_string(r.prerank_k).c_str() : "-",
+                r.recall, r.ndcg, r.retrieval_ms, r.pre_ranking_ms, r.ranking_ms, r.total_ms);
   return 0;
 }
 
@@ -187,11 +211,22 @@ class TrainingCommands final : public CommandFamily {
                                                       "latency table, retrain the student, and export both stages in one file");
     add_training_options(autofas_cmd, autofas, "AutoFAS config (the teacher's ranking fields and the search's)",
                          "latency_table=latency.json");
-    eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK)");
-    eval->add_option("--data", eval_data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
-    eval->add_option("--data-root", eval_root, "folder the description's file paths are relative to");
-    eval->add_option("--model", eval_model, "model file")->required();
-    eval->add_flag("--json", eval_json, "print JSON");
+    funnel_cmd = app.add_subcommand("train-funnel", "train retrieval (two-tower), ranking (CAN) and the AutoFAS pre-ranking student on one "
+                                                    "split of a dataset and write the three stages in one file");
+    add_training_options(funnel_cmd, funnel, "funnel config: sections retrieval, ranking, pre_ranking",
+                         "ranking.epochs=2 (--epochs sets every stage's)");
+    funnel_cmd->add_option("--work", funnel_work, "folder for the stage files, checkpoints and the latency table (default: <out>.stages)");
+    funnel_cmd->add_flag("--resume", funnel_resume, "reuse what a stopped run of the same config left in the work folder");
+    eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK); with ranking stages, the final "
+                                      "top k of retrieval alone, + ranking, + pre-ranking and ranking, over a grid of K1 and K2");
+    eval->add_option("--data", eval_args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+    eval->add_option("--data-root", eval_args.root, "folder the description's file paths are relative to");
+    eval->add_option("--model", eval_args.model, "model file")->required();
+    eval->add_option("-k,--k", eval_args.grid.k, "the final list's length")->capture_default_str();
+    eval->add_option("--retrieve-k", eval_args.grid.retrieve_k, "K1: candidates retrieval passes on")->delimiter(',')->capture_default_str();
+    eval->add_option("--prerank-k", eval_args.grid.prerank_k, "K2: candidates pre-ranking passes to ranking")->delimiter(',')->capture_default_str();
+    eval->add_option("--threads", eval_args.grid.threads, "users scored at once (0: every core)")->capture_default_str();
+    eval->add_flag("--json", eval_args.json, "print JSON");
   }
 
   std::optional<int> run() override {
@@ -199,7 +234,8 @@ class TrainingCommands final : public CommandFamily {
     if (*train_cmd) return run_train(train);
     if (*ranker_cmd) return run_train_ranker(ranker);
     if (*autofas_cmd) return run_autofas(autofas);
-    if (*eval) return run_eval(eval_data, eval_root, eval_model, eval_json);
+    if (*funnel_cmd) return run_train_funnel(funnel, funnel_work, funnel_resume);
+    if (*eval) return run_eval(eval_args);
     return std::nullopt;
   }
 
@@ -213,8 +249,11 @@ class TrainingCommands final : public CommandFamily {
   CLI::App* ranker_cmd = nullptr;
   TrainArgs autofas;
   CLI::App* autofas_cmd = nullptr;
-  std::string eval_data, eval_root, eval_model;
-  bool eval_json = false;
+  TrainArgs funnel;
+  std::string funnel_work;
+  bool funnel_resume = false;
+  CLI::App* funnel_cmd = nullptr;
+  EvalArgs eval_args;
   CLI::App* eval = nullptr;
 };
 

@@ -24,7 +24,7 @@ struct AutoFasObservers {
 };
 
 struct AutoFasResult {
-  bool teacher_from_cache = false;
+  bool teacher_from_cache = false;  // read from config.teacher_cache
   RankerResult teacher;  // with the cache, only the test metrics are known
   std::unique_ptr<RankerModel> teacher_model;
   AutoFasSearch search;

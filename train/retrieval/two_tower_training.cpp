@@ -276,7 +276,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   result.test = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kTest, ks);
   result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
 
-  const Metadata metadata = {
+  Metadata metadata = {
       {"dataset", data.name},
       {"config", config_to_json(config).dump()},
       {"best_epoch", std::to_string(result.best_epoch)},
@@ -284,6 +284,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
       {"most_popular_test_metrics", result.popular_test.to_json().dump()},
       {"history", run.history.dump()},
   };
+  metadata.insert(metadata.end(), options.metadata.begin(), options.metadata.end());
   result.model_file = export_two_tower(data, model, config, metadata);
   return result;
 }

@@ -9,6 +9,7 @@
 
 #include "train/data/dataset.hpp"
 #include "train/data/split.hpp"
+#include "train/export/export.hpp"
 #include "train/retrieval/evaluation.hpp"
 #include "train/retrieval/feature_drift.hpp"
 #include "train/retrieval/two_tower_config.hpp"
@@ -38,6 +39,7 @@ struct TrainObserver {
 struct TrainOptions {
   std::string checkpoint;  // written atomically after every epoch when not empty
   std::string resume;      // continue from this checkpoint when not empty
+  Metadata metadata;       // joins the model file's own metadata (the config, metrics, history)
   TrainObserver observer;
 };
 
