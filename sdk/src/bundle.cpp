@@ -299,19 +299,19 @@ Status Model::bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* 
   // The item table of the ranking-like stages: one part's as it is, or two parts' joined.
   const Part* pre_ranking = owner[kPreRanking];
   Part* ranking = owner[kRanking];
-  Part* items = ranking ? ranking : owner[kPreRanking];
+  Part* table_part = ranking ? ranking : owner[kPreRanking];  // whose item table (and row order) the bundle keeps
   if (pre_ranking && ranking && pre_ranking != ranking) {
     if (Status s = join_item_tables(*pre_ranking, *ranking, &model->items); !s) return s;
-  } else if (items) {
-    model->items = std::move(items->model->items);
+  } else if (table_part) {
+    model->items = std::move(table_part->model->items);
   }
   // Every item retrieval can return must mean the same item to the stages after it.
-  if (const Part* retrieval = owner[kRetrieval]; retrieval && items) {
+  if (const Part* retrieval = owner[kRetrieval]; retrieval && table_part) {
     const std::vector<std::string> item_keys = keys_of(*model->items->item_keys);
     const std::vector<std::string> catalogue_keys = keys_of(*retrieval->model->retrieval->catalogue->item_keys);
     if (const std::string* key = first_missing(catalogue_keys, rows_by_key(item_keys)))
       return invalid_argument("catalogue item " + quoted(*key) + " of " + quoted(*retrieval->name) + " is not in the item table of " +
-                              quoted(*items->name) + ": every item retrieval returns must be known to the stages after it");
+                              quoted(*table_part->name) + ": every item retrieval returns must be known to the stages after it");
   }
 
   std::unordered_map<std::string, const std::string*> tensor_owners;
@@ -334,8 +334,10 @@ Status Model::bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* 
   const std::vector<uint8_t> bytes = pack_model(*model);
   model.reset();
   std::unique_ptr<Model> bundled;
-  if (Status s = load_bytes(bytes.data(), bytes.size(), &bundled); !s) return s;
-  if (Status s = bundled->verify(); !s) return s;
+  // The parts were checked only as far as loading checks them, so the whole file is verified here.
+  Status status = load_bytes(bytes.data(), bytes.size(), &bundled);
+  if (status) status = bundled->verify();
+  if (!status) return {status.code(), "the bundled model: " + status.message()};
   *out = std::move(bundled);
   return Status::ok();
 }
