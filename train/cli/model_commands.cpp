@@ -1,5 +1,5 @@
 // The verbs that only read or rewrite a model file: inspect, recommend, rank, prerank, update-catalogue,
-// bench-layers. They need the SDK alone: no trainer header is included here.
+// bundle, bench-layers. They need the SDK alone: no trainer header is included here.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -349,6 +349,30 @@ int run_update_catalogue(const UpdateCatalogueArgs& args) {
   return 0;
 }
 
+// ---- bundle ------------------------------------------------------------------------------------------
+// Stage files joined into one model file (Model::bundle): the trainer writes retrieval, ranking and
+// pre-ranking + ranking to separate files; the SDK serves the whole funnel from one.
+int run_bundle(const std::vector<std::string>& inputs, const std::string& out) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<Model>> models(inputs.size());
+  std::vector<BundlePart> parts;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (Status s = Model::load_file(inputs[i], &models[i]); !s) throw std::runtime_error(inputs[i] + ": " + s.to_string());
+    parts.push_back({inputs[i], models[i].get()});
+  }
+  std::unique_ptr<Model> bundled;
+  if (Status s = Model::bundle(parts, &bundled); !s) throw std::runtime_error(s.to_string());
+  if (Status s = bundled->save(out); !s) throw std::runtime_error(s.to_string());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  for (const BundlePart& part : parts) {
+    if (part.model->has_retrieval()) std::printf("retrieval    from %s\n", part.name.c_str());
+    if (part.model->has_pre_ranking()) std::printf("pre_ranking  from %s\n", part.name.c_str());
+    if (part.model->has_ranking()) std::printf("ranking      from %s\n", part.name.c_str());
+  }
+  std::printf("wrote %s (%zu bytes, %zu tensors, verified) in %.1f ms\n", out.c_str(), bundled->byte_size(), bundled->tensor_count(), ms);
+  return 0;
+}
+
 // ---- rank, prerank -----------------------------------------------------------------------------------
 // Click probabilities of the candidates by the ranking stage, or by the pre-ranking stage (`pre_ranking`).
 int run_rank(const std::string& model_path, const std::string& user, const std::vector<std::string>& behaviours,
@@ -454,6 +478,10 @@ class ModelCommands final : public CommandFamily {
         ->check(CLI::ExistingFile);
     update_catalogue->add_option("--remove", update_args.remove, "item keys to remove")->delimiter(',');
     update_catalogue->add_option("--out", update_args.out, "the updated model file (written atomically; may be --model)")->required();
+    bundle = app.add_subcommand("bundle", "join stage files into one model file: each stage (retrieval, pre-ranking, ranking) "
+                                          "from one file; their features and item keys must agree");
+    bundle->add_option("files", bundle_inputs, "the stage files")->required()->check(CLI::ExistingFile);
+    bundle->add_option("--out", bundle_out, "the model file to write (written atomically)")->required();
   }
 
   std::optional<int> run() override {
@@ -463,6 +491,7 @@ class ModelCommands final : public CommandFamily {
     if (*inspect) return run_inspect(inspect_path);
     if (*recommend) return run_recommend(recommend_args);
     if (*update_catalogue) return run_update_catalogue(update_args);
+    if (*bundle) return run_bundle(bundle_inputs, bundle_out);
     return std::nullopt;
   }
 
@@ -484,6 +513,9 @@ class ModelCommands final : public CommandFamily {
   CLI::App* recommend = nullptr;
   UpdateCatalogueArgs update_args;
   CLI::App* update_catalogue = nullptr;
+  std::vector<std::string> bundle_inputs;
+  std::string bundle_out;
+  CLI::App* bundle = nullptr;
 };
 
 }  // namespace
