@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <initializer_list>
-#include <bit>
+#include <cstring>
 #include <type_traits>
 #include <unordered_map>
 
@@ -37,8 +37,9 @@ std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"
 
 // --- features --------------------------------------------------------------------------------------------
 
-// Floats compared bit for bit: the bundle must encode every raw value exactly as each part did.
-bool same_bits(float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); }
+// Floats compared bit for bit: the bundle must encode every raw value exactly as each part did. (memcmp, not
+// std::bit_cast: Emscripten's libc++ lacks it.)
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 bool same_vocabulary(const fb::FeatureSpecT& a, const fb::FeatureSpecT& b) {
   const std::vector<std::string> none;
