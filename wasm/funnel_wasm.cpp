@@ -16,13 +16,13 @@ static_assert(sizeof(FunnelFeatureInfo) == 20 && offsetof(FunnelFeatureInfo, nam
                   offsetof(FunnelFeatureInfo, cardinality) == 8 && offsetof(FunnelFeatureInfo, vocabulary_size) == 12 &&
                   offsetof(FunnelFeatureInfo, hash_buckets) == 16,
               "index.mjs: FEATURE_INFO_BYTES and inspect()'s five words");
-static_assert(sizeof(FunnelCascadeRequest) == 12 * 4 && offsetof(FunnelCascadeRequest, k) == 0 &&
+static_assert(sizeof(FunnelCascadeRequest) == 13 * 4 && offsetof(FunnelCascadeRequest, k) == 0 &&
                   offsetof(FunnelCascadeRequest, retrieve_k) == 4 && offsetof(FunnelCascadeRequest, behaviours) == 8 &&
                   offsetof(FunnelCascadeRequest, behaviour_count) == 12 && offsetof(FunnelCascadeRequest, candidates) == 16 &&
                   offsetof(FunnelCascadeRequest, candidate_count) == 20 && offsetof(FunnelCascadeRequest, exclude) == 24 &&
                   offsetof(FunnelCascadeRequest, exclude_count) == 28 && offsetof(FunnelCascadeRequest, allow) == 32 &&
                   offsetof(FunnelCascadeRequest, allow_count) == 36 && offsetof(FunnelCascadeRequest, threads) == 40 &&
-                  offsetof(FunnelCascadeRequest, prerank_k) == 44,
+                  offsetof(FunnelCascadeRequest, prerank_k) == 44 && offsetof(FunnelCascadeRequest, skip) == 48,
               "index.mjs: REQUEST_WORDS and the order cascade() writes the request's words in");
 static_assert(sizeof(FunnelCascadeTimings) == 32 && offsetof(FunnelCascadeTimings, retrieval_ms) == 0 &&
                   offsetof(FunnelCascadeTimings, ranking_ms) == 8 && offsetof(FunnelCascadeTimings, total_ms) == 16 &&

@@ -367,6 +367,10 @@ FunnelStatus funnel_model_recommend(const FunnelModel* model, const FunnelFeatur
   if (request->prerank_k > 0) options.prerank_k = request->prerank_k;
   if (request->threads > 0) options.threads = request->threads;
   const char* name = "funnel_model_recommend";
+  if (request->skip & ~size_t{FUNNEL_SKIP_PRE_RANKING | FUNNEL_SKIP_RANKING})
+    return fail(FUNNEL_INVALID_ARGUMENT, "funnel_model_recommend: skip holds a flag other than FUNNEL_SKIP_PRE_RANKING and FUNNEL_SKIP_RANKING");
+  options.skip_pre_ranking = request->skip & FUNNEL_SKIP_PRE_RANKING;
+  options.skip_ranking = request->skip & FUNNEL_SKIP_RANKING;
   if (FunnelStatus s = copy_keys(name, request->behaviours, request->behaviour_count, "behaviours", &options.behaviours); s != FUNNEL_OK)
     return s;
   if (FunnelStatus s = copy_keys(name, request->candidates, request->candidate_count, "candidates", &options.candidates); s != FUNNEL_OK)

@@ -172,7 +172,13 @@ typedef struct FunnelCascadeRequest {
   size_t allow_count;
   size_t threads;                /* threads scanning the catalogue: 0 or 1 = the caller's only */
   size_t prerank_k;              /* what pre-ranking passes to ranking (at least k) */
+  size_t skip;                   /* FUNNEL_SKIP_* flags: stages the file holds that this call leaves out */
 } FunnelCascadeRequest;
+
+/* FunnelCascadeRequest.skip: leave a stage out to measure what it adds (`funnel eval` does); a left-out
+ * stage passes its candidates on as they come. */
+#define FUNNEL_SKIP_PRE_RANKING 1u
+#define FUNNEL_SKIP_RANKING 2u
 
 /* Per-stage wall time in milliseconds; a stage the file lacks reads NaN. */
 typedef struct FunnelCascadeTimings {

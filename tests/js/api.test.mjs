@@ -121,6 +121,28 @@ test('a ranking file\'s cascade matches the native CLI', { skip: skipRanker }, a
   for (const item of items) assert.ok(Math.abs(item.score - probabilities[candidates.indexOf(item.key)]) <= 1e-6, item.key);
 });
 
+test('a three-stage file\'s cascade, whole and with later stages skipped, matches the native CLI', { skip: skipRanker }, async () => {
+  const api = await import(pathToFileURL(entry('index.mjs')).href);
+  const file = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../data/golden/three-stages.funnel');
+  const funnel = await api.loadModel(file);
+  models.push(funnel);
+  const user = { user_id: 'u3', age: 41, region: 'r2', device: 'ios' };
+  const behaviours = ['i3', 'i8', 'i21'];
+  const request = { k: 5, retrieveK: 20, prerankK: 10, behaviours, exclude: ['i1', 'i2'] };
+  const cli = ['recommend', '--model', file, '--user', JSON.stringify(user), '-k', '5', '--retrieve-k', '20', '--prerank-k', '10',
+               '--behaviours', ...behaviours, '--exclude', 'i1', 'i2'];
+  for (const [skip, flag] of [[[], []], [['ranking'], ['--skip', 'ranking']], [['preRanking', 'ranking'], ['--skip', 'pre_ranking,ranking']],
+                              [['preRanking'], ['--skip', 'pre_ranking']]]) {
+    const { items, timings } = funnel.cascade(user, { ...request, skip });
+    sameItems(items, native([...cli, ...flag]).recommendations, `skip ${skip.join(', ') || 'nothing'}`);
+    assert.equal(timings.rankingMs === null, skip.includes('ranking'), JSON.stringify(timings));
+    assert.equal(timings.preRankingMs === null, skip.includes('preRanking'), JSON.stringify(timings));
+  }
+  assert.throws(() => funnel.cascade(user, { ...request, skip: ['retrieval'] }), /unknown stage 'retrieval'/);
+  assert.throws(() => funnel.cascade(user, { ...request, skip: 'ranking' }), TypeError);
+  assert.equal(funnel.cascade(user, request).items.length, 5);
+});
+
 test('the CommonJS entry serves the same API', { skip: skipApi }, async () => {
   const { model, users } = await setup();
   const cjs = createRequire(import.meta.url)(entry('index.cjs'));

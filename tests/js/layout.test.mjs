@@ -62,14 +62,19 @@ test('FunnelCascadeRequest: REQUEST_WORDS, and the words in the order cascade() 
   const { fields, size } = layout('FunnelCascadeRequest');
   assert.equal(constant('REQUEST_WORDS') * 4, size);
   assert.ok(fields.every((f, i) => f.size === 4 && f.offset === 4 * i), 'every request field is one 32-bit word');
-  // cascade() pushes k, retrieveK, then (array, length) for each list named in its `lists`, then threads and
-  // prerankK.
+  // cascade() pushes k, retrieveK, then (array, length) for each list named in its `lists`, then threads,
+  // prerankK and the skip flags.
   const lists = loader.match(/const lists = \[([^\]]*)\]\.map/);
   assert.ok(lists, 'index.mjs: cascade() no longer names its key lists in one array');
   const listNames = lists[1].split(',').map((name) => name.trim().replace(/'/g, ''));
   const countField = (list) => `${list.replace(/s$/, '')}_count`;
   assert.deepEqual(fields.map((f) => f.field),
-                   ['k', 'retrieve_k', ...listNames.flatMap((list) => [list, countField(list)]), 'threads', 'prerank_k']);
+                   ['k', 'retrieve_k', ...listNames.flatMap((list) => [list, countField(list)]), 'threads', 'prerank_k', 'skip']);
+  // The skip flags' values as the header defines them.
+  const flag = (name) => Number(header.match(new RegExp(`#define ${name} (\\d+)u`))[1]);
+  const flags = loader.match(/const SKIP_FLAGS = \{ preRanking: (\d+), ranking: (\d+) \};/);
+  assert.ok(flags, 'index.mjs defines no SKIP_FLAGS');
+  assert.deepEqual([Number(flags[1]), Number(flags[2])], [flag('FUNNEL_SKIP_PRE_RANKING'), flag('FUNNEL_SKIP_RANKING')]);
 });
 
 test('FunnelCascadeTimings: the four doubles cascade() reads, in order', () => {

@@ -265,11 +265,18 @@ Features user_features(const std::string& argument) {
 struct RecommendArgs {
   std::string model, user;
   funnel::CascadeOptions options;
+  std::vector<std::string> skip;  // stage names: pre_ranking, ranking
   bool json = false;
 };
 
 // The whole cascade the file holds (retrieval, pre-ranking, ranking), with each stage's time.
-int run_recommend(const RecommendArgs& args) {
+int run_recommend(const RecommendArgs& parsed) {
+  RecommendArgs args = parsed;
+  for (const std::string& stage : args.skip) {
+    if (stage == "pre_ranking") args.options.skip_pre_ranking = true;
+    else if (stage == "ranking") args.options.skip_ranking = true;
+    else throw std::runtime_error("--skip: unknown stage '" + stage + "'; the stages a call can leave out are pre_ranking and ranking");
+  }
   const auto model = open_model(args.model);
   CascadeResult result;
   if (Status s = model->recommend(user_features(args.user), args.options, &result); !s) throw std::runtime_error(s.to_string());
@@ -467,6 +474,8 @@ class ModelCommands final : public CommandFamily {
     recommend->add_option("--candidates", recommend_args.options.candidates, "the items to rank when the file has no retrieval stage")
         ->delimiter(',');
     recommend->add_option("--exclude", recommend_args.options.exclude, "item keys never to return (e.g. already seen)")->delimiter(',');
+    recommend->add_option("--skip", recommend_args.skip, "stages the file holds to leave out (pre_ranking, ranking), to see what each adds")
+        ->delimiter(',');
     recommend->add_option("--allow", recommend_args.options.allow, "when given, only these item keys may be returned")->delimiter(',');
     recommend->add_option("--threads", recommend_args.options.threads, "threads scanning the catalogue (0: every core)")
         ->capture_default_str();

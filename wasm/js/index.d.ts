@@ -39,6 +39,8 @@ export interface CascadeOptions {
   exclude?: ReadonlyArray<string>;
   /** When not empty, only these item keys may be returned. */
   allow?: ReadonlyArray<string>;
+  /** Stages the file holds that this call leaves out, to measure what each adds. */
+  skip?: ReadonlyArray<'preRanking' | 'ranking'>;
 }
 
 /** Each stage's wall time in milliseconds, measured inside the SDK; null for a stage the file lacks. */

@@ -148,8 +148,18 @@ const keyArray = (m, scratch, keys) => {
   return array;
 };
 
+// cascade({skip: ['preRanking', 'ranking']}): stages the file holds that the call leaves out.
+const skipFlags = (stages) => {
+  if (!Array.isArray(stages)) throw new TypeError("skip must be an array of stage names ('preRanking', 'ranking')");
+  return stages.reduce((flags, stage) => {
+    if (!Object.hasOwn(SKIP_FLAGS, stage)) throw new TypeError(`skip: unknown stage '${stage}'; the stages are 'preRanking' and 'ranking'`);
+    return flags | SKIP_FLAGS[stage];
+  }, 0);
+};
+
 const FEATURE_INFO_BYTES = 20;  // FunnelFeatureInfo in wasm32: name, kind, cardinality, vocabulary_size, hash_buckets
-const REQUEST_WORDS = 12;       // FunnelCascadeRequest: twelve size_t / pointer fields
+const REQUEST_WORDS = 13;       // FunnelCascadeRequest: thirteen size_t / pointer fields
+const SKIP_FLAGS = { preRanking: 1, ranking: 2 };  // FUNNEL_SKIP_PRE_RANKING, FUNNEL_SKIP_RANKING
 
 export class FunnelModel {
   #m;
@@ -248,9 +258,10 @@ export class FunnelModel {
     const words = [k, count(options.retrieveK, 'retrieveK', 0)];
     const lists = ['behaviours', 'candidates', 'exclude', 'allow'].map((what) => keyList(options[what] ?? [], what));
     const prerankK = count(options.prerankK, 'prerankK', 0);
+    const skip = skipFlags(options.skip ?? []);
     return withFeatures(m, features, (user, scratch) => {
       for (const keys of lists) words.push(keyArray(m, scratch, keys), keys.length);
-      words.push(threadCount, prerankK);  // threads scanning the catalogue (1 unless the threaded build is in use)
+      words.push(threadCount, prerankK, skip);  // threads scanning the catalogue (1 unless the threaded build is in use)
       const request = scratch.alloc(REQUEST_WORDS * 4);
       const outKeys = scratch.alloc(k * 4);
       const outLengths = scratch.alloc(k * 4);
