@@ -145,6 +145,7 @@ int run_train_ranker(const TrainArgs& args) {
 struct EvalArgs {
   std::string data, root, model;
   CascadeGrid grid;
+  std::string requests_out;
   bool json = false;
 };
 
@@ -168,6 +169,10 @@ int run_eval(const EvalArgs& args) {
   const RetrievalMetrics metrics = evaluate_ranking(data, split, Holdout::kTest, ks, scorer);
   const RetrievalMetrics popular = evaluate_most_popular(data, split, Holdout::kTest, ks);
   // With ranking stages: what each adds to the final list.
+  if (!args.requests_out.empty()) {
+    const std::string text = cascade_requests_jsonl(data, split, Holdout::kTest);
+    write_file_atomically(args.requests_out, std::vector<uint8_t>(text.begin(), text.end()));
+  }
   std::vector<CascadeRow> cascade;
   if (model->has_ranking() || model->has_pre_ranking()) cascade = evaluate_cascade(*model, data, split, Holdout::kTest, args.grid);
   if (args.json) {
@@ -226,6 +231,8 @@ class TrainingCommands final : public CommandFamily {
     eval->add_option("--retrieve-k", eval_args.grid.retrieve_k, "K1: candidates retrieval passes on")->delimiter(',')->capture_default_str();
     eval->add_option("--prerank-k", eval_args.grid.prerank_k, "K2: candidates pre-ranking passes to ranking")->delimiter(',')->capture_default_str();
     eval->add_option("--threads", eval_args.grid.threads, "users scored at once (0: every core)")->capture_default_str();
+    eval->add_option("--requests-out", eval_args.requests_out,
+                     "write the evaluated requests as JSON lines, to replay them elsewhere (wasm/tools/eval_cascade.mjs)");
     eval->add_flag("--json", eval_args.json, "print JSON");
   }
 

@@ -27,7 +27,34 @@ std::vector<std::vector<std::string>> histories(const Dataset& data, const Split
   return out;
 }
 
+// The users with a held-out item.
+std::vector<size_t> held_out_users(const Dataset& data, const Split& split, Holdout holdout) {
+  std::vector<size_t> users;
+  for (size_t u = 0; u < data.users.size(); ++u)
+    if ((holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u]) >= 0) users.push_back(u);
+  return users;
+}
+
+const std::string& held_key(const Dataset& data, const Split& split, Holdout holdout, size_t user) {
+  return data.items.keys[static_cast<size_t>(holdout == Holdout::kTest ? split.test_item[user] : split.validation_item[user])];
+}
+
 }  // namespace
+
+std::string cascade_requests_jsonl(const Dataset& data, const Split& split, Holdout holdout) {
+  const std::vector<std::vector<std::string>> history = histories(data, split, holdout);
+  std::string out;
+  for (size_t u : held_out_users(data, split, holdout)) {
+    nlohmann::json user = nlohmann::json::object();
+    for (const auto& [name, value] : data.users.raw[u].entries()) {
+      if (value.type() == FeatureValue::Type::kNumber) user[name] = value.number_value();
+      else if (value.type() == FeatureValue::Type::kList) user[name] = value.list_value();
+      else user[name] = value.string_value();
+    }
+    out += nlohmann::json{{"user", user}, {"behaviours", history[u]}, {"held", held_key(data, split, holdout, u)}}.dump() + "\n";
+  }
+  return out;
+}
 
 nlohmann::json CascadeRow::to_json() const {
   return {{"stages", stages},       {"retrieve_k", retrieve_k},   {"prerank_k", prerank_k},   {"k", k},
@@ -46,9 +73,7 @@ std::vector<CascadeRow> evaluate_cascade(const Model& model, const Dataset& data
         if (k2 < k1) rows.push_back({"retrieval+pre_ranking+ranking", k1, k2, grid.k});
   }
   const std::vector<std::vector<std::string>> history = histories(data, split, holdout);
-  std::vector<size_t> users;
-  for (size_t u = 0; u < data.users.size(); ++u)
-    if ((holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u]) >= 0) users.push_back(u);
+  const std::vector<size_t> users = held_out_users(data, split, holdout);
 
   for (CascadeRow& row : rows) {
     CascadeOptions options;
@@ -75,7 +100,7 @@ std::vector<CascadeRow> evaluate_cascade(const Model& model, const Dataset& data
           failure = "user '" + data.users.keys[u] + "': " + s.to_string();
           continue;
         }
-        const std::string& held = data.items.keys[static_cast<size_t>(holdout == Holdout::kTest ? split.test_item[u] : split.validation_item[u])];
+        const std::string& held = held_key(data, split, holdout, u);
         for (size_t p = 0; p < result.items.size(); ++p)
           if (result.items[p].key == held) {
             hit[i] = 1.0;

@@ -45,4 +45,9 @@ struct CascadeGrid {
 std::vector<CascadeRow> evaluate_cascade(const Model& model, const Dataset& data, const Split& split, Holdout holdout,
                                          const CascadeGrid& grid);
 
+// The requests evaluate_cascade sends, one JSON line per held-out user: {"user": raw features, "behaviours":
+// [item keys, oldest first; also the items never to return], "held": the held-out item's key}, so that
+// another runtime can replay the same grid (wasm/tools/eval_cascade.mjs, in WebAssembly).
+std::string cascade_requests_jsonl(const Dataset& data, const Split& split, Holdout holdout);
+
 }  // namespace funnel::train
