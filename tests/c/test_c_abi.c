@@ -247,6 +247,18 @@ static void test_three_stages(const FunnelModel* model) {
   for (size_t i = 1; i < count; ++i) CHECK(scores[i] <= scores[i - 1]);
   CHECK(timings.retrieval_ms >= 0.0 && timings.pre_ranking_ms >= 0.0 && timings.ranking_ms >= 0.0);
   CHECK(timings.total_ms >= timings.retrieval_ms + timings.pre_ranking_ms + timings.ranking_ms);
+  /* Ranking left out: pre-ranking's order is final, and the skipped stage's time reads NaN. */
+  request.skip = FUNNEL_SKIP_RANKING;
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  CHECK(count == 5);
+  CHECK(isnan(timings.ranking_ms) && timings.pre_ranking_ms >= 0.0);
+  for (size_t i = 1; i < count; ++i) CHECK(scores[i] <= scores[i - 1]);
+  request.skip = FUNNEL_SKIP_PRE_RANKING | FUNNEL_SKIP_RANKING;
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+  CHECK(isnan(timings.ranking_ms) && isnan(timings.pre_ranking_ms));
+  request.skip = 4;
+  CHECK(funnel_model_recommend(model, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(strstr(funnel_last_error(), "skip") != NULL);
   const char* unknown[] = {"no-such-item"};
   CHECK(funnel_model_prerank(model, user, NULL, 0, unknown, 1, probabilities) == FUNNEL_NOT_FOUND);
   CHECK(strstr(funnel_last_error(), "no-such-item") != NULL);
