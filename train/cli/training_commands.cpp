@@ -157,9 +157,10 @@ int run_eval(const EvalArgs& args) {
   // Raw features through the SDK's own encoder: the path an application takes.
   std::vector<int64_t> catalogue_index(data.items.size());
   for (size_t i = 0; i < data.items.size(); ++i) catalogue_index[i] = model->find_item(data.items.keys[i]);
-  std::vector<float> query, catalogue_scores(model->catalogue_size());
   const std::vector<uint32_t> ks = {10, 50};
+  // Called from every evaluation thread at once: each call has its own query and scores.
   const auto scorer = [&](uint32_t user, float* scores) {
+    std::vector<float> query, catalogue_scores(model->catalogue_size());
     if (Status s = model->user_embedding(data.users.raw[user], &query); !s)
       throw DataError("user '" + data.users.keys[user] + "': " + s.to_string());
     model->score_catalogue(query.data(), catalogue_scores.data());

@@ -6,27 +6,35 @@
 
 namespace funnel::train {
 
-void TrainingState::array(const std::string& name, std::vector<float>& values) {
-  add([&values, name](Checkpoint& c) { c.floats[name] = values; },
-      [&values, name](const Checkpoint& c) {
-        const std::vector<float>& saved = c.float_array(name);
-        if (saved.size() != values.size())
-          throw std::invalid_argument("array '" + name + "' holds " + std::to_string(saved.size()) + " values, this run " +
-                                      std::to_string(values.size()));
-        values = saved;
-      });
+namespace {
+
+// The checkpoint's arrays of one element type: floats or integers.
+std::map<std::string, std::vector<float>>& arrays(Checkpoint& c, const std::vector<float>*) { return c.floats; }
+std::map<std::string, std::vector<uint32_t>>& arrays(Checkpoint& c, const std::vector<uint32_t>*) { return c.integers; }
+const std::vector<float>& saved_array(const Checkpoint& c, const std::string& name, const std::vector<float>*) { return c.float_array(name); }
+const std::vector<uint32_t>& saved_array(const Checkpoint& c, const std::string& name, const std::vector<uint32_t>*) {
+  return c.integer_array(name);
 }
 
-void TrainingState::array(const std::string& name, std::vector<uint32_t>& values) {
-  add([&values, name](Checkpoint& c) { c.integers[name] = values; },
-      [&values, name](const Checkpoint& c) {
-        const std::vector<uint32_t>& saved = c.integer_array(name);
-        if (saved.size() != values.size())
-          throw std::invalid_argument("array '" + name + "' holds " + std::to_string(saved.size()) + " values, this run " +
-                                      std::to_string(values.size()));
-        values = saved;
-      });
+// An array restored in place, refused when its length is not this run's.
+template <typename T>
+void restore_array(const Checkpoint& c, const std::string& name, std::vector<T>& values) {
+  const std::vector<T>& saved = saved_array(c, name, &values);
+  if (saved.size() != values.size())
+    throw std::invalid_argument("array '" + name + "' holds " + std::to_string(saved.size()) + " values, this run " +
+                                std::to_string(values.size()));
+  values = saved;
 }
+
+}  // namespace
+
+template <typename T>
+void TrainingState::array(const std::string& name, std::vector<T>& values) {
+  add([&values, name](Checkpoint& c) { arrays(c, &values)[name] = values; },
+      [&values, name](const Checkpoint& c) { restore_array(c, name, values); });
+}
+template void TrainingState::array(const std::string& name, std::vector<float>& values);
+template void TrainingState::array(const std::string& name, std::vector<uint32_t>& values);
 
 void TrainingState::rng(const std::string& name, Rng& rng) {
   add([&rng, name](Checkpoint& c) { c.header[name] = rng.state(); },

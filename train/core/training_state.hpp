@@ -26,8 +26,9 @@ class TrainingState {
     add([&value, name](Checkpoint& c) { c.header[name] = value; },
         [&value, name](const Checkpoint& c) { value = c.header.at(name).template get<T>(); });
   }
-  void array(const std::string& name, std::vector<float>& values);
-  void array(const std::string& name, std::vector<uint32_t>& values);
+  // An array kept beside the header: float or uint32_t.
+  template <typename T>
+  void array(const std::string& name, std::vector<T>& values);
   void rng(const std::string& name, Rng& rng);
   // Every parameter's values, as "<prefix><parameter name>".
   void parameters(const std::vector<Parameter*>& parameters, const std::string& prefix = "param/");
