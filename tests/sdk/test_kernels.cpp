@@ -19,55 +19,22 @@
 
 #include "funnel/kernel_sets.hpp"
 #include "funnel/kernels.hpp"
+#include "catalogue_fixture.hpp"
 #include "funnel/precision.hpp"
 
 using namespace funnel;
+using funnel::test::Catalogue;
+using funnel::test::kPrecisions;
+using funnel::test::normal_floats;
 using kernels::KernelSet;
 
 namespace {
-
-std::vector<float> normal_floats(size_t n, uint32_t seed) {
-  std::mt19937 engine(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(engine);
-  return v;
-}
 
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 // Float sums of n products in any fixed order of the kernels (eight lanes, then a reduction and a tail) are
 // within about (n / 8 + 4) roundings of the exact sum, each at most 2^-24 of the summed magnitudes.
 double rounding_bound(size_t n, double magnitude) { return (static_cast<double>(n) / 8 + 4) * FLT_EPSILON * magnitude + 1e-30; }
-
-// Rows of every precision made from the same floats, and what each decodes to.
-struct Catalogue {
-  size_t rows, dim;
-  std::vector<float> f32;
-  std::vector<uint16_t> f16;
-  std::vector<int8_t> i8;
-  std::vector<float> scales;
-
-  Catalogue(size_t rows_, size_t dim_, uint32_t seed) : rows(rows_), dim(dim_), f32(normal_floats(rows_ * dim_, seed)) {
-    f16.resize(f32.size());
-    floats_to_halves(f32.data(), f32.size(), f16.data());
-    i8.resize(f32.size());
-    scales.resize(rows);
-    quantize_rows_i8(f32.data(), rows, dim, i8.data(), scales.data());
-  }
-  EmbeddingRows view(Precision p) const {
-    if (p == Precision::kF16) return {p, f16.data(), nullptr, rows, dim};
-    if (p == Precision::kI8) return {p, i8.data(), scales.data(), rows, dim};
-    return {p, f32.data(), nullptr, rows, dim};
-  }
-  double decoded(Precision p, size_t r, size_t i) const {
-    if (p == Precision::kF16) return half_to_float(f16[r * dim + i]);
-    if (p == Precision::kI8) return double{scales[r]} * i8[r * dim + i];
-    return f32[r * dim + i];
-  }
-};
-
-constexpr Precision kPrecisions[] = {Precision::kF32, Precision::kF16, Precision::kI8};
 
 // The scalar reference of an int8 scan, as kernels.hpp specifies it bit for bit: the query rounded to
 // q = round(query / step) with step = max|query| / L, L = min(32767, floor((2^31 - 1) / (128 dim))), the
