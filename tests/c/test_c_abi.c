@@ -359,6 +359,27 @@ int main(void) {
     test_three_stages(three);
     funnel_model_free(three);
   }
+  /* The whole funnel as `funnel train-funnel` writes it: three stages, one call. */
+  FunnelModel* trained = NULL;
+  CHECK(funnel_model_load_file(golden("three-stages-trained.funnel"), &trained) == FUNNEL_OK);
+  if (trained) {
+    CHECK(funnel_model_has_retrieval(trained) == 1 && funnel_model_has_pre_ranking(trained) == 1 && funnel_model_has_ranking(trained) == 1);
+    CHECK(funnel_model_verify(trained) == FUNNEL_OK);
+    FunnelFeatures* user = user_u3();
+    FunnelCascadeRequest request;
+    memset(&request, 0, sizeof request);
+    request.k = 5;
+    request.retrieve_k = 20;
+    request.prerank_k = 10;
+    const char* keys[5];
+    size_t lengths[5], count = 0;
+    float scores[5];
+    FunnelCascadeTimings timings;
+    CHECK(funnel_model_recommend(trained, user, &request, keys, lengths, scores, &count, &timings) == FUNNEL_OK);
+    CHECK(count == 5 && timings.pre_ranking_ms >= 0.0 && timings.ranking_ms >= 0.0);
+    funnel_features_free(user);
+    funnel_model_free(trained);
+  }
   printf("C ABI: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
