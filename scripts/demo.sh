@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: train on the built-in dataset, export .funnel files, and recommend (retrieve, then rank) with the
-# native SDK and with the WASM module in Node. Installs whatever is missing first.
+# native SDK and with the WASM module in Node; then the whole funnel (retrieval, AutoFAS pre-ranking, CAN
+# ranking) trained by one command into one file, what each stage adds, and its cascade natively and in WASM.
+# Installs whatever is missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$FUNNEL_ROOT"
@@ -39,3 +41,17 @@ $FUNNEL rank --model "$OUT/ranker.funnel" --behaviours "$BEHAVIOURS" --candidate
 
 echo "==> the same ranking through the WASM module in Node"
 node wasm/examples/rank.mjs "$OUT/ranker.funnel" '{}' "$BEHAVIOURS" "$CANDIDATES"
+
+echo "==> the whole funnel from one command: retrieval, the AutoFAS pre-ranking student and the CAN ranker in one file"
+$FUNNEL train-funnel --data "$OUT/data/dataset.json" --out "$OUT/funnel.funnel" --set retrieval.epochs=10 --set ranking.epochs=2 \
+  --set 'pre_ranking.operators=[0,32,64,128]' --metrics-log "$OUT/funnel-metrics.jsonl"
+
+echo "==> what each stage adds to the final top 10 (test split, through the SDK)"
+$FUNNEL eval --data "$OUT/data/dataset.json" --model "$OUT/funnel.funnel" --retrieve-k 100,200 --prerank-k 50
+
+echo "==> u42's cascade (retrieve 200, pre-rank to 50, rank to 10), native SDK"
+$FUNNEL recommend --model "$OUT/funnel.funnel" --user "$USER_JSON" -k 10 --retrieve-k 200 --prerank-k 50 \
+  --behaviours "$BEHAVIOURS" --exclude "$BEHAVIOURS"
+
+echo "==> the same cascade through the WASM module in Node"
+node wasm/examples/cascade.mjs "$OUT/funnel.funnel" "$USER_JSON" "$BEHAVIOURS" 10 200 50

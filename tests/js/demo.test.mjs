@@ -1,14 +1,15 @@
-// The browser demo (wasm/demo) in Debian's headless Chromium through playwright-core: start its server, open
-// the page, pick a user, and require the recommendations it shows to be the native SDK's for that user
-// (`funnel recommend` for retrieval's candidates, `funnel rank` to order them); save a screenshot of the page
-// and of the charts page under build/. Skips, with a message, without Chromium, playwright-core or the CLI.
+// The browser demo (wasm/demo) in Debian's headless Chromium through playwright-core: start its server (which
+// trains one three-stage file), open the page, pick a user, and require what each stage shows to be the
+// native SDK's for that user on the same file (`funnel recommend`: the whole cascade, and with the later stages
+// skipped, what retrieval and pre-ranking passed on); save a screenshot of the page and of the charts page
+// under build/. Skips, with a message, without Chromium, playwright-core or the CLI.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [FUNNEL_DEMO_OUT=build/web-demo-test] node --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
 
@@ -48,30 +49,24 @@ test('the demo page shows the native SDK\'s recommendations for a picked user', 
     const behaviours = (await page.inputValue('#behaviours')).split(/\s+/).filter(Boolean);
     const k = Number(await page.inputValue('#k'));
     const retrieveK = Number(await page.inputValue('#retrieve-k'));
+    const prerankK = Number(await page.inputValue('#prerank-k'));
     assert.equal(shown.length, k);
     assert.equal(await page.textContent('#error'), '');
     assert.match(await page.textContent('#status'), /thread/);
     mkdirSync(path.join(root, 'build'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'build/demo-screenshot.png'), fullPage: true });
 
-    // The native SDK on the same files: each model gets the features it reads, as the page sends them.
-    const api = await import(pathToFileURL(path.resolve(env.FUNNEL_WASM_PACKAGE, 'index.mjs')).href);
-    const only = async (file) => {
-      const model = await api.loadModel(file);
-      const names = new Set(model.inspect().features.map((f) => f.name));
-      model.free();
-      return Object.fromEntries(Object.entries(features).filter(([name]) => names.has(name)));
-    };
-    const model = path.join(out, 'builtin/model.funnel');
-    const ranker = path.join(out, 'builtin/ranker.funnel');
-    const json = (args) => JSON.parse(execFileSync(env.FUNNEL_BIN, [...args, '--json'], { encoding: 'utf8' }));
-    const retrieved = json(['recommend', '--model', model, '--user', JSON.stringify(await only(model)), '-k', String(retrieveK),
-                            ...(behaviours.length ? ['--exclude', ...behaviours] : [])]).recommendations.map((r) => r.key);
-    const ranked = json(['recommend', '--model', ranker, '--user', JSON.stringify(await only(ranker)), '-k', String(k),
-                         '--candidates', ...retrieved, ...(behaviours.length ? ['--behaviours', ...behaviours] : [])]);
-    assert.deepEqual(shown, ranked.recommendations.map((r) => r.key));
-    const retrievedShown = await page.$$eval('#retrieval li', (items) => items.map((li) => li.dataset.key));
-    assert.deepEqual(retrievedShown, retrieved);
+    // The native SDK on the same file, the same request.
+    const model = path.join(out, 'builtin/funnel.funnel');
+    const native = (k, ...skip) => JSON.parse(execFileSync(env.FUNNEL_BIN, [
+      'recommend', '--model', model, '--user', JSON.stringify(features), '-k', String(k), '--retrieve-k', String(retrieveK),
+      '--prerank-k', String(prerankK), ...(behaviours.length ? ['--behaviours', ...behaviours, '--exclude', ...behaviours] : []),
+      ...(skip.length ? ['--skip', skip.join(',')] : []), '--json'], { encoding: 'utf8' })).recommendations.map((r) => r.key);
+    const keys = (list) => page.$$eval(`#${list} li`, (items) => items.map((li) => li.dataset.key));
+    assert.deepEqual(shown, native(k));
+    assert.deepEqual(await keys('retrieval'), native(retrieveK, 'pre_ranking', 'ranking'));
+    assert.deepEqual(await keys('pre-ranking'), native(prerankK, 'ranking'));
+    for (const stage of ['retrieval', 'pre-ranking', 'ranking']) assert.match(await page.textContent(`#t-${stage}`), /\d ms$/);
 
     await page.goto(`${base}/charts.html`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });

@@ -1,5 +1,5 @@
-// The demo page: the package (from /package/), the demo's models (from /models/), one user's cascade:
-// retrieval's candidates, the ranking stage's order of them, the final k, each with its time.
+// The demo page: the package (from /package/), the demo's three-stage file (from /models/), one user's
+// cascade: retrieval's candidates, pre-ranking's shortlist of them, the ranking stage's final k, each with its time.
 import { loadModel, threads } from '/package/index.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -19,40 +19,34 @@ function list(element, items, title) {
   }));
 }
 
-// Only the features a model reads: the retrieval and ranking files need not read the same ones.
-const featuresFor = (model, features) => {
-  const names = new Set(model.inspect().features.map((f) => f.name));
-  return Object.fromEntries(Object.entries(features).filter(([name]) => names.has(name)));
-};
-
+// One user's cascade through the one three-stage file: the full call gives the recommendations and each
+// stage's time; two more calls, each leaving the later stages out, show what retrieval and pre-ranking passed on.
 function recommend() {
   $('error').textContent = '';
-  const { demo, model, ranker } = state;
+  const { demo, model } = state;
   try {
     const features = JSON.parse($('features').value);
     const behaviours = $('behaviours').value.split(/[\s,]+/).filter(Boolean);
     const k = Number($('k').value);
     const retrieveK = Math.max(k, Number($('retrieve-k').value));
+    const prerankK = Math.min(retrieveK, Math.max(k, Number($('prerank-k').value)));
     const title = (key) => (demo.titles?.[key] ? `${key} ${demo.titles[key]}` : key);
-    // Retrieval: the whole cascade of the retrieval file (it has no other stage), leaving out what the user has seen.
-    const retrieved = model.cascade(featuresFor(model, features), { k: retrieveK, exclude: behaviours });
+    const request = { k, retrieveK, prerankK, behaviours, exclude: behaviours };
+    const whole = model.cascade(features, request);
+    const retrieved = model.cascade(features, { ...request, k: retrieveK, skip: ['preRanking', 'ranking'] });
     list($('retrieval'), retrieved.items, title);
-    $('t-retrieval').textContent = `${retrieved.timings.retrievalMs.toFixed(3)} ms`;
-    let final = retrieved.items.slice(0, k);
-    let total = retrieved.timings.totalMs;
-    if (ranker) {
-      const candidates = retrieved.items.map((item) => item.key);
-      const ranked = ranker.cascade(featuresFor(ranker, features), { k: candidates.length, candidates, behaviours });
-      list($('ranking'), ranked.items, title);
-      $('t-ranking').textContent = `${ranked.timings.rankingMs.toFixed(3)} ms`;
-      final = ranked.items.slice(0, k);
-      total += ranked.timings.totalMs;
+    const ms = (value) => (value === null ? '' : `${value.toFixed(3)} ms`);
+    $('t-retrieval').textContent = ms(whole.timings.retrievalMs);
+    if (model.hasPreRanking) {
+      const preRanked = model.cascade(features, { ...request, k: prerankK, skip: ['ranking'] });
+      list($('pre-ranking'), preRanked.items, title);
     } else {
-      $('ranking').replaceChildren();
-      $('t-ranking').textContent = '(no ranking model for this dataset)';
+      $('pre-ranking').replaceChildren();
     }
-    list($('final'), final, title);
-    $('t-total').textContent = `${total.toFixed(3)} ms in all`;
+    $('t-pre-ranking').textContent = model.hasPreRanking ? ms(whole.timings.preRankingMs) : '(no pre-ranking stage in this file)';
+    $('t-ranking').textContent = model.hasRanking ? ms(whole.timings.rankingMs) : '(no ranking stage in this file)';
+    list($('final'), whole.items, title);
+    $('t-total').textContent = `${whole.timings.totalMs.toFixed(3)} ms in all`;
     document.body.dataset.ready = 'true';
   } catch (error) {
     $('error').textContent = error.message;
@@ -71,15 +65,14 @@ async function pickDataset() {
   document.body.dataset.ready = 'false';
   const name = $('dataset').value;
   state.model?.free();
-  state.ranker?.free();
   const demo = await (await fetch(`/models/${name}/demo.json`)).json();
   const model = await loadModel(`/models/${demo.model}`);
-  const ranker = demo.ranker ? await loadModel(`/models/${demo.ranker}`) : undefined;
-  Object.assign(state, { demo, model, ranker });
+  Object.assign(state, { demo, model });
   $('user').replaceChildren(...demo.users.map((user, i) => new Option(user[demo.userKey], i)));
   const info = model.inspect();
   $('status').textContent = `${demo.name}: ${info.catalogueSize} items, ${info.embeddingDim}-d embeddings` +
-    `${ranker ? ', a ranking stage' : ''}; WebAssembly on ${await threads()} thread(s)` +
+    `; stages: retrieval${model.hasPreRanking ? ', pre-ranking' : ''}${model.hasRanking ? ', ranking' : ''}` +
+    `; WebAssembly on ${await threads()} thread(s)` +
     `${crossOriginIsolated ? ' (cross-origin isolated)' : ''}`;
   pickUser();
 }

@@ -24,21 +24,24 @@ async function draw() {
   const demo = await (await fetch(`/models/${$('dataset').value}/demo.json`)).json();
   for (const file of demo.metrics) {
     const text = await (await fetch(`/models/${file}`)).text();
-    const epochs = text.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
-    if (epochs.length === 0) continue;
-    const name = file.split('/').pop();
-    const x = epochs.map((e, i) => e.epoch ?? i + 1);
-    chart(`${name}: training loss`, 'epoch', x, [['loss', epochs.map((e) => e.loss ?? null)]]);
-    const keys = [...new Set(epochs.flatMap((e) => Object.keys(e.validation ?? {})))]
-      .filter((key) => /^(recall@|auc|ndcg@10|logloss)/.test(key));
-    if (keys.length) chart(`${name}: validation`, 'epoch', x, keys.map((key) => [key, epochs.map((e) => e.validation?.[key] ?? null)]));
-    const drift = epochs.flatMap((e) => e.drift ?? []);
-    if (drift.length) {
-      const dts = [...new Set(drift.map((d) => d.dt))].sort((a, b) => a - b);
-      const steps = [...new Set(drift.map((d) => d.step - d.dt))].sort((a, b) => a - b);
-      const at = new Map(drift.map((d) => [`${d.step - d.dt}/${d.dt}`, d.mean]));
-      chart(`${name}: feature drift (mean embedding change over dt steps)`, 'step', steps,
-            dts.map((dt) => [`dt ${dt}`, steps.map((s) => at.get(`${s}/${dt}`) ?? null)]));
+    // A whole-funnel log holds every stage's epochs: the ranking stages' lines name their stage.
+    const lines = text.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    for (const stage of [...new Set(lines.map((e) => e.stage ?? 'retrieval'))]) {
+      const epochs = lines.filter((e) => (e.stage ?? 'retrieval') === stage);
+      const name = `${file.split('/').pop()}, ${stage}`;
+      const x = epochs.map((e, i) => e.epoch ?? i + 1);
+      chart(`${name}: training loss`, 'epoch', x, [['loss', epochs.map((e) => e.loss ?? null)]]);
+      const keys = [...new Set(epochs.flatMap((e) => Object.keys(e.validation ?? {})))]
+        .filter((key) => /^(recall@|auc|ndcg@10|logloss)/.test(key));
+      if (keys.length) chart(`${name}: validation`, 'epoch', x, keys.map((key) => [key, epochs.map((e) => e.validation?.[key] ?? null)]));
+      const drift = epochs.flatMap((e) => e.drift ?? []);
+      if (drift.length) {
+        const dts = [...new Set(drift.map((d) => d.dt))].sort((a, b) => a - b);
+        const steps = [...new Set(drift.map((d) => d.step - d.dt))].sort((a, b) => a - b);
+        const at = new Map(drift.map((d) => [`${d.step - d.dt}/${d.dt}`, d.mean]));
+        chart(`${name}: feature drift (mean embedding change over dt steps)`, 'step', steps,
+              dts.map((dt) => [`dt ${dt}`, steps.map((s) => at.get(`${s}/${dt}`) ?? null)]));
+      }
     }
   }
   $('status').textContent = `${demo.name}: ${demo.metrics.join(', ')}`;

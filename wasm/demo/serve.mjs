@@ -1,6 +1,8 @@
-// The browser demo's server: trains the demo's models on first start (the built-in dataset; MovieLens 100K
-// too where ../shared/data/ml-100k exists), copies uPlot from node_modules into the demo, and serves it all on
-// 127.0.0.1 with the cross-origin isolation headers (COOP + COEP), so the package's threaded build is used.
+// The browser demo's server: trains the demo's funnel on first start, one three-stage file per dataset
+// (`funnel train-funnel`: retrieval, the AutoFAS pre-ranking student searched on a latency table measured in
+// WebAssembly, the CAN ranker), on the built-in dataset and MovieLens 100K where ../shared/data/ml-100k
+// exists; copies uPlot from node_modules into the demo, and serves it all on 127.0.0.1 with the cross-origin
+// isolation headers (COOP + COEP), so the package's threaded build is used.
 //   node wasm/demo/serve.mjs [--port 8080] [--funnel build/release/train/funnel] [--out build/web-demo]
 //                            [--datasets builtin,ml-100k]
 // (--port 0 picks a free port; the URL is printed either way.)
@@ -24,6 +26,27 @@ const wanted = option('--datasets', 'builtin,ml-100k').split(',');
 const demoDir = path.join(root, 'wasm/demo');
 
 const run = (...command) => execFileSync(funnel, command, { stdio: ['ignore', 'ignore', 'inherit'] });
+
+// The dense-layer latency table the pre-ranking search reads, measured where the demo runs it: in
+// WebAssembly (wasm/tools/bench_layers.mjs) when that module is built, else natively (funnel bench-layers).
+function latencyTable(dir) {
+  const file = path.join(dir, 'latency.json');
+  const grid = ['--inputs', '8,16,32,64,128,256', '--outputs', '1,16,32,64', '--repeats', '5'];
+  if (existsSync(path.join(root, 'build/wasm/bench-layers'))) {
+    execFileSync(process.execPath, [path.join(root, 'wasm/tools/bench_layers.mjs'), '--out', file, ...grid], { stdio: 'ignore' });
+  } else {
+    run('bench-layers', '--out', file, ...grid);
+  }
+  return file;
+}
+
+// One three-stage file: retrieval, pre-ranking and ranking trained together, their epochs in one metrics log.
+function trainFunnel(data, dir, retrievalEpochs) {
+  run('train-funnel', '--data', data, '--out', path.join(dir, 'funnel.funnel'), '--work', path.join(dir, 'stages'),
+      '--set', `retrieval.epochs=${retrievalEpochs}`, '--set', 'retrieval.drift_sample=512', '--set', 'ranking.epochs=2',
+      '--set', 'ranking.max_history=20', '--set', 'pre_ranking.student_epochs=2', '--set', 'pre_ranking.operators=[0,16,32,64]',
+      '--set', `pre_ranking.latency_table=${latencyTable(dir)}`, '--metrics-log', path.join(dir, 'metrics.jsonl'));
+}
 const csv = (file, separator = ',') => readFileSync(file, 'latin1').trim().split('\n').map((line) => line.split(separator));
 
 // The last `count` items each user interacted with, oldest first: the behaviour sequences ranking reads.
@@ -41,20 +64,16 @@ function recentItems(rows, count) {
 function prepareBuiltin() {
   const dir = path.join(out, 'builtin');
   if (!existsSync(path.join(dir, 'demo.json'))) {
-    console.log('training the demo models on the built-in dataset (about a minute)');
+    console.log('training the demo funnel on the built-in dataset (about a minute)');
     mkdirSync(dir, { recursive: true });
     run('generate', '--out', path.join(dir, 'data'));
-    run('train', '--data', path.join(dir, 'data/dataset.json'), '--out', path.join(dir, 'model.funnel'), '--epochs', '8',
-        '--set', 'drift_sample=512', '--metrics-log', path.join(dir, 'metrics.jsonl'));
-    run('train-ranker', '--data', path.join(dir, 'data/dataset.json'), '--out', path.join(dir, 'ranker.funnel'),
-        '--epochs', '2', '--set', 'max_history=20', '--metrics-log', path.join(dir, 'ranker-metrics.jsonl'));
+    trainFunnel(path.join(dir, 'data/dataset.json'), dir, 8);
     const [header, ...rows] = csv(path.join(dir, 'data/users.csv'));
     const users = rows.slice(0, 200).map((row) => Object.fromEntries(row.map((value, i) =>
       [header[i], value !== '' && !Number.isNaN(Number(value)) ? Number(value) : value])));
     const behaviours = recentItems(csv(path.join(dir, 'data/interactions.csv')).slice(1), 20);
     writeFileSync(path.join(dir, 'demo.json'), JSON.stringify({
-      name: 'built-in synthetic dataset', model: 'builtin/model.funnel', ranker: 'builtin/ranker.funnel',
-      metrics: ['builtin/metrics.jsonl', 'builtin/ranker-metrics.jsonl'], userKey: 'user_id', users,
+      name: 'built-in synthetic dataset', model: 'builtin/funnel.funnel', metrics: ['builtin/metrics.jsonl'], userKey: 'user_id', users,
       behaviours: Object.fromEntries(users.map((u) => [u.user_id, behaviours[u.user_id] ?? []])),
     }));
   }
@@ -66,16 +85,15 @@ function prepareMovieLens() {
   if (!existsSync(path.join(data, 'u.data'))) return undefined;
   const dir = path.join(out, 'ml-100k');
   if (!existsSync(path.join(dir, 'demo.json'))) {
-    console.log('training a two-tower model on MovieLens 100K (a few minutes)');
+    console.log('training the demo funnel on MovieLens 100K (a few minutes)');
     mkdirSync(dir, { recursive: true });
-    run('train', '--data', path.join(root, 'datasets/ml-100k.json'), '--out', path.join(dir, 'model.funnel'),
-        '--epochs', '8', '--set', 'drift_sample=512', '--metrics-log', path.join(dir, 'metrics.jsonl'));
+    trainFunnel(path.join(root, 'datasets/ml-100k.json'), dir, 8);
     const users = csv(path.join(data, 'u.user'), '|').slice(0, 200)
       .map(([id, age, gender, occupation, zip]) => ({ user_id: id, gender, age: Number(age), occupation, zip3: zip }));
     const titles = Object.fromEntries(csv(path.join(data, 'u.item'), '|').map(([id, title]) => [id, title]));
     const behaviours = recentItems(csv(path.join(data, 'u.data'), '\t'), 20);
     writeFileSync(path.join(dir, 'demo.json'), JSON.stringify({
-      name: 'MovieLens 100K', model: 'ml-100k/model.funnel', metrics: ['ml-100k/metrics.jsonl'], userKey: 'user_id',
+      name: 'MovieLens 100K', model: 'ml-100k/funnel.funnel', metrics: ['ml-100k/metrics.jsonl'], userKey: 'user_id',
       users, titles, behaviours: Object.fromEntries(users.map((u) => [u.user_id, behaviours[u.user_id] ?? []])),
     }));
   }
