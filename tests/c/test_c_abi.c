@@ -214,6 +214,16 @@ static void test_ranking(const FunnelModel* model) {
 
 /* The file with every stage: pre-ranking scores as recorded, and the cascade retrieves, pre-ranks to prerank_k
  * and ranks to k, timing each stage. */
+/* The cascade request of expected.json: retrieve 20, pre-rank to 10, keep 5. */
+static FunnelCascadeRequest cascade_request(void) {
+  FunnelCascadeRequest request;
+  memset(&request, 0, sizeof request);
+  request.k = 5;
+  request.retrieve_k = 20;
+  request.prerank_k = 10;
+  return request;
+}
+
 static void test_three_stages(const FunnelModel* model) {
   CHECK(funnel_model_has_retrieval(model) == 1);
   CHECK(funnel_model_has_pre_ranking(model) == 1);
@@ -227,11 +237,7 @@ static void test_three_stages(const FunnelModel* model) {
   CHECK(fabsf(probabilities[3] - 0.5069833397865295f) < 2e-5f);
 
   const char* exclude[] = {"i1", "i2"};
-  FunnelCascadeRequest request;
-  memset(&request, 0, sizeof request);
-  request.k = 5;
-  request.retrieve_k = 20;
-  request.prerank_k = 10;
+  FunnelCascadeRequest request = cascade_request();
   request.behaviours = behaviours;
   request.behaviour_count = 3;
   request.exclude = exclude;
@@ -366,11 +372,7 @@ int main(void) {
     CHECK(funnel_model_has_retrieval(trained) == 1 && funnel_model_has_pre_ranking(trained) == 1 && funnel_model_has_ranking(trained) == 1);
     CHECK(funnel_model_verify(trained) == FUNNEL_OK);
     FunnelFeatures* user = user_u3();
-    FunnelCascadeRequest request;
-    memset(&request, 0, sizeof request);
-    request.k = 5;
-    request.retrieve_k = 20;
-    request.prerank_k = 10;
+    const FunnelCascadeRequest request = cascade_request();
     const char* keys[5];
     size_t lengths[5], count = 0;
     float scores[5];
