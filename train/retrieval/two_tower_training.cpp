@@ -98,6 +98,31 @@ struct RunState {
     if (observer.on_note) observer.on_note("CBNS on at step " + std::to_string(step) + why);
   }
 
+  // CBNS joins after its warm-up (eq. 9): a fixed number of steps, or with cbns_auto_warmup the first probe
+  // whose drift over the longest dt falls below drift_threshold (the feature drift of eq. 5).
+  void maybe_start_cbns(const TrainConfig& config, const std::vector<DriftRecord>& probes, const TrainObserver& observer) {
+    if (!config.cbns_auto_warmup) {
+      if (step >= static_cast<long>(config.cbns_warmup_steps)) start_cbns(" (after the in-batch warm-up)", observer);
+      return;
+    }
+    for (const DriftRecord& d : probes)
+      if (d.delta == config.drift_deltas.back() && d.mean < config.drift_threshold) {
+        start_cbns(": feature drift " + std::to_string(d.mean) + " per item over " + std::to_string(d.delta) + " steps, below " +
+                       std::to_string(config.drift_threshold),
+                   observer);
+        return;
+      }
+  }
+
+  // Early stopping: true, with a note, once `early_stopping_patience` epochs in a row brought no better score.
+  bool patience_ran_out(const TrainConfig& config, const TrainObserver& observer) const {
+    if (config.early_stopping_patience == 0 || epochs_without_improvement < config.early_stopping_patience) return false;
+    if (observer.on_note)
+      observer.on_note("early stop after epoch " + std::to_string(epochs_done) + ": no better validation Recall@" +
+                       std::to_string(config.select_k) + " for " + std::to_string(epochs_without_improvement) + " epochs");
+    return true;
+  }
+
   // Keeps the parameters of the best validation score so far (the earlier epoch on ties).
   void finish_epoch(uint32_t epoch, double score, const std::vector<Parameter*>& parameters) {
     epochs_done = epoch;
@@ -111,6 +136,30 @@ struct RunState {
     }
   }
 };
+
+// Stops the run when a loss stops being finite: the checkpoint on disk is the last good epoch.
+[[noreturn]] void throw_non_finite(double loss, double ssl_loss, uint32_t epoch, size_t step, float rate) {
+  throw TrainingError(std::string(std::isfinite(loss) ? "the self-supervised loss" : "the loss") + " became " +
+                      std::to_string(std::isfinite(loss) ? ssl_loss : loss) + " at epoch " + std::to_string(epoch) + ", step " +
+                      std::to_string(step) + " (learning rate " + std::to_string(rate) +
+                      "); the last checkpoint holds the last good epoch. Lower learning_rate or raise temperature");
+}
+
+// What the model file keeps of the run, beside the caller's own entries. Timings stay out: the same seed
+// must give the same file.
+Metadata run_metadata(const Dataset& data, const TrainConfig& config, const TrainResult& result, const RunState& run,
+                      const Metadata& extra) {
+  Metadata metadata = {
+      {"dataset", data.name},
+      {"config", config_to_json(config).dump()},
+      {"best_epoch", std::to_string(result.best_epoch)},
+      {"test_metrics", result.test.to_json().dump()},
+      {"most_popular_test_metrics", result.popular_test.to_json().dump()},
+      {"history", run.history.dump()},
+  };
+  metadata.insert(metadata.end(), extra.begin(), extra.end());
+  return metadata;
+}
 
 }  // namespace
 
@@ -212,11 +261,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
       const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
       double ssl_loss = 0.0;
       const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, &ssl_loss);
-      if (!std::isfinite(loss) || !std::isfinite(ssl_loss))
-        throw TrainingError(std::string(std::isfinite(loss) ? "the self-supervised loss" : "the loss") + " became " +
-                            std::to_string(std::isfinite(loss) ? ssl_loss : loss) + " at epoch " + std::to_string(epoch) + ", step " +
-                            std::to_string(s + 1) + " (learning rate " + std::to_string(rate) +
-                            "); the last checkpoint holds the last good epoch. Lower learning_rate or raise temperature");
+      if (!std::isfinite(loss) || !std::isfinite(ssl_loss)) throw_non_finite(loss, ssl_loss, epoch, s + 1, rate);
       adam.step();
       // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave.
       if (cbns) bank.enqueue(model.item_tower().output(), log_q.data(), items.data(), items.size());
@@ -225,17 +270,9 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
       ssl_loss_sum += ssl_loss;
       ++batches;
 
-      if (config.drift_sample > 0)
-        for (const DriftRecord& d : drift.after_step(run.step, dim, embed_items)) {
-          record.drift.push_back(d);
-          if (cbns && !run.cbns_active && config.cbns_auto_warmup && d.delta == config.drift_deltas.back() &&
-              d.mean < config.drift_threshold)
-            run.start_cbns(": feature drift " + std::to_string(d.mean) + " per item over " + std::to_string(d.delta) +
-                               " steps, below " + std::to_string(config.drift_threshold),
-                           observer);
-        }
-      if (cbns && !run.cbns_active && !config.cbns_auto_warmup && run.step >= static_cast<long>(config.cbns_warmup_steps))
-        run.start_cbns(" (after the in-batch warm-up)", observer);
+      const std::vector<DriftRecord> probes = config.drift_sample > 0 ? drift.after_step(run.step, dim, embed_items) : std::vector<DriftRecord>{};
+      record.drift.insert(record.drift.end(), probes.begin(), probes.end());
+      if (cbns && !run.cbns_active) run.maybe_start_cbns(config, probes, observer);
       if (observer.on_progress && (s % 16 == 0 || s + 1 == steps_per_epoch))
         observer.on_progress(epoch, s + 1, steps_per_epoch, loss_sum / static_cast<double>(batches),
                              static_cast<double>(end) / std::max(seconds_since(start), 1e-9));
@@ -257,13 +294,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
     if (!options.checkpoint.empty()) state.save(options.checkpoint);
     if (observer.on_epoch) observer.on_epoch(record);
-    if (config.early_stopping_patience > 0 && run.epochs_without_improvement >= config.early_stopping_patience) {
-      stop = true;
-      result.stopped_early = true;
-      if (observer.on_note)
-        observer.on_note("early stop after epoch " + std::to_string(epoch) + ": no better validation Recall@" +
-                         std::to_string(config.select_k) + " for " + std::to_string(run.epochs_without_improvement) + " epochs");
-    }
+    stop = result.stopped_early = run.patience_ran_out(config, observer);
   }
 
   // Before any epoch ran best_values are the initial values, as the parameters are.
@@ -276,16 +307,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   result.test = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kTest, ks);
   result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
 
-  Metadata metadata = {
-      {"dataset", data.name},
-      {"config", config_to_json(config).dump()},
-      {"best_epoch", std::to_string(result.best_epoch)},
-      {"test_metrics", result.test.to_json().dump()},
-      {"most_popular_test_metrics", result.popular_test.to_json().dump()},
-      {"history", run.history.dump()},
-  };
-  metadata.insert(metadata.end(), options.metadata.begin(), options.metadata.end());
-  result.model_file = export_two_tower(data, model, config, metadata);
+  result.model_file = export_two_tower(data, model, config, run_metadata(data, config, result, run, options.metadata));
   return result;
 }
 
