@@ -12,7 +12,7 @@ funnel_build release
 echo "==> C++ tests (release)"
 ctest --preset release -j2
 
-echo "==> kernels: the C++ tests above ran every kernel on every kernel set this CPU has against scalar references (tests/sdk/test_kernels.cpp), in place of reruns under FUNNEL_KERNELS=avx2 and =generic; a set this CPU lacks is listed there as Skipped"
+echo "==> kernels: tested above, every kernel on every kernel set of the build against scalar references (tests/sdk/test_kernels.cpp); a set this CPU lacks is listed as Skipped"
 
 funnel_build asan
 echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-data training run is left to release)"
