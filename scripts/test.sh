@@ -2,29 +2,46 @@
 # Every test: C++ tests in the release and the sanitizer builds, the SDK's thread test under
 # ThreadSanitizer, the SDK's tests on 64-bit ARM under qemu, a minute of fuzzing the model loader, the
 # WASM module's Node tests (parity with the native SDK). Installs whatever is missing first. Tests on
-# real data read ../shared/data and skip, with a message, where it is absent.
+# real data read ../shared/data and skip, with a message, where it is absent. The last line adds up every
+# runner's passed, failed and skipped tests.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$FUNNEL_ROOT"
 start=$(date +%s)
 
+# Every runner's counts, added up for the last line: a test that could not run here (no real data, a kernel
+# set this CPU lacks, no Chromium) is counted as skipped, never as passed.
+PASSED=0 FAILED=0 SKIPPED=0
+RUN_LOG=$(mktemp)
+trap 'rm -f "$RUN_LOG"' EXIT
+# ctest with its output shown; its summary's counts (skipped tests are listed as "(Skipped)") added up.
+counted_ctest() {
+  ctest "$@" 2>&1 | tee "$RUN_LOG"
+  local total failed skipped
+  total=$(sed -n 's/.* tests failed out of \([0-9]*\).*/\1/p' "$RUN_LOG" | tail -1)
+  failed=$(sed -n 's/.* \([0-9]*\) tests failed out of .*/\1/p' "$RUN_LOG" | tail -1)
+  skipped=$(grep -c '(Skipped)$' "$RUN_LOG" || true)
+  total=${total:-0} failed=${failed:-0}
+  PASSED=$((PASSED + total - failed - skipped)) FAILED=$((FAILED + failed)) SKIPPED=$((SKIPPED + skipped))
+}
+
 funnel_build release
 echo "==> C++ tests (release)"
-ctest --preset release -j2
+counted_ctest --preset release -j2
 
 echo "==> kernels: tested above, every kernel on every kernel set of the build against scalar references (tests/sdk/test_kernels.cpp); a set this CPU lacks is listed as Skipped"
 
 funnel_build asan
 echo "==> C++ tests (AddressSanitizer + UndefinedBehaviorSanitizer; the real-data training run is left to release)"
-ctest --preset asan -j2 -E "ml-100k"
+counted_ctest --preset asan -j2 -E "ml-100k"
 
 funnel_build tsan
 echo "==> SDK tests under ThreadSanitizer (16 threads sharing models, the C ABI; no trainer, no OpenMP)"
-ctest --preset tsan -j2
+counted_ctest --preset tsan -j2
 
 funnel_build aarch64
 echo "==> SDK tests on 64-bit ARM (NEON kernels; cross-compiled, run under qemu-aarch64; no trainer)"
-ctest --preset aarch64 -j2
+counted_ctest --preset aarch64 -j2
 
 echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, scripts/fuzz.sh 600 for the long run)"
 scripts/fuzz.sh 60
@@ -54,6 +71,9 @@ FUNNEL_WASM_PACKAGE="$PWD/build/wasm/package" \
 FUNNEL_TEST_MODEL="$PWD/$FIXTURE/model.funnel" \
 FUNNEL_TEST_RANKER="$PWD/$FIXTURE/ranker.funnel" \
 FUNNEL_TEST_USERS="$PWD/$FIXTURE/users.json" \
-  node --test tests/js/
+  node --test tests/js/ 2>&1 | tee "$RUN_LOG"
+tap_count() { local n; n=$(sed -n "s/^# $1 \\([0-9]*\\)$/\\1/p" "$RUN_LOG" | tail -1); echo "${n:-0}"; }
+PASSED=$((PASSED + $(tap_count pass))) FAILED=$((FAILED + $(tap_count fail))) SKIPPED=$((SKIPPED + $(tap_count skipped)))
 
 echo "==> all tests passed in $(( $(date +%s) - start ))s"
+echo "tests: $PASSED passed, $FAILED failed, $SKIPPED skipped"
