@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The ranking study (docs/studies/ctr.md): the DNN baseline against CAN (orders 1 and 3, each optional
-independence level) on the real CTR datasets in ../shared/data, several seeds, mean +- sample standard
+"""The ranking study (docs/studies/ctr.md): the DNN baseline against CAN (orders 1 and 3, each of the three
+independence levels switched) on the real CTR datasets in ../shared/data, several seeds, mean +- sample standard
 deviation of test AUC, GAUC and LogLoss at the epoch chosen on validation AUC; and the losses (BCE,
 focal, GHM-C) at 1:10 negatives.
 
@@ -31,9 +31,10 @@ VARIANTS = {
     "dnn": ("DNN", {"model": "dnn"}),
     "can-o1": ("CAN, 1 order", {"coaction_orders": 1}),
     "can-o3": ("CAN, 3 orders", {}),
+    "can-o3-shared": ("CAN, 3 orders, no parameter independence", {"parameter_independence": "false"}),
     "can-o3-order": ("CAN, 3 orders, order independence", {"order_independence": "true"}),
     "can-o3-four": ("CAN, 3 orders, 4 pairs, shared induction", {"coaction": "four"}),
-    "can-o3-four-comb": ("CAN, 3 orders, 4 pairs, combination independence", {"coaction": "four", "combination_independence": "true"}),
+    "can-o3-four-comb": ("CAN, 3 orders, 4 pairs, combination independence (both sides)", {"coaction": "four", "combination_independence": "true"}),
 }
 LOSSES = {"bce": ("DNN, BCE", {}), "focal": ("DNN, focal (gamma 2, alpha 0.25)", {"loss": "focal"}),
           "ghm": ("DNN, GHM-C (30 bins, momentum 0.75)", {"loss": "ghm"})}

@@ -44,6 +44,21 @@ RankerConfig small_config(const std::string& variant) {
     config.combination_independence = true;
     config.order_independence = true;
   }
+  if (variant == "shared" || variant == "shared-wide") {
+    // No parameter independence: the pairs read the features' own embeddings. "shared": item_id's embedding
+    // is the micro-MLP's parameters and its first 4 values the feed, category's and region's embeddings
+    // (4 wide) are whole feeds. "shared-wide": every feed is the prefix of a wider embedding.
+    config.parameter_independence = false;
+    config.order_independence = true;
+    config.coaction_bias = true;
+    config.user_features = {"age", "region"};
+    config.coaction = {"item_id:item_id", "item_id:category", "item_id:region"};
+    if (variant == "shared-wide") {
+      config.embedding_dim = 5;
+      config.user_features = {"region"};
+      config.coaction = {"category:category", "item_id:category", "item_id:region"};
+    }
+  }
   return config;
 }
 
@@ -68,7 +83,7 @@ std::vector<uint32_t> varied_batch(const CtrInstances& instances, size_t size) {
 TEST_CASE("Ranker: gradients of every parameter through the whole model", "[gradient][ranker]") {
   const auto& data = funnel::test::small_dataset();
   const CtrInstances& instances = small_instances();
-  for (const std::string variant : {"dnn", "can", "full"}) {
+  for (const std::string variant : {"dnn", "can", "full", "shared", "shared-wide"}) {
     SECTION(variant) {
       const RankerConfig config = small_config(variant);
       RankerModel model(data, config);
@@ -114,7 +129,7 @@ TEST_CASE("Ranker: gradients of every parameter through the whole model", "[grad
 TEST_CASE("Ranker: the SDK scores the exported file as the trainer does, from raw features and item keys", "[parity][ranker]") {
   const auto& data = funnel::test::small_dataset();
   const CtrInstances& instances = small_instances();
-  for (const std::string variant : {"dnn", "can", "full"}) {
+  for (const std::string variant : {"dnn", "can", "full", "shared", "shared-wide"}) {
     SECTION(variant) {
       RankerModel model(data, small_config(variant));
       Rng rng(6);

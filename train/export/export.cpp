@@ -188,15 +188,24 @@ Offset<fb::ItemTable> write_item_table(FlatBufferBuilder& builder, const Dataset
 Offset<fb::RankingStage> write_ranking(FlatBufferBuilder& builder, TensorWriter& tensors, const RankerModel& model) {
   const RankerView& view = model.view();
 
+  // Every table is written once, however many inputs and co-action pairs read it: the candidate and the
+  // behaviours share the item tables, pairs may share co-action tables, and without parameter independence
+  // a pair reads the embedding tables themselves.
+  std::vector<std::pair<const Parameter*, uint32_t>> written;
+  const auto tensor_of = [&](const Parameter* p) {
+    for (const auto& [parameter, index] : written)
+      if (parameter == p) return index;
+    written.emplace_back(p, tensors.add(*p));
+    return written.back().second;
+  };
   // User inputs are listed in table order; an item input's `feature` is its item column, which indexes its
   // table (the candidate and the behaviours may read different columns).
   const auto inputs = [&](const std::vector<TowerInputView>& views, const std::vector<const Parameter*>& tables,
-                          const std::vector<uint32_t>& feature_of, bool by_column, std::vector<uint32_t>* written) {
+                          const std::vector<uint32_t>& feature_of, bool by_column) {
     std::vector<Offset<fb::TowerInput>> out;
     for (size_t k = 0; k < views.size(); ++k) {
       const size_t t = by_column ? views[k].feature : k;
-      if (written->at(t) == UINT32_MAX) (*written)[t] = tensors.add(*tables[t]);
-      out.push_back(fb::CreateTowerInput(builder, feature_of[t], static_cast<int32_t>((*written)[t]),
+      out.push_back(fb::CreateTowerInput(builder, feature_of[t], static_cast<int32_t>(tensor_of(tables[t])),
                                          static_cast<fb::Pooling>(views[k].pooling)));
     }
     return builder.CreateVector(out);
@@ -208,24 +217,29 @@ Offset<fb::RankingStage> write_ranking(FlatBufferBuilder& builder, TensorWriter&
     user_features.push_back(view.user_inputs[k].feature);
   }
   for (size_t c = 0; c < view.item_columns; ++c) item_tables.push_back(&model.item_table(c));
-  std::vector<uint32_t> user_written(user_tables.size(), UINT32_MAX), item_written(item_tables.size(), UINT32_MAX);
-  const auto user_inputs = inputs(view.user_inputs, user_tables, user_features, false, &user_written);
-  // The candidate and the behaviours share the item tables: each is written once.
-  const auto item_inputs = inputs(view.item_inputs, item_tables, model.item_column_features(), true, &item_written);
-  const auto behaviour_inputs = inputs(view.behaviour_inputs, item_tables, model.item_column_features(), true, &item_written);
+  const auto user_inputs = inputs(view.user_inputs, user_tables, user_features, false);
+  const auto item_inputs = inputs(view.item_inputs, item_tables, model.item_column_features(), true);
+  const auto behaviour_inputs = inputs(view.behaviour_inputs, item_tables, model.item_column_features(), true);
 
-  std::vector<Offset<fb::CoAction>> coactions;
-  std::vector<std::pair<const Parameter*, uint32_t>> written;  // tables shared by several pairs are written once
-  const auto tensor_of = [&](const Parameter* p) {
-    for (const auto& [parameter, index] : written)
+  // A feed that is the prefix of wider embedding rows (parameter independence off) is written as the
+  // [rows, feed_dim] table the SDK reads, once per embedding table.
+  std::vector<std::pair<const Parameter*, uint32_t>> prefixes;
+  const auto feed_tensor_of = [&](const Parameter* p, uint32_t feed_dim) {
+    if (p->shape[1] == feed_dim) return tensor_of(p);
+    for (const auto& [parameter, index] : prefixes)
       if (parameter == p) return index;
-    written.emplace_back(p, tensors.add(*p));
-    return written.back().second;
+    const size_t rows = p->shape[0], width = p->shape[1];
+    std::vector<float> prefix(rows * feed_dim);
+    for (size_t r = 0; r < rows; ++r) std::copy_n(p->value.data() + r * width, feed_dim, prefix.data() + r * feed_dim);
+    const std::string name = "ranking/coaction/feed/" + p->name.substr(p->name.rfind('/') + 1) + "/from_embedding";
+    prefixes.emplace_back(p, tensors.add(name, {rows, feed_dim}, prefix.data(), prefix.size()));
+    return prefixes.back().second;
   };
+  std::vector<Offset<fb::CoAction>> coactions;
   for (size_t k = 0; k < view.coactions.size(); ++k) {
     const CoActionView& unit = view.coactions[k];
     const RankerModel::CoActionInfo& info = model.coaction_info()[k];
-    const uint32_t induction = tensor_of(info.induction), feed = tensor_of(info.feed);
+    const uint32_t induction = tensor_of(info.induction), feed = feed_tensor_of(info.feed, unit.feed_dim);
     coactions.push_back(fb::CreateCoAction(builder, info.induction_feature, info.feed_feature, unit.feed_sequence, induction, feed,
                                            builder.CreateVector(unit.layer_sizes), unit.bias, unit.orders, unit.order_independent));
   }

@@ -25,6 +25,7 @@ void for_each_field(RankerConfig& c, Visit&& visit) {
   visit("coaction_layers", c.coaction_layers);
   visit("coaction_bias", c.coaction_bias);
   visit("coaction_orders", c.coaction_orders);
+  visit("parameter_independence", c.parameter_independence);
   visit("combination_independence", c.combination_independence);
   visit("order_independence", c.order_independence);
   visit("loss", c.loss);
@@ -78,6 +79,9 @@ RankerConfig ranker_config_from_json(const nlohmann::json& object, const std::st
     throw ConfigError(where + ": " + e.what());
   }
   require(c.model == "can" || c.coaction.empty(), "coaction pairs need model 'can'");
+  require(c.parameter_independence || !c.combination_independence,
+          "combination_independence needs parameter_independence (without it a feature has one embedding, which every pair "
+          "naming the feature reads)");
   require(c.loss == "bce" || c.loss == "focal" || c.loss == "ghm", "loss must be 'bce', 'focal' or 'ghm'");
   require(c.distillation >= 0.0f && c.distillation <= 1.0f, "distillation must be in [0, 1]");
   for (const std::string& name : c.behaviour_features)

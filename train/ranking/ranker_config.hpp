@@ -36,8 +36,15 @@ struct RankerConfig {
   std::vector<uint32_t> coaction_layers = {8, 4};    // [16 -> 8 -> 4], the official weight_emb_w
   bool coaction_bias = false;                        // the official weight_emb_b = [0, 0]: no biases
   uint32_t coaction_orders = 3;
-  bool combination_independence = false;  // one induction table per pair instead of per induction feature
-  bool order_independence = false;        // separate micro-MLP parameters per order
+  // The paper's multi-level independence (section 3.3), each level a switch. Parameter independence: the
+  // co-action parameters are tables of their own, apart from the representation embeddings; off, the
+  // features' own embeddings serve (the paper's ablation): the induction feature's embedding is the
+  // micro-MLP's parameters, so it is as wide as they are, and the feed is its feature's embedding.
+  bool parameter_independence = true;
+  // Combination independence (needs parameter independence): every pair has its own induction table and
+  // its own feed table, on both sides, instead of one per feature shared by the pairs that name it.
+  bool combination_independence = false;
+  bool order_independence = false;  // separate micro-MLP parameters per order (eq. 11)
 
   // Loss.
   std::string loss = "bce";  // "bce", "focal" or "ghm"

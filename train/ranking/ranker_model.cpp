@@ -43,6 +43,25 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   std::vector<std::string> item_names = candidate_names;
   for (const std::string& name : behaviour_names)
     if (std::find(item_names.begin(), item_names.end(), name) == item_names.end()) item_names.push_back(name);
+  // The co-action pairs (by default every item feature with its own behaviour sequence) and the micro-MLP's
+  // shape, which every pair shares.
+  std::vector<CoActionPair> pairs = coaction_pairs(config);
+  if (config.model == "can" && pairs.empty())
+    for (const std::string& name : item_names) pairs.push_back({name, name});
+  CoActionView unit_shape;
+  unit_shape.feed_dim = config.coaction_feed_dim;
+  unit_shape.layer_sizes = config.coaction_layers;
+  unit_shape.bias = config.coaction_bias;
+  unit_shape.orders = config.coaction_orders;
+  unit_shape.order_independent = config.order_independence;
+  // Without parameter independence an induction feature's one embedding is the micro-MLP's parameters
+  // (P_induction, eq. 5-9), so it is as wide as they are, for the candidate and the behaviours alike.
+  const auto width_of = [&](const std::string& name) {
+    if (config.parameter_independence) return dim;
+    for (const CoActionPair& pair : pairs)
+      if (pair.induction == name) return unit_shape.induction_width();
+    return dim;
+  };
   std::vector<int> item_source;
   for (const std::string& name : item_names) {
     const int f = find_feature(data.items, name);
@@ -53,7 +72,8 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
       throw ConfigError("ranking: item feature '" + name + "' is listed twice");
     item_source.push_back(f);
     item_column_features_.push_back(static_cast<uint32_t>(item_offset + f));
-    item_tables_.push_back(table("ranking/item/" + name, {data.items.features[f].cardinality, dim}));
+    item_dims_.push_back(width_of(name));
+    item_tables_.push_back(table("ranking/item/" + name, {data.items.features[f].cardinality, item_dims_.back()}));
   }
   const size_t columns = item_source.size();
   for (size_t c = 0; c < candidate_names.size(); ++c) candidate_columns_.push_back(static_cast<uint32_t>(c));
@@ -73,44 +93,63 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     user_tables_.push_back(table("ranking/user/" + name, {data.users.features[f].cardinality, dim}));
   }
 
-  // Co-action pairs. Parameter independence (always): the co-action tables are separate from the
-  // representation tables above. Combination independence: one induction table per pair rather than
-  // per induction feature. Order independence: `orders` parameter blocks per induction row.
-  std::vector<CoActionPair> pairs = coaction_pairs(config);
-  if (config.model == "can" && pairs.empty())
-    for (const std::string& name : item_names) pairs.push_back({name, name});
-  std::map<std::string, Parameter*> induction_by_feature, feed_by_feature;
+  // Co-action pairs and the three independence levels (section 3.3). Parameter independence: the
+  // co-action tables are separate from the representation tables above; without it the pair reads the
+  // features' own embeddings. Combination independence: one induction table and one feed table per pair
+  // rather than per feature. Order independence: `orders` parameter blocks per induction row (unit_shape).
+  std::map<std::string, Parameter*> induction_by_key, feed_by_key;
   for (size_t k = 0; k < pairs.size(); ++k) {
     const CoActionPair& pair = pairs[k];
     const std::string what = "ranking: co-action pair '" + pair.induction + ":" + pair.feed + "'";
     const auto column = std::find(candidate_names.begin(), candidate_names.end(), pair.induction);
     if (column == candidate_names.end()) throw ConfigError(what + ": the induction side must be one of the ranking's item features");
-    CoActionView shape;
+    CoActionView shape = unit_shape;
     shape.induction_column = static_cast<uint32_t>(column - candidate_names.begin());
-    shape.feed_dim = config.coaction_feed_dim;
-    shape.layer_sizes = config.coaction_layers;
-    shape.bias = config.coaction_bias;
-    shape.orders = config.coaction_orders;
-    shape.order_independent = config.order_independence;
     uint32_t feed_cardinality = 0;
+    Parameter* own_feed = nullptr;  // the feed feature's representation table
     if (const auto feed_column = std::find(behaviour_names.begin(), behaviour_names.end(), pair.feed); feed_column != behaviour_names.end()) {
       shape.feed_sequence = true;
       shape.feed = static_cast<uint32_t>(std::find(item_names.begin(), item_names.end(), pair.feed) - item_names.begin());
       feed_cardinality = data.items.features[item_source[shape.feed]].cardinality;
+      own_feed = item_tables_[shape.feed];
     } else if (const int f = find_feature(data.users, pair.feed); f >= 0) {
       if (data.users.features[f].def.kind != FeatureKind::kCategorical)
         throw ConfigError(what + ": a user feed must be a categorical user feature");
       shape.feed = static_cast<uint32_t>(user_offset_ + f);
       feed_cardinality = data.users.features[f].cardinality;
+      for (size_t u = 0; u < user_features_.size(); ++u)
+        if (user_features_[u] == shape.feed) own_feed = user_tables_[u];
     } else {
       throw ConfigError(what + ": the feed must be a behaviour feature of the ranking (read along the behaviours) or a user feature");
     }
-    const uint32_t induction_cardinality = data.items.features[item_source[shape.induction_column]].cardinality;
-    const std::string induction_key = config.combination_independence ? std::to_string(k) + "/" + pair.induction : pair.induction;
-    Parameter*& induction = induction_by_feature[induction_key];
-    if (!induction) induction = table("ranking/coaction/induction/" + induction_key, {induction_cardinality, shape.induction_width()});
-    Parameter*& feed = feed_by_feature[pair.feed];
-    if (!feed) feed = table("ranking/coaction/feed/" + pair.feed, {feed_cardinality, shape.feed_dim});
+    Parameter* induction = nullptr;
+    Parameter* feed = nullptr;
+    if (config.parameter_independence) {
+      const uint32_t induction_cardinality = data.items.features[item_source[shape.induction_column]].cardinality;
+      const std::string prefix = config.combination_independence ? std::to_string(k) + "/" : "";
+      Parameter*& shared_induction = induction_by_key[prefix + pair.induction];
+      if (!shared_induction)
+        shared_induction = table("ranking/coaction/induction/" + prefix + pair.induction, {induction_cardinality, shape.induction_width()});
+      Parameter*& shared_feed = feed_by_key[prefix + pair.feed];
+      if (!shared_feed) shared_feed = table("ranking/coaction/feed/" + prefix + pair.feed, {feed_cardinality, shape.feed_dim});
+      induction = shared_induction;
+      feed = shared_feed;
+    } else {
+      // The paper's ablation: P_induction is the induction feature's embedding (sized to the micro-MLP by
+      // width_of above) and P_feed the feed feature's embedding. A feed wider than the micro-MLP's input
+      // (a feature that is also an induction feature, or embedding_dim > coaction_feed_dim) feeds its first
+      // coaction_feed_dim values: one embedding per feature has to serve both widths, and a prefix keeps
+      // the rest of it for representation alone.
+      induction = item_tables_[shape.induction_column];
+      if (!own_feed)
+        throw ConfigError(what + ": without parameter_independence a user feed reads the feature's own embedding, so '" + pair.feed +
+                          "' must be one of user_features");
+      if (own_feed->shape[1] < shape.feed_dim)
+        throw ConfigError(what + ": without parameter_independence the feed is the first coaction_feed_dim (" + std::to_string(shape.feed_dim) +
+                          ") values of the embedding of '" + pair.feed + "', which has only " + std::to_string(own_feed->shape[1]) +
+                          " (embedding_dim)");
+      feed = own_feed;
+    }
     units_.emplace_back(shape);
     induction_tables_.push_back(induction);
     feed_tables_.push_back(feed);
@@ -155,13 +194,13 @@ void RankerModel::describe_fields(const std::vector<std::string>& item_names) {
   std::vector<uint32_t> candidate_field(columns, UINT32_MAX), behaviour_field(columns, UINT32_MAX);
   for (uint32_t c : candidate_columns_) {
     candidate_field[c] = field("candidate:" + item_names[c]);
-    spans_.push_back({offset, dim, {candidate_field[c]}});
-    offset += dim;
+    spans_.push_back({offset, item_dims_[c], {candidate_field[c]}});
+    offset += item_dims_[c];
   }
   for (uint32_t c : behaviour_columns_) {
     behaviour_field[c] = field("behaviours:" + item_names[c]);
-    spans_.push_back({offset, dim, {behaviour_field[c]}});
-    offset += dim;
+    spans_.push_back({offset, item_dims_[c], {behaviour_field[c]}});
+    offset += item_dims_[c];
   }
   student_input_dim_ = offset;
   for (size_t k = 0; k < units_.size(); ++k) {
@@ -195,7 +234,7 @@ void RankerModel::rebuild_view() {
   view_.behaviour_inputs.clear();
   const Pooling pooling = config_.pooling == "mean" ? Pooling::kMean : Pooling::kSum;
   const auto input = [&](uint32_t c) {
-    return TowerInputView{c, item_tables_[c]->value.data(), static_cast<uint32_t>(item_tables_[c]->shape[0]), config_.embedding_dim, pooling};
+    return TowerInputView{c, item_tables_[c]->value.data(), static_cast<uint32_t>(item_tables_[c]->shape[0]), item_dims_[c], pooling};
   };
   for (uint32_t c : candidate_columns_) view_.item_inputs.push_back(input(c));
   for (uint32_t c : behaviour_columns_) view_.behaviour_inputs.push_back(input(c));
@@ -203,7 +242,9 @@ void RankerModel::rebuild_view() {
   for (size_t k = 0; k < units_.size(); ++k) {
     CoActionView unit = units_[k].shape();
     unit.induction_table = induction_tables_[k]->value.data();
-    unit.feed_table = feed_tables_[k]->value.data();
+    // A feed read as the prefix of a wider embedding (no parameter independence) has no [rows, feed_dim]
+    // array here: the exporter writes one (write_ranking), and nothing runs the SDK on this view's feeds.
+    unit.feed_table = feed_tables_[k]->shape[1] == unit.feed_dim ? feed_tables_[k]->value.data() : nullptr;
     view_.coactions.push_back(std::move(unit));
   }
   view_.layers.clear();
@@ -278,18 +319,19 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
         offset += config_.embedding_dim;
       }
       for (uint32_t c : candidate_columns_) {
-        const float* e = item_tables_[c]->value.data() + size_t{item_ids_[target * columns + c]} * config_.embedding_dim;
-        std::copy(e, e + config_.embedding_dim, row + offset);
-        offset += config_.embedding_dim;
+        const float* e = item_tables_[c]->value.data() + size_t{item_ids_[target * columns + c]} * item_dims_[c];
+        std::copy(e, e + item_dims_[c], row + offset);
+        offset += item_dims_[c];
       }
       const float scale = config_.pooling == "mean" && history.size() > 1 ? 1.0f / static_cast<float>(history.size()) : 1.0f;
       for (uint32_t c : behaviour_columns_) {
+        const uint32_t width_c = item_dims_[c];
         for (uint32_t h : history) {
-          const float* e = item_tables_[c]->value.data() + size_t{item_ids_[h * columns + c]} * config_.embedding_dim;
-          for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] += e[d];
+          const float* e = item_tables_[c]->value.data() + size_t{item_ids_[h * columns + c]} * width_c;
+          for (uint32_t d = 0; d < width_c; ++d) row[offset + d] += e[d];
         }
-        for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] *= scale;
-        offset += config_.embedding_dim;
+        for (uint32_t d = 0; d < width_c; ++d) row[offset + d] *= scale;
+        offset += width_c;
       }
       for (size_t k = 0; k < units_.size(); ++k) {
         const CoActionView& shape = units_[k].shape();
@@ -298,7 +340,7 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
         for (size_t r = 0; r < rows; ++r) {
           const uint32_t id = shape.feed_sequence ? item_ids_[history[r] * columns + shape.feed]
                                                   : data_.users.features[shape.feed - user_offset_].ids_of(user)[0];
-          const float* e = feed_tables_[k]->value.data() + size_t{id} * shape.feed_dim;
+          const float* e = feed_tables_[k]->value.data() + size_t{id} * feed_tables_[k]->row_size;
           std::copy(e, e + shape.feed_dim, feed.data() + r * shape.feed_dim);
         }
         const uint32_t induction = item_ids_[target * columns + shape.induction_column];
@@ -413,8 +455,9 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
     }
   }
 
+  // Adds scale * g to the first `size` values of row `id` (a feed may be the prefix of a wider row).
   const auto add_row = [](Parameter& table, uint32_t id, const float* g, size_t size, float scale) {
-    float* row = table.grad.data() + size_t{id} * size;
+    float* row = table.grad.data() + size_t{id} * table.row_size;
     for (size_t d = 0; d < size; ++d) row[d] += scale * g[d];
     table.touch(id);
   };
@@ -429,13 +472,13 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
       g += dim;
     }
     for (uint32_t c : candidate_columns_) {
-      add_row(*item_tables_[c], item_ids_[target * columns + c], g, dim, 1.0f);
-      g += dim;
+      add_row(*item_tables_[c], item_ids_[target * columns + c], g, item_dims_[c], 1.0f);
+      g += item_dims_[c];
     }
     const float scale = config_.pooling == "mean" && history.size() > 1 ? 1.0f / static_cast<float>(history.size()) : 1.0f;
     for (uint32_t c : behaviour_columns_) {
-      for (uint32_t h : history) add_row(*item_tables_[c], item_ids_[h * columns + c], g, dim, scale);
-      g += dim;
+      for (uint32_t h : history) add_row(*item_tables_[c], item_ids_[h * columns + c], g, item_dims_[c], scale);
+      g += item_dims_[c];
     }
     for (size_t k = 0; k < units_.size(); ++k) {
       const CoActionView& shape = units_[k].shape();

@@ -32,14 +32,18 @@ class RankerModel {
   std::vector<Parameter*> parameters();
   size_t parameter_count() const;
 
-  // The SDK's view of this model: evaluation and export run the SDK's forward pass through it.
+  // The SDK's view of this model, over the live parameters (export writes the file from it). One
+  // exception: a co-action feed read as the prefix of a wider embedding (parameter_independence off) has
+  // a null feed_table; the exporter writes that prefix as a table of its own.
   const RankerView& view() const { return view_; }
   // Encoded item rows: item_columns() ids per row of the dataset's items table (the SDK's item table).
   const std::vector<uint32_t>& item_ids() const { return item_ids_; }
   uint32_t item_columns() const { return view_.item_columns; }
   // Model feature index of each item column.
   const std::vector<uint32_t>& item_column_features() const { return item_column_features_; }
-  // Model feature indices of the user inputs and the co-action pairs, for export.
+  // Model feature indices of the user inputs and the co-action pairs, for export. `induction` and `feed` are
+  // the tables the pair reads: its own, or (parameter_independence off) the features' embedding tables,
+  // whose rows may be wider than the feed (the feed is then the first feed_dim values of a row).
   struct CoActionInfo {
     uint32_t induction_feature, feed_feature;
     const Parameter* induction;
@@ -93,6 +97,7 @@ class RankerModel {
   std::vector<uint32_t> user_features_;   // model feature index per user input
   std::vector<uint32_t> user_rows_;       // users-table feature column per user input
   std::vector<Parameter*> item_tables_;   // per item column, shared by candidate and behaviours
+  std::vector<uint32_t> item_dims_;       // per item column: its embedding's width
   std::vector<uint32_t> item_column_features_;
   std::vector<uint32_t> item_ids_;        // [items, columns]
   std::vector<uint32_t> candidate_columns_, behaviour_columns_;  // the item columns each reads
