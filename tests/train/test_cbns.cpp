@@ -1,8 +1,14 @@
 // Cross-Batch Negative Sampling, the logQ estimates and the feature-drift monitor.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <memory>
+
+#include "funnel/model.hpp"
 
 #include "train/retrieval/cbns.hpp"
+#include "train/retrieval/two_tower_config.hpp"
+#include "train/retrieval/two_tower_training.hpp"
+#include "train/data/split.hpp"
 #include "train/retrieval/feature_drift.hpp"
 #include "train/retrieval/logq.hpp"
 #include "train/core/rng.hpp"
@@ -171,4 +177,40 @@ TEST_CASE("Feature drift: zero for a frozen tower, growing with the step gap for
   position = 1.0;
   for (long step = 1; step <= 10; ++step)
     for (const DriftRecord& r : frozen.after_step(step, 2, embed)) CHECK(r.sum == 0.0);
+}
+
+TEST_CASE("CBNS: negatives=cbns trains the balanced variant by default; the paper's form is one setting away", "[cbns][training]") {
+  // The paper's form collapses on every dataset of docs/studies/retrieval.md; the balanced item gradient trains.
+  CHECK(TrainConfig{}.cbns_balanced_item_gradient);
+  CHECK(config_from_json({{"negatives", "cbns"}}, "run.json").cbns_balanced_item_gradient);
+  CHECK_FALSE(config_from_json({{"negatives", "cbns"}, {"cbns_balanced_item_gradient", false}}, "run.json").cbns_balanced_item_gradient);
+  CHECK(config_to_json(TrainConfig{}).at("cbns_balanced_item_gradient") == true);
+
+  // The setting reaches the loss: the default run is the balanced run, and the paper's form is another model.
+  const Dataset& data = funnel::test::small_dataset();
+  const Split split = leave_last_out(data);
+  TrainConfig config;
+  config.embedding_dim = 8;
+  config.hidden = {16};
+  config.output_dim = 8;
+  config.batch_size = 64;
+  config.epochs = 2;
+  config.threads = 1;
+  config.negatives = "cbns";
+  config.memory_size = 100;
+  config.cbns_warmup_steps = 2;
+  config.drift_sample = 0;
+  const std::vector<uint8_t> by_default = train_two_tower(data, split, config).model_file;
+  config.cbns_balanced_item_gradient = true;
+  CHECK(train_two_tower(data, split, config).model_file == by_default);
+  // The files' metadata differ with the config; the towers must differ too.
+  config.cbns_balanced_item_gradient = false;
+  const std::vector<uint8_t> paper = train_two_tower(data, split, config).model_file;
+  std::unique_ptr<funnel::Model> balanced_model, paper_model;
+  REQUIRE(funnel::Model::load_bytes(by_default.data(), by_default.size(), &balanced_model).is_ok());
+  REQUIRE(funnel::Model::load_bytes(paper.data(), paper.size(), &paper_model).is_ok());
+  std::vector<float> balanced_user, paper_user;
+  REQUIRE(balanced_model->user_embedding(data.users.raw[0], &balanced_user).is_ok());
+  REQUIRE(paper_model->user_embedding(data.users.raw[0], &paper_user).is_ok());
+  CHECK(balanced_user != paper_user);
 }
