@@ -185,7 +185,7 @@ int run_eval(const EvalArgs& args) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::cout << "test users      " << metrics.users << "\n";
+  std::cout << "test users      " << metrics.users << " (one held-out item each: HitRate@K equals Recall@K)\n";
   std::cout << "model           " << metrics.summary() << "\n";
   std::cout << "most popular    " << popular.summary() << "\n";
   if (cascade.empty()) return 0;
@@ -223,8 +223,9 @@ class TrainingCommands final : public CommandFamily {
                          "ranking.epochs=2 (--epochs sets every stage's)");
     funnel_cmd->add_option("--work", funnel_work, "folder for the stage files, checkpoints and the latency table (default: <out>.stages)");
     funnel_cmd->add_flag("--resume", funnel_resume, "reuse what a stopped run of the same config left in the work folder");
-    eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK); with ranking stages, the final "
-                                      "top k of retrieval alone, + ranking, + pre-ranking and ranking, over a grid of K1 and K2");
+    eval = app.add_subcommand("eval", "evaluate a model file on a dataset's test split (through the SDK): Recall@K, NDCG@K, HitRate@K "
+                                      "(equal to Recall@K: one held-out item per user), MRR, coverage, tail recall; with ranking stages, "
+                                      "the final top k of retrieval alone, + ranking, + pre-ranking and ranking, over a grid of K1 and K2");
     eval->add_option("--data", eval_args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
     eval->add_option("--data-root", eval_args.root, "folder the description's file paths are relative to");
     eval->add_option("--model", eval_args.model, "model file")->required();
