@@ -114,7 +114,7 @@ TEST_CASE("Memory bank: FIFO, exactly M entries", "[cbns]") {
   push({7, 8, 9, 10, 11, 12, 13});  // larger than the bank: its last 5 rows stay
   CHECK(bank.size() == 5);
   for (size_t age = 0; age < 5; ++age) CHECK(bank.item_by_age(age) == 9 + age);
-  const NegativeBank view = bank.negatives(true);
+  const NegativeBank view = bank.negatives(true, true);
   REQUIRE(view.count == 5);
   for (size_t i = 0; i < view.count; ++i) {
     CHECK(view.embeddings[2 * i] == static_cast<float>(view.items[i]));  // rows stay whole

@@ -24,7 +24,8 @@ class MemoryBank {
   size_t capacity() const { return capacity_; }
   size_t dim() const { return dim_; }
   // The stored entries as softmax columns (storage order; the softmax does not depend on column order).
-  NegativeBank negatives(bool apply_logq, bool balanced_item_gradient = false) const;
+  // No default for the item gradient's form: the config's (cbns_balanced_item_gradient) is the one that counts.
+  NegativeBank negatives(bool apply_logq, bool balanced_item_gradient) const;
   // Item of the entry of the given age: 0 is the oldest.
   uint32_t item_by_age(size_t age) const;
 
