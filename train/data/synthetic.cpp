@@ -39,6 +39,8 @@ std::ofstream open_output(const std::filesystem::path& path) {
 std::string write_synthetic_dataset(const std::string& directory, const SyntheticOptions& o) {
   if (o.users < 10 || o.items < 10 || o.categories < 2 || o.mean_interactions < 5)
     throw ConfigError("synthetic dataset: needs at least 10 users, 10 items, 2 categories and 5 interactions per user");
+  if (!(o.pairing >= 0.0 && o.pairing <= 1.0))
+    throw ConfigError("synthetic dataset: pairing is a share of interactions, from 0 to 1; got " + std::to_string(o.pairing));
   namespace fs = std::filesystem;
   fs::create_directories(directory);
   Rng rng(o.seed);
@@ -96,7 +98,26 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
     }
   }
 
-  // Interactions: each user picks distinct items with probability ~ popularity * exp(affinity).
+  // The hidden pairing of categories, from a stream of its own so that users and items stay as they are.
+  Rng pairing_rng(Rng(o.seed ^ 0x9A1121A6ull).next());
+  std::vector<uint32_t> pair(o.categories);
+  std::vector<std::vector<uint32_t>> items_of(o.categories);
+  if (o.pairing > 0.0) {
+    std::iota(pair.begin(), pair.end(), 0u);
+    pairing_rng.shuffle(pair);
+    for (uint32_t i = 0; i < o.items; ++i) items_of[item_category[i]].push_back(i);
+  }
+  // An item of category pair(c) the user has not taken, uniformly (no popularity, no taste); o.items when
+  // every one of them is taken.
+  const auto paired_pick = [&](uint32_t previous, const std::vector<uint8_t>& taken) {
+    std::vector<uint32_t> free;
+    for (uint32_t i : items_of[pair[item_category[previous]]])
+      if (!taken[i]) free.push_back(i);
+    return free.empty() ? o.items : free[pairing_rng.below(free.size())];
+  };
+
+  // Interactions: each user picks distinct items with probability ~ popularity * exp(affinity), or with
+  // `pairing`, the previous item's paired category.
   {
     auto out = open_output(fs::path(directory) / "interactions.csv");
     out << "user_id,item_id,timestamp\n";
@@ -113,9 +134,11 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
       }
       const uint32_t count = std::min<uint32_t>(o.items / 2, 5 + static_cast<uint32_t>(-std::log(1.0 - rng.uniform()) * (o.mean_interactions - 5)));
       std::fill(taken.begin(), taken.end(), 0);
+      uint32_t previous = o.items;
       for (uint32_t n = 0; n < count; ++n) {
-        uint32_t pick = 0;
-        do {
+        uint32_t pick = o.items;
+        if (previous < o.items && o.pairing > 0.0 && pairing_rng.uniform() < o.pairing) pick = paired_pick(previous, taken);
+        while (pick == o.items || taken[pick]) {
           double target = rng.uniform() * total, acc = 0.0;
           pick = o.items - 1;
           for (uint32_t i = 0; i < o.items; ++i) {
@@ -125,8 +148,9 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
               break;
             }
           }
-        } while (taken[pick]);
+        }
         taken[pick] = 1;
+        previous = pick;
         clock += 1 + static_cast<int64_t>(rng.below(3600));
         out << "u" << u << ",i" << pick << "," << clock << "\n";
       }
