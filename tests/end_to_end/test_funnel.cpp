@@ -135,6 +135,45 @@ TEST_CASE("train_funnel: three trained stages in one file, answering as the stag
   CHECK_FALSE(again.pre_ranking);
   CHECK(again.model_file == run.model_file);
 
+  // Stopped inside the AutoFAS run: the resumed run reads the teacher from the run's checkpoint
+  // (ranking.ckpt), repeats the search, restores the student's epochs, and its stages answer as the
+  // uninterrupted run's do.
+  {
+    FunnelTrainingOptions stopping;
+    stopping.work_dir = dir.file("stopped");
+    stopping.pre_ranking.training = [](const std::string& what, uint32_t) {
+      RankerObserver observer;
+      observer.on_epoch = [what](const RankerEpoch&) {
+        if (what == "student") throw std::runtime_error("stopped");
+      };
+      return observer;
+    };
+    CHECK_THROWS_WITH(train_funnel(data, config, stopping), "stopped");
+    CHECK(std::filesystem::exists(stopping.work_dir + "/ranking.ckpt"));
+    FunnelTrainingOptions resuming;
+    resuming.work_dir = stopping.work_dir;
+    resuming.resume = true;
+    std::string notes;
+    resuming.on_note = [&notes](const std::string& note) { notes += note + "\n"; };
+    const FunnelTrainingResult resumed = train_funnel(data, config, resuming);
+    CHECK_FALSE(resumed.retrieval);  // its stage file was written before the stop
+    REQUIRE(resumed.pre_ranking);
+    CHECK_THAT(notes, Contains("the trained teacher read from") && Contains("ranking.ckpt") && Contains("resumed from"));
+    CHECK_FALSE(std::filesystem::exists(stopping.work_dir + "/ranking.ckpt"));  // removed once the stage file is written
+    const auto resumed_ranking = load(resumed.ranking_file);
+    const std::vector<std::string> candidates = {data.items.keys[1], data.items.keys[5], data.items.keys[9], data.items.keys[30]};
+    for (size_t u : {0, 7, 42}) {
+      const std::vector<std::string> history = {data.items.keys[3], data.items.keys[8]};
+      std::vector<float> expected, got;
+      REQUIRE(ranking->rank(data.users.raw[u], history, candidates, &expected).is_ok());
+      REQUIRE(resumed_ranking->rank(data.users.raw[u], history, candidates, &got).is_ok());
+      CHECK(got == expected);
+      REQUIRE(ranking->prerank(data.users.raw[u], history, candidates, &expected).is_ok());
+      REQUIRE(resumed_ranking->prerank(data.users.raw[u], history, candidates, &got).is_ok());
+      CHECK(got == expected);
+    }
+  }
+
   // A changed ranking section retrains the ranking stages and reuses retrieval.
   FunnelConfig changed = config;
   changed.pre_ranking.mask_init = 0.8f;

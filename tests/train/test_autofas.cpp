@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "train/pre_ranking/autofas.hpp"
+#include "train/pre_ranking/autofas_training.hpp"
+#include "train/core/checkpoint.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/ranking/ctr_losses.hpp"
 #include "train/pre_ranking/distillation.hpp"
@@ -340,4 +342,94 @@ TEST_CASE("AutoFAS: the exported student's SDK scores equal the trainer's, from 
     INFO("instance " << i);
     CHECK(p[0] == Approx(1 / (1 + std::exp(-static_cast<double>(logits[b])))).margin(1e-5));
   }
+}
+
+namespace {
+
+struct SimulatedCrash {};
+
+AutoFasConfig resumable_config() {
+  AutoFasConfig config;
+  config.teacher.model = "can";
+  config.teacher.max_history = 5;
+  config.teacher.embedding_dim = 4;
+  config.teacher.hidden = {8};
+  config.teacher.coaction_feed_dim = 4;
+  config.teacher.coaction_layers = {3, 2};
+  config.teacher.epochs = 2;
+  config.teacher.batch_size = 64;
+  config.teacher.threads = 1;
+  config.search_epochs = 2;
+  config.operators = {0, 8, 16};
+  config.mixops = 2;
+  config.student_epochs = 2;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("AutoFAS: a run resumed from its checkpoint, in the teacher, the search or the student, equals the uninterrupted run",
+          "[autofas][checkpoint]") {
+  const CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 1, 3})};
+  const AutoFasConfig config = resumable_config();
+  const LatencyTable table = linear_table();
+  const std::vector<uint8_t> uninterrupted = train_autofas(ctr, config, table).model_file;
+
+  struct Crash {
+    const char* where;
+    const char* stage;  // the stage the checkpoint is left at
+  };
+  for (const Crash crash : {Crash{"teacher epoch 1", "teacher"}, Crash{"search", "search"}, Crash{"student epoch 1", "student"}}) {
+    INFO("crash in " << crash.where);
+    funnel::test::TempDir dir;
+    AutoFasObservers observers;
+    const std::string where = crash.where;
+    observers.training = [where](const std::string& what, uint32_t) {
+      RankerObserver observer;
+      observer.on_epoch = [where, what](const RankerEpoch& e) {
+        if (where == what + " epoch " + std::to_string(e.epoch)) throw SimulatedCrash{};
+      };
+      return observer;
+    };
+    if (where == "search") observers.search.on_progress = [](uint32_t, size_t, size_t, double, double, double, double) { throw SimulatedCrash{}; };
+    AutoFasCheckpoints crashing;
+    crashing.checkpoint = dir.file("autofas.ckpt");
+    CHECK_THROWS_AS(train_autofas(ctr, config, table, observers, {}, crashing), SimulatedCrash);
+    CHECK(load_checkpoint(crashing.checkpoint).header.at("identity").at("autofas.stage") == crash.stage);
+
+    AutoFasCheckpoints resuming;
+    resuming.resume = crashing.checkpoint;
+    resuming.checkpoint = crashing.checkpoint;
+    CHECK(train_autofas(ctr, config, table, {}, {}, resuming).model_file == uninterrupted);
+  }
+}
+
+TEST_CASE("AutoFAS: a checkpoint of another run is refused, naming the field", "[autofas][checkpoint]") {
+  const CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 1, 3})};
+  AutoFasConfig config = resumable_config();
+  config.teacher.epochs = 1;
+  config.student_epochs = 1;
+  config.search_epochs = 1;
+  const LatencyTable table = linear_table();
+  funnel::test::TempDir dir;
+  AutoFasCheckpoints first;
+  first.checkpoint = dir.file("autofas.ckpt");
+  train_autofas(ctr, config, table, {}, {}, first);  // leaves the student's last epoch
+
+  AutoFasCheckpoints resuming;
+  resuming.resume = first.checkpoint;
+  AutoFasConfig other = config;
+  other.lambda1 = 0.25f;
+  CHECK_THROWS_WITH(train_autofas(ctr, other, table, {}, {}, resuming),
+                    Catch::Contains("autofas.ckpt") && Catch::Contains("another run") && Catch::Contains("'autofas.lambda1'"));
+  other = config;
+  other.teacher.hidden = {12};
+  CHECK_THROWS_WITH(train_autofas(ctr, other, table, {}, {}, resuming), Catch::Contains("'teacher.hidden'"));
+  // A ranking run's checkpoint is not an AutoFAS run's.
+  RankerCheckpoints ranker;
+  ranker.checkpoint = dir.file("ranker.ckpt");
+  train_ranker(ctr, config.teacher, {}, {}, nullptr, ranker);
+  resuming.resume = ranker.checkpoint;
+  CHECK_THROWS_WITH(train_autofas(ctr, config, table, {}, {}, resuming),
+                    Catch::Contains("ranker.ckpt") && Catch::Contains("'autofas.stage' is missing"));
 }

@@ -308,3 +308,75 @@ TEST_CASE("Ranker: bit flips in a ranking file are refused or harmless, never a 
   CHECK(refused > 0);
   CHECK(refused + loaded == 400);
 }
+
+namespace {
+
+struct SimulatedCrash {};
+
+}  // namespace
+
+TEST_CASE("Ranker: resuming from a checkpoint reproduces the uninterrupted run bit for bit", "[ranker][checkpoint]") {
+  const CtrDataset ctr{funnel::test::small_dataset(), small_instances()};
+  // Every part with state of its own: dense (deferred) and lazy Adam, GHM-C's bin counts, focal, co-action.
+  for (const char* variant : {"dnn/bce/adam", "can/ghm/adam", "full/focal/lazy_adam"}) {
+    INFO(variant);
+    const std::string name = variant;
+    RankerConfig config = small_config(name.substr(0, name.find('/')));
+    config.loss = name.substr(name.find('/') + 1, name.rfind('/') - name.find('/') - 1);
+    config.optimizer = name.substr(name.rfind('/') + 1);
+    config.epochs = 3;
+    config.batch_size = 32;
+    config.threads = 1;
+    const RankerResult uninterrupted = train_ranker(ctr, config);
+
+    funnel::test::TempDir dir;
+    RankerCheckpoints crashing;
+    crashing.checkpoint = dir.file("ranker.ckpt");
+    RankerObserver observer;
+    observer.on_epoch = [](const RankerEpoch& e) {
+      if (e.epoch == 2) throw SimulatedCrash{};
+    };
+    CHECK_THROWS_AS(train_ranker(ctr, config, observer, {}, nullptr, crashing), SimulatedCrash);
+    RankerCheckpoints resuming;
+    resuming.resume = crashing.checkpoint;
+    std::string note;
+    resuming.on_note = [&note](const std::string& text) { note = text; };
+    const RankerResult resumed = train_ranker(ctr, config, {}, {}, nullptr, resuming);
+    CHECK(resumed.model_file == uninterrupted.model_file);
+    CHECK(resumed.best_epoch == uninterrupted.best_epoch);
+    CHECK(resumed.history.size() == 3);
+    CHECK(resumed.test.auc == uninterrupted.test.auc);
+    CHECK_THAT(note, Catch::Contains("after epoch 2"));
+  }
+}
+
+TEST_CASE("Ranker: a checkpoint of another run is refused, naming the field", "[ranker][checkpoint]") {
+  const CtrDataset ctr{funnel::test::small_dataset(), small_instances()};
+  RankerConfig config = small_config("can");
+  config.epochs = 1;
+  config.threads = 1;
+  funnel::test::TempDir dir;
+  RankerCheckpoints first;
+  first.checkpoint = dir.file("ranker.ckpt");
+  train_ranker(ctr, config, {}, {}, nullptr, first);
+
+  RankerCheckpoints resuming;
+  resuming.resume = first.checkpoint;
+  RankerConfig wider = config;
+  wider.embedding_dim = 8;
+  CHECK_THROWS_WITH(train_ranker(ctr, wider, {}, {}, nullptr, resuming),
+                    Catch::Contains("ranker.ckpt") && Catch::Contains("another run") && Catch::Contains("'ranking.embedding_dim'"));
+  RankerConfig other_loss = config;
+  other_loss.loss = "ghm";
+  CHECK_THROWS_WITH(train_ranker(ctr, other_loss, {}, {}, nullptr, resuming), Catch::Contains("'ranking.loss'"));
+  // Other data: more negatives per positive give another number of training instances.
+  const CtrDataset more_negatives{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 3, 3})};
+  RankerConfig three = config;
+  three.negatives = 3;
+  CHECK_THROWS_WITH(train_ranker(more_negatives, three, {}, {}, nullptr, resuming), Catch::Contains("another run"));
+  // More epochs and other threads are the same run, continued.
+  RankerConfig longer = config;
+  longer.epochs = 2;
+  longer.threads = 2;
+  CHECK(train_ranker(ctr, longer, {}, {}, nullptr, resuming).history.size() == 2);
+}

@@ -51,7 +51,14 @@ int run_autofas(const TrainArgs& args) {
   AutoFasObservers observers;
   observers.training = [&metrics_log](const std::string& what, uint32_t epochs) { return ranking_progress(what, epochs, &metrics_log); };
   observers.search = search_progress(config.search_epochs);
-  const AutoFasResult run = train_autofas(ctr, config, table, observers);
+  AutoFasCheckpoints checkpoints;
+  checkpoints.checkpoint = args.checkpoint;
+  checkpoints.resume = args.resume;
+  checkpoints.on_note = [](const std::string& note) {
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
+    spdlog::info("{}", note);
+  };
+  const AutoFasResult run = train_autofas(ctr, config, table, observers, {}, checkpoints);
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
   log_autofas_run(run, config, table);
   const std::vector<uint8_t>& bytes = run.model_file;

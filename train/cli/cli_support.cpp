@@ -60,4 +60,10 @@ void add_training_options(CLI::App* command, TrainArgs& args, const std::string&
   command->add_option("--report", args.report, "write the run's final metrics and throughput as JSON");
 }
 
+void add_checkpoint_options(CLI::App* command, TrainArgs& args) {
+  command->add_option("--checkpoint", args.checkpoint, "write a checkpoint after every epoch (atomically)");
+  command->add_option("--resume", args.resume, "continue from a checkpoint of the same run (the same data and config)")
+      ->check(CLI::ExistingFile);
+}
+
 }  // namespace funnel::train::cli

@@ -33,6 +33,8 @@ nlohmann::json parse_config_file(const std::string& path);
 
 // --data, --config, --out, --epochs, --set... of a training command.
 void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example);
+// --checkpoint and --resume of a trainer whose runs resume (train, train-ranker, autofas).
+void add_checkpoint_options(CLI::App* command, TrainArgs& args);
 
 // `funnel autofas` (autofas_command.cpp).
 int run_autofas(const TrainArgs& args);

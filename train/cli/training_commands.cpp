@@ -111,7 +111,11 @@ int run_train_ranker(const TrainArgs& args) {
   open_metrics_log(args.metrics_log, &metrics_log);
   const RankerObserver observer = ranking_progress("", config.epochs, &metrics_log);
 
-  const RankerResult result = train_ranker(ctr, config, observer);
+  RankerCheckpoints checkpoints;
+  checkpoints.checkpoint = args.checkpoint;
+  checkpoints.resume = args.resume;
+  checkpoints.on_note = [](const std::string& note) { spdlog::info("{}", note); };
+  const RankerResult result = train_ranker(ctr, config, observer, {}, nullptr, checkpoints);
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,
@@ -207,16 +211,22 @@ class TrainingCommands final : public CommandFamily {
     generate->add_option("--users", synthetic.users, "number of users")->capture_default_str();
     generate->add_option("--items", synthetic.items, "number of items")->capture_default_str();
     generate->add_option("--seed", synthetic.seed, "random seed")->capture_default_str();
+    generate->add_option("--pairing", synthetic.pairing,
+                         "share of interactions that follow a hidden pairing of the previous item's category with the next one's "
+                         "(a behaviour x candidate signal for co-action); 0 leaves the data as it always was")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
     train_cmd = app.add_subcommand("train", "train a two-tower retrieval model and export a .funnel file");
     add_training_options(train_cmd, train, "training config", "negatives=cbns");
-    train_cmd->add_option("--checkpoint", train.checkpoint, "write a checkpoint after every epoch (atomically)");
-    train_cmd->add_option("--resume", train.resume, "continue from a checkpoint")->check(CLI::ExistingFile);
+    add_checkpoint_options(train_cmd, train);
     ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
     add_training_options(ranker_cmd, ranker, "ranking config", "model=dnn");
+    add_checkpoint_options(ranker_cmd, ranker);
     autofas_cmd = app.add_subcommand("autofas", "train a ranking teacher, search its pre-ranking student with AutoFAS on a measured "
                                                       "latency table, retrain the student, and export both stages in one file");
     add_training_options(autofas_cmd, autofas, "AutoFAS config (the teacher's ranking fields and the search's)",
                          "latency_table=latency.json");
+    add_checkpoint_options(autofas_cmd, autofas);
     funnel_cmd = app.add_subcommand("train-funnel", "train retrieval (two-tower), ranking (CAN) and the AutoFAS pre-ranking student on one "
                                                     "split of a dataset and write the three stages in one file");
     add_training_options(funnel_cmd, funnel, "funnel config: sections retrieval, ranking, pre_ranking",

@@ -90,8 +90,9 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
   result.ranking_file = (fs::path(options.work_dir) / "ranking.funnel").string();
   const std::string checkpoint = (fs::path(options.work_dir) / "retrieval.ckpt").string();
   const std::string teacher_cache = (fs::path(options.work_dir) / "ranking.teacher").string();
+  const std::string ranking_checkpoint = (fs::path(options.work_dir) / "ranking.ckpt").string();
   if (!options.resume)
-    for (const std::string& stale : {result.retrieval_file, result.ranking_file, checkpoint, teacher_cache}) fs::remove(stale);
+    for (const std::string& stale : {result.retrieval_file, result.ranking_file, checkpoint, teacher_cache, ranking_checkpoint}) fs::remove(stale);
 
   const Metadata funnel_metadata = {{"funnel_config", sections.dump()}};
 
@@ -130,9 +131,14 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
                       " instances, then the AutoFAS pre-ranking student on it");
     Metadata metadata = funnel_metadata;
     metadata.push_back({kStageKey, ranking_record});
-    result.pre_ranking = std::make_unique<AutoFasResult>(train_autofas(ctr, autofas, table, options.pre_ranking, metadata));
+    AutoFasCheckpoints checkpoints;
+    checkpoints.checkpoint = ranking_checkpoint;
+    if (options.resume && fs::exists(ranking_checkpoint)) checkpoints.resume = ranking_checkpoint;
+    checkpoints.on_note = options.on_note;
+    result.pre_ranking = std::make_unique<AutoFasResult>(train_autofas(ctr, autofas, table, options.pre_ranking, metadata, checkpoints));
     result.pre_ranking_config = autofas;
     write_file_atomically(result.ranking_file, result.pre_ranking->model_file);
+    fs::remove(ranking_checkpoint);
     ranking = load_stage(result.ranking_file, result.pre_ranking->model_file);
   }
 

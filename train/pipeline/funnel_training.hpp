@@ -6,7 +6,8 @@
 // Each stage writes its own file into a work folder as soon as it is trained (retrieval.funnel,
 // ranking.funnel with the pre-ranking and ranking stages), and the funnel file joins them (Model::bundle).
 // A resumed run reuses every stage file whose recorded config still matches, the ranking teacher's cache
-// and the retrieval stage's last epoch checkpoint, so that a stopped run loses at most an epoch.
+// and the last epoch checkpoints of the retrieval stage and of the AutoFAS run (its teacher's and its
+// student's epochs), so that a stopped run loses at most an epoch (or the search, which it repeats).
 #pragma once
 
 #include <functional>

@@ -1,10 +1,14 @@
 #include "train/pre_ranking/autofas_training.hpp"
 
+#include <omp.h>
+
 #include <cmath>
 #include <fstream>
 
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
+#include "train/core/subnormals.hpp"
+#include "train/core/training_state.hpp"
 #include "train/pre_ranking/distillation.hpp"
 
 namespace funnel::train {
@@ -53,12 +57,49 @@ bool load_teacher(const std::string& path, RankerModel& teacher, const RankerCon
     if (!in.read(reinterpret_cast<char*>(p->value.data()), static_cast<std::streamsize>(p->value.size() * sizeof(float))))
       throw DataError(path + ": the teacher cache ends before parameter '" + p->name + "'");
   if (in.peek() != std::char_traits<char>::eof()) throw DataError(path + ": the teacher cache holds more than the teacher's parameters");
-  const json& m = meta.at("test");
-  test->auc = m.at("auc");
-  test->gauc = m.at("gauc");
-  test->logloss = m.at("logloss");
-  test->instances = m.at("instances");
+  *test = ctr_metrics_from_json(meta.at("test"));
   return true;
+}
+
+// The stages a checkpoint can stand at: inside the teacher's training, after it (the search comes next), or
+// inside the student's training.
+constexpr char kTeacherStage[] = "teacher", kSearchStage[] = "search", kStudentStage[] = "student";
+
+// The stage of an AutoFAS checkpoint; refused, naming the field, when the file is another trainer's.
+std::string checkpoint_stage(const std::string& path) {
+  const Checkpoint c = load_checkpoint(path);
+  const auto identity = c.header.find("identity");
+  if (identity == c.header.end() || !identity->contains("autofas.stage") || !identity->at("autofas.stage").is_string())
+    throw TrainingError(path + ": the checkpoint was written for another run: its 'autofas.stage' is missing (not an autofas checkpoint)");
+  return identity->at("autofas.stage").get<std::string>();
+}
+
+// What every stage's checkpoint must match beside the ranking run's own fields: the data, the teacher's
+// config, the search's (but file names and the student's epochs, which may grow) and the stage.
+json autofas_identity(const CtrDataset& ctr, const AutoFasConfig& config, const std::string& stage) {
+  json identity = ranker_identity(ctr, config.teacher, "teacher.");
+  identity["autofas.stage"] = stage;
+  const json teacher_fields = ranker_config_to_json(config.teacher);
+  const json fields = autofas_config_to_json(config);
+  for (const auto& [field, value] : fields.items())
+    if (!teacher_fields.contains(field) && field != "latency_table" && field != "teacher_cache" && field != "student_epochs" &&
+        field != "two_tower_epochs")
+      identity["autofas." + field] = value;
+  return identity;
+}
+
+// The trained teacher, kept in the checkpoints after its training: its parameters and what is known of its run.
+void register_teacher(TrainingState& state, RankerModel& teacher, RankerResult& result) {
+  state.parameters(teacher.parameters(), "teacher/");
+  state.add([&result](Checkpoint& c) { c.header["teacher_result"] = {{"best_epoch", result.best_epoch},
+                                                                     {"validation", ctr_metrics_json(result.validation)},
+                                                                     {"test", ctr_metrics_json(result.test)}}; },
+            [&result](const Checkpoint& c) {
+              const json& r = c.header.at("teacher_result");
+              result.best_epoch = r.at("best_epoch");
+              result.validation = ctr_metrics_from_json(r.at("validation"));
+              result.test = ctr_metrics_from_json(r.at("test"));
+            });
 }
 
 RankerObserver observer_for(const AutoFasObservers& observers, const std::string& what, uint32_t epochs) {
@@ -67,21 +108,40 @@ RankerObserver observer_for(const AutoFasObservers& observers, const std::string
 
 }  // namespace
 
-json ctr_metrics_json(const CtrMetrics& m) { return {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}}; }
-
 AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, const LatencyTable& table, const AutoFasObservers& observers,
-                            const Metadata& metadata) {
+                            const Metadata& metadata, const AutoFasCheckpoints& checkpoints) {
+  // The search and the teacher's outputs run on these threads and rounding modes whichever stage a run
+  // starts from, so that a resumed run computes what the uninterrupted one did.
+  omp_set_num_threads(config.teacher.threads > 0 ? static_cast<int>(config.teacher.threads) : omp_get_num_procs());
+  flush_subnormals_to_zero();
   AutoFasResult result;
-  // 1. The teacher: the ranking stage, trained first (or read from the cache), frozen during the search.
-  if (!config.teacher_cache.empty() && std::ifstream(config.teacher_cache).good()) {
+  const std::string resumed_stage = checkpoints.resume.empty() ? "" : checkpoint_stage(checkpoints.resume);
+  if (!resumed_stage.empty() && resumed_stage != kTeacherStage && resumed_stage != kSearchStage && resumed_stage != kStudentStage)
+    throw TrainingError(checkpoints.resume + ": the checkpoint's 'autofas.stage' is '" + resumed_stage + "', not teacher, search or student");
+  // 1. The teacher: the ranking stage, trained first (or read from the cache or a checkpoint past its
+  // training), frozen during the search.
+  if (resumed_stage == kSearchStage || resumed_stage == kStudentStage) {
+    result.teacher_model = std::make_unique<RankerModel>(ctr.data, config.teacher);
+    TrainingState state(autofas_identity(ctr, config, resumed_stage));
+    register_teacher(state, *result.teacher_model, result.teacher);
+    state.restore(checkpoints.resume);
+    if (checkpoints.on_note) checkpoints.on_note("autofas: the trained teacher read from " + checkpoints.resume);
+  } else if (!config.teacher_cache.empty() && std::ifstream(config.teacher_cache).good()) {
     result.teacher_model = std::make_unique<RankerModel>(ctr.data, config.teacher);
     if (!load_teacher(config.teacher_cache, *result.teacher_model, config.teacher, &result.teacher.test))
       throw ConfigError(config.teacher_cache + ": the cached teacher was trained with another ranking config; remove the file or name another");
     result.teacher_from_cache = true;
   } else {
-    result.teacher =
-        train_ranker(ctr, config.teacher, observer_for(observers, "teacher", config.teacher.epochs), {}, &result.teacher_model);
+    RankerCheckpoints teacher_checkpoints{checkpoints.checkpoint, resumed_stage == kTeacherStage ? checkpoints.resume : "",
+                                          autofas_identity(ctr, config, kTeacherStage), {}, checkpoints.on_note};
+    result.teacher = train_ranker(ctr, config.teacher, observer_for(observers, "teacher", config.teacher.epochs), {}, &result.teacher_model,
+                                  teacher_checkpoints);
     if (!config.teacher_cache.empty()) save_teacher(config.teacher_cache, *result.teacher_model, config.teacher, result.teacher.test);
+    if (!checkpoints.checkpoint.empty()) {
+      TrainingState state(autofas_identity(ctr, config, kSearchStage));
+      register_teacher(state, *result.teacher_model, result.teacher);
+      state.save(checkpoints.checkpoint);
+    }
   }
   RankerModel& teacher = *result.teacher_model;
 
@@ -92,8 +152,13 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
   result.student_config = student_config(config, result.search);
   const std::vector<float> soft = teacher_probabilities(teacher, ctr.instances, config.teacher.batch_size);
   std::unique_ptr<RankerModel> student;
+  RankerCheckpoints student_checkpoints{checkpoints.checkpoint, resumed_stage == kStudentStage ? checkpoints.resume : "",
+                                        autofas_identity(ctr, config, kStudentStage),
+                                        [&](TrainingState& state) { register_teacher(state, teacher, result.teacher); },
+                                        checkpoints.on_note};
   result.student = train_ranker(ctr, result.student_config, observer_for(observers, "student", result.student_config.epochs),
-                                distillation_term(soft, ctr.instances.train.size(), result.student_config.distillation), &student);
+                                distillation_term(soft, ctr.instances.train.size(), result.student_config.distillation), &student,
+                                student_checkpoints);
 
   // 4. One file, both stages; what was chosen and why in its metadata.
   Metadata all = {{"dataset", ctr.data.name},

@@ -33,10 +33,21 @@ struct AutoFasResult {
   std::vector<uint8_t> model_file;  // the pre-ranking and ranking stages
 };
 
-// `metadata` joins the file's own (the configs, the search's record, both stages' test metrics).
-AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, const LatencyTable& table,
-                            const AutoFasObservers& observers = {}, const Metadata& metadata = {});
+// Checkpoints of an AutoFAS run, one file that follows the run through its stages: the teacher's epochs
+// (its ranking run's state), then the trained teacher once its training is over, then the student's epochs
+// with the teacher beside them. The search is not checkpointed: a run resumed after the teacher repeats
+// it, which is deterministic on one thread and short next to the two trainings.
+struct AutoFasCheckpoints {
+  std::string checkpoint;  // written atomically after every epoch of both trainings when not empty
+  std::string resume;      // continue from this checkpoint when not empty
+  std::function<void(const std::string&)> on_note;  // where a resumed run goes on from
+};
 
-nlohmann::json ctr_metrics_json(const CtrMetrics& metrics);
+// `metadata` joins the file's own (the configs, the search's record, both stages' test metrics). A resumed
+// run gives the uninterrupted run's file bit for bit on one thread; a checkpoint of another run (another
+// dataset or config field but the epochs, threads and file names) is refused, naming the field.
+AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, const LatencyTable& table,
+                            const AutoFasObservers& observers = {}, const Metadata& metadata = {},
+                            const AutoFasCheckpoints& checkpoints = {});
 
 }  // namespace funnel::train

@@ -101,4 +101,17 @@ CtrMetrics ctr_metrics(std::span<const uint32_t> users, std::span<const float> l
   return {auc(logits, labels), gauc(users, logits, labels), log_loss(logits, labels), logits.size()};
 }
 
+nlohmann::json ctr_metrics_json(const CtrMetrics& m) {
+  return {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}};
+}
+
+CtrMetrics ctr_metrics_from_json(const nlohmann::json& m) {
+  CtrMetrics out;
+  out.auc = m.at("auc");
+  out.gauc = m.at("gauc");
+  out.logloss = m.at("logloss");
+  out.instances = m.at("instances");
+  return out;
+}
+
 }  // namespace funnel::train

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 
 namespace funnel::train {
@@ -25,5 +26,9 @@ struct CtrMetrics {
 };
 
 CtrMetrics ctr_metrics(std::span<const uint32_t> users, std::span<const float> logits, std::span<const float> labels);
+
+// As reports, model files and checkpoints keep them: {"auc", "gauc", "logloss", "instances"}.
+nlohmann::json ctr_metrics_json(const CtrMetrics& metrics);
+CtrMetrics ctr_metrics_from_json(const nlohmann::json& object);
 
 }  // namespace funnel::train

@@ -14,6 +14,7 @@
 #include "train/core/errors.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/core/subnormals.hpp"
+#include "train/core/training_state.hpp"
 
 namespace funnel::train {
 
@@ -23,11 +24,121 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-nlohmann::json metrics_json(const CtrMetrics& m) {
-  return {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"instances", m.instances}};
-}
+
+// Deferred Adam brings the rows a batch reads, once each, up to date before the forward pass.
+class RowCatchUp {
+ public:
+  RowCatchUp(RankerModel& model, Adam& adam, const std::vector<Parameter*>& parameters, const CtrInstances& instances, bool deferred)
+      : model_(model), adam_(adam), instances_(instances), deferred_(deferred), marked_(parameters.size()) {
+    for (uint32_t i = 0; i < parameters.size(); ++i) {
+      index_of_[parameters[i]] = i;
+      if (parameters[i]->sparse) marked_[i].assign(parameters[i]->size() / parameters[i]->row_size, 0);
+    }
+  }
+  void operator()(std::span<const uint32_t> batch) const {
+    if (!deferred_) return;
+    rows_read_.clear();
+    model_.for_each_row_read(instances_, instances_.train, batch, [&](const Parameter* p, uint32_t row) {
+      const uint32_t i = index_of_.at(p);
+      if (!marked_[i][row]) {
+        marked_[i][row] = 1;
+        rows_read_.emplace_back(i, row);
+      }
+    });
+    for (const auto& [i, row] : rows_read_) marked_[i][row] = 0;
+    adam_.catch_up_rows(rows_read_);
+  }
+
+ private:
+  RankerModel& model_;
+  Adam& adam_;
+  const CtrInstances& instances_;
+  bool deferred_;
+  std::unordered_map<const Parameter*, uint32_t> index_of_;
+  mutable std::vector<std::vector<uint8_t>> marked_;
+  mutable std::vector<std::pair<uint32_t, uint32_t>> rows_read_;
+};
+
+
+// Where the loop stands: with the model, the optimiser, GHM-C's counts and the shuffling generator,
+// everything a run needs to continue exactly where it stopped.
+struct RunState {
+  uint32_t epochs_done = 0;
+  double best_auc = -1.0;
+  uint32_t best_epoch = 0;
+  nlohmann::json history = nlohmann::json::array();  // per epoch: epoch, loss, timings, validation, test
+  std::vector<std::vector<float>> best_values;       // the parameters of the chosen epoch so far
+
+  void register_state(TrainingState& state, const std::vector<Parameter*>& parameters) {
+    state.value("epochs_done", epochs_done);
+    state.value("best_auc", best_auc);
+    state.value("best_epoch", best_epoch);
+    state.value("history", history);
+    best_values.clear();
+    for (const Parameter* p : parameters) best_values.push_back(p->value);
+    for (size_t i = 0; i < parameters.size(); ++i) state.array("best/" + parameters[i]->name, best_values[i]);
+  }
+
+  // Keeps the parameters of the best validation AUC (the earlier epoch on ties; the last without validation).
+  void finish_epoch(const RankerEpoch& record, bool has_validation, const std::vector<Parameter*>& parameters) {
+    epochs_done = record.epoch;
+    history.push_back({{"epoch", record.epoch},
+                       {"loss", record.loss},
+                       {"train_seconds", record.train_seconds},
+                       {"samples_per_second", record.samples_per_second},
+                       {"validation", ctr_metrics_json(record.validation)},
+                       {"test", ctr_metrics_json(record.test)}});
+    if (!has_validation || record.validation.auc > best_auc) {
+      best_auc = record.validation.auc;
+      best_epoch = record.epoch;
+      for (size_t i = 0; i < parameters.size(); ++i) best_values[i] = parameters[i]->value;
+    }
+  }
+
+  // What the model file keeps of the epochs. Timings stay out: the same seed must give the same file.
+  nlohmann::json file_history() const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const nlohmann::json& e : history)
+      out.push_back({{"epoch", e.at("epoch")}, {"loss", e.at("loss")}, {"validation", e.at("validation")}, {"test", e.at("test")}});
+    return out;
+  }
+
+  void fill(RankerResult* result, size_t instances) const {
+    for (const nlohmann::json& e : history) {
+      RankerEpoch record;
+      record.epoch = e.at("epoch");
+      record.loss = e.at("loss");
+      record.train_seconds = e.at("train_seconds");
+      record.samples_per_second = e.at("samples_per_second");
+      record.validation = ctr_metrics_from_json(e.at("validation"));
+      record.test = ctr_metrics_from_json(e.at("test"));
+      if (record.epoch == best_epoch) {
+        result->validation = record.validation;
+        result->test = record.test;
+      }
+      result->train_seconds += record.train_seconds;
+      result->train_samples += instances;
+      result->history.push_back(record);
+    }
+    result->best_epoch = best_epoch;
+    result->samples_per_second = result->train_seconds > 0 ? static_cast<double>(result->train_samples) / result->train_seconds : 0.0;
+  }
+};
 
 }  // namespace
+
+nlohmann::json ranker_identity(const CtrDataset& ctr, const RankerConfig& config, const std::string& prefix) {
+  nlohmann::json identity = {{"dataset", ctr.data.name},
+                             {"users", ctr.data.users.size()},
+                             {"items", ctr.data.items.size()},
+                             {"train_instances", ctr.instances.train.size()},
+                             {"validation_instances", ctr.instances.validation.size()},
+                             {"test_instances", ctr.instances.test.size()}};
+  const nlohmann::json fields = ranker_config_to_json(config);
+  for (const auto& [field, value] : fields.items())
+    if (field != "epochs" && field != "threads") identity[prefix + field] = value;
+  return identity;
+}
 
 CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrInstances& instances, const CtrSplit& split) {
   const RankerView& view = model.ranker();
@@ -73,7 +184,7 @@ CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrIns
 }
 
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer,
-                          const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained) {
+                          const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained, const RankerCheckpoints& checkpoints) {
   const Dataset& data = ctr.data;
   const CtrInstances& instances = ctr.instances;
   const CtrSplit& train = instances.train;
@@ -93,39 +204,32 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   // Dense Adam's values, computed late: a step costs what its batch touches, not the tables' size.
   adam_options.deferred = !adam_options.lazy;
   Adam adam(parameters, adam_options);
-  // The rows a batch reads, once each, for deferred Adam to bring up to date before the forward pass.
-  std::vector<std::vector<uint8_t>> marked(parameters.size());
-  std::unordered_map<const Parameter*, uint32_t> index_of;
-  for (uint32_t i = 0; i < parameters.size(); ++i) {
-    index_of[parameters[i]] = i;
-    if (parameters[i]->sparse) marked[i].assign(parameters[i]->size() / parameters[i]->row_size, 0);
-  }
-  std::vector<std::pair<uint32_t, uint32_t>> rows_read;
-  const auto catch_up = [&](std::span<const uint32_t> batch) {
-    if (!adam_options.deferred) return;
-    rows_read.clear();
-    model.for_each_row_read(instances, train, batch, [&](const Parameter* p, uint32_t row) {
-      const uint32_t i = index_of.at(p);
-      if (!marked[i][row]) {
-        marked[i][row] = 1;
-        rows_read.emplace_back(i, row);
-      }
-    });
-    for (const auto& [i, row] : rows_read) marked[i][row] = 0;
-    adam.catch_up_rows(rows_read);
-  };
+  const RowCatchUp catch_up(model, adam, parameters, instances, adam_options.deferred);
   GhmC ghm(config.ghm_bins, config.ghm_momentum);
   const FocalOptions focal{config.focal_gamma, config.focal_alpha};
 
-  RankerResult result;
-  result.parameters = model.parameter_count();
+  RunState run;
+  nlohmann::json identity = ranker_identity(ctr, config);
+  for (const auto& [field, value] : checkpoints.identity.items()) identity[field] = value;
+  TrainingState state(identity);
+  state.note("config", ranker_config_to_json(config));
+  state.parameters(parameters);
+  adam.register_state(state);
+  state.rng("shuffle_rng", rng);
+  state.add([&ghm](Checkpoint& c) { c.floats["ghm/accumulated"] = ghm.accumulated(); },
+            [&ghm](const Checkpoint& c) { ghm.restore(c.float_array("ghm/accumulated")); });
+  run.register_state(state, parameters);
+  if (checkpoints.register_more) checkpoints.register_more(state);
+  if (!checkpoints.resume.empty()) {
+    state.restore(checkpoints.resume);
+    if (checkpoints.on_note)
+      checkpoints.on_note("resumed from " + checkpoints.resume + " after epoch " + std::to_string(run.epochs_done));
+  }
+
   const nlohmann::json config_json = ranker_config_to_json(config);
-  const auto export_now = [&](const std::vector<RankerEpoch>& history) {
-    nlohmann::json epochs = nlohmann::json::array();
-    for (const RankerEpoch& e : history)
-      epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"validation", metrics_json(e.validation)}, {"test", metrics_json(e.test)}});
+  const auto export_now = [&] {
     const Metadata metadata = {{"dataset", data.name}, {"stage", "ranking"}, {"ranking_config", config_json.dump()},
-                               {"ranking_epochs", epochs.dump()}};
+                               {"ranking_epochs", run.file_history().dump()}};
     return export_ranker(data, model, metadata);
   };
   const auto evaluate = [&](const std::vector<uint8_t>& file, const CtrSplit& split) {
@@ -138,10 +242,8 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   const size_t n = train.size();
   const size_t steps = (n + config.batch_size - 1) / config.batch_size;
   std::vector<uint32_t> order(n);
-  std::vector<float> logits(config.batch_size), dlogits(config.batch_size);
-  std::vector<std::vector<float>> best_values;
-  double best_auc = -1.0;
-  for (uint32_t epoch = 1; epoch <= config.epochs; ++epoch) {
+  std::vector<float> logits(config.batch_size), dlogits(config.batch_size), labels(config.batch_size);
+  for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs; ++epoch) {
     const auto start = Clock::now();
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
@@ -152,18 +254,18 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       const size_t b = batch.size();
       catch_up(batch);
       model.forward(instances, train, batch, logits.data());
-      std::vector<float> labels(b);
       for (size_t k = 0; k < b; ++k) labels[k] = train.label[batch[k]];
-      const std::span<const float> batch_logits(logits.data(), b);
+      const std::span<const float> batch_logits(logits.data(), b), batch_labels(labels.data(), b);
       const std::span<float> batch_dlogits(dlogits.data(), b);
       float loss = 0.0f;
-      if (config.loss == "focal") loss = focal_loss(batch_logits, labels, focal, batch_dlogits);
-      else if (config.loss == "ghm") loss = ghm.loss(batch_logits, labels, batch_dlogits);
-      else loss = bce_loss(batch_logits, labels, batch_dlogits);
+      if (config.loss == "focal") loss = focal_loss(batch_logits, batch_labels, focal, batch_dlogits);
+      else if (config.loss == "ghm") loss = ghm.loss(batch_logits, batch_labels, batch_dlogits);
+      else loss = bce_loss(batch_logits, batch_labels, batch_dlogits);
       if (extra_loss) loss = extra_loss(batch, batch_logits, loss, batch_dlogits);
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
-                            std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")");
+                            std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")" +
+                            (checkpoints.checkpoint.empty() ? "" : "; the last checkpoint holds the last good epoch"));
       model.backward(batch_dlogits);
       adam.step();
       loss_sum += loss;
@@ -177,27 +279,21 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     record.loss = loss_sum / static_cast<double>(steps);
     record.train_seconds = seconds_since(start);
     record.samples_per_second = static_cast<double>(n) / record.train_seconds;
-    result.train_seconds += record.train_seconds;
-    result.train_samples += n;
-    const std::vector<uint8_t> file = export_now(result.history);
+    const std::vector<uint8_t> file = export_now();
     record.validation = evaluate(file, instances.validation);
     record.test = evaluate(file, instances.test);
-    result.history.push_back(record);
+    run.finish_epoch(record, instances.validation.size() > 0, parameters);
+    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
+    if (!checkpoints.checkpoint.empty()) state.save(checkpoints.checkpoint);
     if (observer.on_epoch) observer.on_epoch(record);
-    const bool has_validation = instances.validation.size() > 0;
-    if (!has_validation || record.validation.auc > best_auc) {
-      best_auc = record.validation.auc;
-      result.best_epoch = epoch;
-      result.validation = record.validation;
-      result.test = record.test;
-      best_values.clear();
-      for (const Parameter* p : parameters) best_values.push_back(p->value);
-    }
   }
-  for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = best_values[i];
-  result.model_file = export_now(result.history);
+
+  RankerResult result;
+  result.parameters = model.parameter_count();
+  run.fill(&result, n);
+  for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
+  result.model_file = export_now();
   if (trained) *trained = std::move(owned_model);
-  result.samples_per_second = static_cast<double>(result.train_samples) / result.train_seconds;
   return result;
 }
 

@@ -42,12 +42,32 @@ struct RankerResult {
 };
 
 class RankerModel;
+class TrainingState;
+
+// Checkpoints of a ranking run: one TrainingState (train/core/training_state.hpp) holding the parameters,
+// Adam's moments, the shuffling generator, GHM-C's bin counts and the best epoch so far.
+struct RankerCheckpoints {
+  std::string checkpoint;  // written atomically after every epoch when not empty
+  std::string resume;      // continue from this checkpoint when not empty
+  // For a caller whose run holds more than this ranker (AutoFAS's teacher, search and student): fields the
+  // checkpoint must match beside the ranker's own, and the caller's own parts, saved and restored with it.
+  nlohmann::json identity = nlohmann::json::object();
+  std::function<void(TrainingState&)> register_more;
+  std::function<void(const std::string&)> on_note;  // "resumed from ... after epoch N"
+};
+
+// What a ranking run's checkpoint must match, as "<prefix><config field>" and the data's sizes: every config
+// field but epochs (a resumed run may go on for longer) and threads (the speed, not the sums on one thread).
+nlohmann::json ranker_identity(const CtrDataset& ctr, const RankerConfig& config, const std::string& prefix = "ranking.");
 
 // Trains, keeps the epoch of the best validation AUC, exports it. With `extra_loss`, each batch's loss gets
 // that term (a pre-ranking student's distillation). With `trained`, the model of the chosen epoch is handed
-// over as well (AutoFAS searches on the trained teacher).
+// over as well (AutoFAS searches on the trained teacher). A resumed run (`checkpoints.resume`) gives the
+// uninterrupted run's file bit for bit on one thread; a checkpoint of another run (another dataset or config
+// field but epochs and threads) is refused, naming the field.
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {},
-                          const LossTerm& extra_loss = {}, std::unique_ptr<RankerModel>* trained = nullptr);
+                          const LossTerm& extra_loss = {}, std::unique_ptr<RankerModel>* trained = nullptr,
+                          const RankerCheckpoints& checkpoints = {});
 
 // AUC, GAUC and LogLoss of a split, scored by the SDK: each positive's group (it and its negatives share
 // user and history) is one request of one user against its candidates.
