@@ -218,15 +218,7 @@ std::vector<FeatureDef> parse_features(const json& object, const std::string& wh
 // Reads an entity file, or, when the description has none, makes a table whose only feature is the key.
 EntityTable read_entities(const json& description, const char* section, const std::string& name, const fs::path& root,
                           const std::string& where, const std::vector<std::string>& keys_from_interactions) {
-  if (!description.contains(section)) {
-    FeatureDef def;
-    def.name = name + "_id";
-    def.column = 0;
-    EntityTableBuilder builder(name, {def});
-    for (const std::string& key : keys_from_interactions)
-      builder.add(key, [&key](size_t, const std::string&) -> const std::string& { return key; }, where + " (" + name + " keys)");
-    return builder.finish();
-  }
+  if (!description.contains(section)) return key_only_table(name, keys_from_interactions, where);
   const json& object = description.at(section);
   const std::string here = where + " '" + section + "'";
   const FileSpec file = parse_file_spec(object, root, here);
@@ -360,6 +352,24 @@ EntityTable EntityTableBuilder::finish() {
   return std::move(table_);
 }
 
+std::vector<FeatureDef> parse_feature_defs(const json& section, const std::string& where) { return parse_features(section, where); }
+
+EntityTable key_only_table(const std::string& name, const std::vector<std::string>& keys, const std::string& where) {
+  FeatureDef def;
+  def.name = name + "_id";
+  def.column = 0;
+  EntityTableBuilder builder(name, {def});
+  for (const std::string& key : keys)
+    builder.add(key, [&key](size_t, const std::string&) -> const std::string& { return key; }, where + " (" + name + " keys)");
+  return builder.finish();
+}
+
+void check_distinct_feature_names(const Dataset& data, const std::string& where) {
+  for (const auto& a : data.users.features)
+    for (const auto& b : data.items.features)
+      if (a.def.name == b.def.name) throw ConfigError(where + ": feature name '" + a.def.name + "' is used by users and items");
+}
+
 DatasetDescription read_dataset_description(const std::string& path, const std::string& root_override) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open dataset description");
@@ -441,9 +451,7 @@ Dataset load_dataset(const std::string& description_path, const std::string& roo
 
   data.users = read_entities(description, "users", "user", root, where, user_keys);
   data.items = read_entities(description, "items", "item", root, where, item_keys);
-  for (const auto& a : data.users.features)
-    for (const auto& b : data.items.features)
-      if (a.def.name == b.def.name) throw ConfigError(where + ": feature name '" + a.def.name + "' is used by users and items");
+  check_distinct_feature_names(data, where);
 
   data.interactions.reserve(raw.size());
   for (const RawInteraction& r : raw) {

@@ -110,6 +110,14 @@ DatasetDescription read_dataset_description(const std::string& path, const std::
 // trailing \r dropped; numbers count from 1 and include the empty lines.
 void for_each_line(const std::string& path, const std::function<void(const std::string& text, size_t number)>& line);
 
+// The "features" array of a users or items section (docs/dataset-format.md), for the files' readers and for
+// in-memory tables alike (column_source.hpp).
+std::vector<FeatureDef> parse_feature_defs(const nlohmann::json& section, const std::string& where);
+// The table of an entity without a file of its own: one categorical feature, "<name>_id", from its keys.
+EntityTable key_only_table(const std::string& name, const std::vector<std::string>& keys, const std::string& where);
+// Refuses a feature name that users and items both use.
+void check_distinct_feature_names(const Dataset& data, const std::string& where);
+
 // Reads the dataset that `description_path` describes. File paths in it are relative to its "root"
 // (itself relative to the description's folder), or to `root_override` when that is not empty.
 // Throws DataError naming the file, line and field of the first problem.
