@@ -386,6 +386,7 @@ TensorInfo Model::tensor_info(size_t index) const {
   info.dtype = tensor->dtype() == fb::DType::F16 ? "f16" : tensor->dtype() == fb::DType::I8 ? "i8" : "f32";
   info.shape.assign(tensor->shape()->begin(), tensor->shape()->end());
   info.bytes = tensor->data()->size();
+  info.data = tensor->data()->data();
   return info;
 }
 

@@ -38,6 +38,7 @@ struct TensorInfo {
   const char* dtype;      // "f32", "f16" or "i8"
   std::vector<uint64_t> shape;
   size_t bytes = 0;  // of its data
+  const void* data = nullptr;  // the data in place, in the model's memory (aligned as the file stores it)
 };
 
 struct RetrieveOptions {
