@@ -55,3 +55,19 @@ $FUNNEL recommend --model "$OUT/funnel.funnel" --user "$USER_JSON" -k 10 --retri
 
 echo "==> the same cascade through the WASM module in Node"
 node wasm/examples/cascade.mjs "$OUT/funnel.funnel" "$USER_JSON" "$BEHAVIOURS" 10 200 50
+
+# Python: the module is built by pip, a second compile of the SDK and the trainer (position-independent), so
+# the demo uses it only where scripts/test.sh (or the README's commands) installed it in build/python-venv.
+if [ -x build/python-venv/bin/python ] && build/python-venv/bin/python -c "import funnel" 2>/dev/null; then
+  echo "==> u42's top 10 and cascade from Python (bindings/python, the funnel module)"
+  build/python-venv/bin/python - "$OUT/model.funnel" "$OUT/funnel.funnel" "$USER_JSON" "$BEHAVIOURS" <<'PY'
+import json, sys
+import funnel
+model, whole, user, behaviours = funnel.Model.load(sys.argv[1]), funnel.Model.load(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4].split(",")
+print(model.retrieve(user, k=10).to_frame().to_string(index=False))
+result = whole.recommend(user, k=10, retrieve_k=200, prerank_k=50, behaviours=behaviours, exclude=behaviours)
+print(list(result.keys), {stage: round(ms, 3) for stage, ms in result.timings().items()})
+PY
+else
+  echo "==> Python: not installed in build/python-venv; docs/python.md installs it (pip install --no-build-isolation ./bindings/python)"
+fi

@@ -19,6 +19,12 @@ FUNNEL_PACKAGES=(
   emscripten nodejs               # the WASM module and its tests
   chromium                        # wasm/tools/bench_layers_chromium.mjs: the layer-latency table in a browser (headless, via playwright-core)
   g++-aarch64-linux-gnu qemu-user  # the SDK on 64-bit ARM (NEON): cross-compiled, its tests run under qemu
+  # The Python module (bindings/python), built offline by pip with Debian's Python (/usr/bin/python3):
+  python3-dev pybind11-dev        # the extension's headers: Python's and pybind11's (find_package(pybind11 CONFIG))
+  python3-venv python3-pip python3-setuptools python3-wheel  # pip install --no-build-isolation into a venv (setuptools drives CMake)
+  python3-numpy                   # results and the model's tensors as numpy arrays (the module's one requirement)
+  python3-pandas python3-tqdm     # optional to the module: DataFrames in and out, the default progress bar
+  python3-pytest                  # tests/python
 )
 
 funnel_setup() {

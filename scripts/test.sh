@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test: C++ tests in the release and the sanitizer builds, the SDK's thread test under
+# Every test: C++ tests in the release and the sanitizer builds, the Python module's tests (pytest), the SDK's thread test under
 # ThreadSanitizer, the SDK's tests on 64-bit ARM under qemu, a minute of fuzzing the model loader, the
 # WASM module's Node tests (parity with the native SDK). Installs whatever is missing first. Tests on
 # real data read ../shared/data and skip, with a message, where it is absent. The last line adds up every
@@ -28,6 +28,15 @@ counted_ctest() {
 funnel_build release
 echo "==> C++ tests (release)"
 counted_ctest --preset release -j2
+
+echo "==> Python module (bindings/python): pip install into a venv over Debian's Python, then pytest (tests/python)"
+python_venv=build/python-venv
+[ -x "$python_venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$python_venv"
+"$python_venv/bin/pip" install --quiet --no-build-isolation --no-index ./bindings/python
+"$python_venv/bin/python" -m pytest tests/python -q -rs -p no:cacheprovider 2>&1 | tee "$RUN_LOG"
+pytest_count() { local n; n=$(tail -1 "$RUN_LOG" | grep -o "[0-9]* $1" | cut -d' ' -f1); echo "${n:-0}"; }
+PASSED=$((PASSED + $(pytest_count passed))) FAILED=$((FAILED + $(pytest_count failed) + $(pytest_count error)))
+SKIPPED=$((SKIPPED + $(pytest_count skipped)))
 
 echo "==> kernels: tested above, every kernel on every kernel set of the build against scalar references (tests/sdk/test_kernels.cpp); a set this CPU lacks is listed as Skipped"
 
