@@ -147,6 +147,20 @@ def test_ctrl_c_without_a_callback(synthetic, tmp_path):
     assert resumed.history == [] and resumed.model.catalogue_size == 120
 
 
+def test_ranker_ctrl_c_and_resume(synthetic, tmp_path):
+    config = dict(RANKER, epochs=2)
+    checkpoint = tmp_path / "ranker.checkpoint"
+
+    def interrupt_in_epoch_2(event):
+        if event["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        funnel.train_ranker(synthetic, config=config, checkpoint=checkpoint, progress=interrupt_in_epoch_2)
+    resumed = funnel.train_ranker(synthetic, config=config, resume=checkpoint, progress=None)
+    assert resumed.model_bytes == funnel.train_ranker(synthetic, config=config, progress=None).model_bytes
+
+
 def test_autofas_from_python(synthetic, tmp_path):
     table = funnel.bench_layers(candidates=64, repeats=1)
     assert table["candidates"] == 64 and table["inputs"] and table["outputs"]

@@ -149,19 +149,23 @@ def train(data: Any, config: Union[None, dict, str, os.PathLike] = None, out: Un
 
 
 def train_ranker(data: Any, config: Union[None, dict, str, os.PathLike] = None, out: Union[None, str, os.PathLike] = None, *,
-                 data_root: Optional[str] = None, progress: Progress = "auto",
+                 data_root: Optional[str] = None, checkpoint: Union[None, str, os.PathLike] = None,
+                 resume: Union[None, str, os.PathLike] = None, progress: Progress = "auto",
                  on_epoch: Optional[Callable[[dict], Any]] = None) -> TrainResult:
     """Train the ranking stage (DNN or CAN; what `funnel train-ranker` does) and export it.
 
     data as for funnel.train (instances are built by the DIN protocol; a description with "format": "dien"
     is read as it is). config: the ranking config (docs/ranking.md), e.g. {"model": "can", "epochs": 2}.
-    The result's test holds AUC, GAUC and LogLoss of the chosen epoch.
+    The result's test holds AUC, GAUC and LogLoss of the chosen epoch. checkpoint / resume, progress, on_epoch
+    and Ctrl-C as for funnel.train.
     """
-    return _result(_run(_funnel._train_ranker, progress, on_epoch, _data(data), data_root or "", _config_text(config), _out(out)))
+    return _result(_run(_funnel._train_ranker, progress, on_epoch, _data(data), data_root or "", _config_text(config), _out(out),
+                        _out(checkpoint), _out(resume)))
 
 
 def autofas(data: Any, config: Union[None, dict, str, os.PathLike] = None, out: Union[None, str, os.PathLike] = None, *,
             latency_table: Union[None, dict, str, os.PathLike] = None, data_root: Optional[str] = None,
+            checkpoint: Union[None, str, os.PathLike] = None, resume: Union[None, str, os.PathLike] = None,
             progress: Progress = "auto", on_epoch: Optional[Callable[[dict], Any]] = None) -> TrainResult:
     """Train a ranking teacher, search its pre-ranking student with AutoFAS, retrain the student with
     distillation, and export both stages in one file (what `funnel autofas` does; docs/pre-ranking.md).
@@ -169,10 +173,12 @@ def autofas(data: Any, config: Union[None, dict, str, os.PathLike] = None, out: 
     latency_table: the dense-layer latencies of the deployment target: a dict (funnel.bench_layers() measures
         this machine's) or a JSON file's path; None reads config["latency_table"].
     The result's test and history are the student's; details holds "teacher", "search" and "student_config".
+    checkpoint / resume cover the teacher's and the student's epochs (one file), as `funnel autofas --checkpoint`.
     """
     if isinstance(latency_table, (str, os.PathLike)):
         with open(latency_table, encoding="utf-8") as f:
             latency_table = json.load(f)
     latency_text = "" if latency_table is None else json.dumps(latency_table)
-    raw = _run(_funnel._autofas, progress, on_epoch, _data(data), data_root or "", _config_text(config), latency_text, _out(out))
+    raw = _run(_funnel._autofas, progress, on_epoch, _data(data), data_root or "", _config_text(config), latency_text, _out(out),
+               _out(checkpoint), _out(resume))
     return _result(raw, source=raw["student"])

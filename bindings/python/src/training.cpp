@@ -275,7 +275,7 @@ json instance_counts(const CtrDataset& ctr) {
 }
 
 py::dict train_ranker_py(py::handle data, const std::string& root, const std::string& config_text, const std::string& out,
-                         py::object progress, py::object on_epoch) {
+                         const std::string& checkpoint, const std::string& resume, py::object progress, py::object on_epoch) {
   const DataSource source = data_source(data, root);
   const Callbacks callbacks(std::move(progress), std::move(on_epoch));
   struct Run {
@@ -288,7 +288,10 @@ py::dict train_ranker_py(py::handle data, const std::string& root, const std::st
     r.config = ranker_config_from_json(parse_config(config_text), "config");
     const CtrDataset ctr = ctr_dataset(source, r.config.ctr_options());
     r.dataset = instance_counts(ctr);
-    r.result = train_ranker(ctr, r.config, callbacks.ranking("ranking", r.config.epochs));
+    RankerCheckpoints checkpoints;
+    checkpoints.checkpoint = checkpoint;
+    checkpoints.resume = resume;
+    r.result = train_ranker(ctr, r.config, callbacks.ranking("ranking", r.config.epochs), {}, nullptr, checkpoints);
     return r;
   });
   py::dict result = to_python(ranker_result_json(run.result));
@@ -299,7 +302,8 @@ py::dict train_ranker_py(py::handle data, const std::string& root, const std::st
 }
 
 py::dict autofas_py(py::handle data, const std::string& root, const std::string& config_text, const std::string& latency_text,
-                    const std::string& out, py::object progress, py::object on_epoch) {
+                    const std::string& out, const std::string& checkpoint, const std::string& resume, py::object progress,
+                    py::object on_epoch) {
   const DataSource source = data_source(data, root);
   const Callbacks callbacks(std::move(progress), std::move(on_epoch));
   struct Run {
@@ -323,7 +327,10 @@ py::dict autofas_py(py::handle data, const std::string& root, const std::string&
     observers.search.on_progress = [&callbacks, search_epochs](uint32_t epoch, size_t step, size_t steps, double loss1, double, double, double) {
       callbacks.progress("search", epoch, search_epochs, step, steps, loss1, NAN);
     };
-    r.result = train_autofas(ctr, r.config, table, observers);
+    AutoFasCheckpoints checkpoints;
+    checkpoints.checkpoint = checkpoint;
+    checkpoints.resume = resume;
+    r.result = train_autofas(ctr, r.config, table, observers, {}, checkpoints);
     r.search = r.result.search.to_json(r.config, table);
     return r;
   });
@@ -343,10 +350,10 @@ py::dict autofas_py(py::handle data, const std::string& root, const std::string&
 void register_training(py::module_& m) {
   m.def("_train_two_tower", &train_two_tower_py, py::arg("data"), py::arg("root"), py::arg("config"), py::arg("out"), py::arg("checkpoint"),
         py::arg("resume"), py::arg("progress"), py::arg("on_epoch"));
-  m.def("_train_ranker", &train_ranker_py, py::arg("data"), py::arg("root"), py::arg("config"), py::arg("out"), py::arg("progress"),
-        py::arg("on_epoch"));
+  m.def("_train_ranker", &train_ranker_py, py::arg("data"), py::arg("root"), py::arg("config"), py::arg("out"), py::arg("checkpoint"),
+        py::arg("resume"), py::arg("progress"), py::arg("on_epoch"));
   m.def("_autofas", &autofas_py, py::arg("data"), py::arg("root"), py::arg("config"), py::arg("latency_table"), py::arg("out"),
-        py::arg("progress"), py::arg("on_epoch"));
+        py::arg("checkpoint"), py::arg("resume"), py::arg("progress"), py::arg("on_epoch"));
   m.def(
       "generate",
       [](const std::string& out, uint32_t users, uint32_t items, uint64_t seed) {
