@@ -4,6 +4,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
@@ -61,11 +63,14 @@ class LineSource {
   gzFile file_;
 };
 
-// A delimited file read line by line; every error names file, line and field.
+// A delimited file read line by line; every error names file, line and field. Unless told that rows vary
+// in length (the sequences format), every row must have as many fields as the first line (the header, when
+// there is one): a stray delimiter would otherwise shift the columns after it without a word.
 class DelimitedReader {
  public:
-  explicit DelimitedReader(const FileSpec& spec) : spec_(spec), in_(spec.path) {
-    if (spec.header) next();
+  explicit DelimitedReader(const FileSpec& spec, bool same_field_count = true)
+      : spec_(spec), in_(spec.path), same_field_count_(same_field_count) {
+    if (spec.header && next()) header_line_ = line_number_;
   }
 
   bool next() {
@@ -74,6 +79,7 @@ class DelimitedReader {
       if (!line_.empty() && line_.back() == '\r') line_.pop_back();
       if (line_.empty()) continue;
       split();
+      check_field_count();
       return true;
     }
     return false;
@@ -119,16 +125,47 @@ class DelimitedReader {
     fields_.push_back(std::move(current));
   }
 
+  void check_field_count() {
+    if (!same_field_count_) return;
+    if (expected_fields_ == 0) {
+      expected_fields_ = fields_.size();
+      expected_line_ = line_number_;
+      return;
+    }
+    if (fields_.size() == expected_fields_) return;
+    throw DataError(where() + ": expected " + std::to_string(expected_fields_) + " fields, as on line " + std::to_string(expected_line_) +
+                    (expected_line_ == header_line_ ? " (the header)" : "") + ", found " + std::to_string(fields_.size()) +
+                    " (a stray or missing delimiter '" + spec_.delimiter + "'?)");
+  }
+
   FileSpec spec_;
   LineSource in_;
   std::string line_;
   size_t line_number_ = 0;
   std::vector<std::string> fields_;
+  bool same_field_count_;
+  size_t expected_fields_ = 0;  // the first line's count, 0 before it
+  size_t expected_line_ = 0;
+  size_t header_line_ = 0;  // 0: no header
 };
 
 template <typename T>
 T get_or(const json& object, const char* key, T fallback, const std::string& where) {
   if (!object.contains(key)) return fallback;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // nlohmann/json converts 1e20 or 2.5 to an integer with a plain cast (undefined behaviour out of range):
+    // only whole numbers in range are taken.
+    const json& value = object.at(key);
+    using Limits = std::numeric_limits<T>;
+    if (value.is_number_unsigned() && value.get<uint64_t>() <= static_cast<uint64_t>(Limits::max())) return static_cast<T>(value.get<uint64_t>());
+    if (value.is_number_integer() && !value.is_number_unsigned()) {
+      const int64_t x = value.get<int64_t>();
+      if (x >= static_cast<int64_t>(Limits::min()) && (x < 0 || static_cast<uint64_t>(x) <= static_cast<uint64_t>(Limits::max())))
+        return static_cast<T>(x);
+    }
+    throw ConfigError(where + ": field '" + key + "' must be a whole number from " + std::to_string(Limits::min()) + " to " +
+                      std::to_string(Limits::max()));
+  }
   try {
     return object.at(key).get<T>();
   } catch (const json::exception&) {
@@ -230,12 +267,14 @@ EntityTable read_entities(const json& description, const char* section, const st
     json lists;
     try {
       lists = json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
       throw DataError(file.path + ": not valid JSON: " + e.what());
     }
     if (!lists.is_object()) throw DataError(file.path + ": expected a JSON object of key -> list");
     std::vector<std::string> fields(2);
-    for (const auto& [key, values] : lists.items()) {
+    for (const auto& entry : lists.items()) {
+      const std::string& key = entry.key();  // not a structured binding: clang 14 (the fuzzer) cannot capture one
+      const json& values = entry.value();
       if (!values.is_array()) throw DataError(file.path + ": key '" + key + "': expected a list");
       fields[0] = key;
       fields[1].clear();
@@ -264,9 +303,22 @@ EntityTable read_entities(const json& description, const char* section, const st
   return builder.finish();
 }
 
-int64_t parse_integer(const std::string& text, const std::string& where) {
+// A feature bucketized by its boundaries takes numbers: an empty value is a missing one (out of vocabulary,
+// as in the SDK), anything else that is not a finite number is an error, never a silent out-of-vocabulary id.
+void check_bucketized(const FeatureDef& def, std::string_view value, const std::string& where) {
+  if (def.boundaries.empty() || def.hash_buckets > 0) return;
+  const std::string_view key = key_prefix(value, def.prefix_length);
   double x = 0;
-  if (!parse_number(text, &x) || x != std::floor(x)) throw DataError(where + ": '" + text + "' is not an integer");
+  if (key.empty() || (parse_number(key, &x) && std::isfinite(x))) return;
+  throw DataError(where + ": field " + std::to_string(def.column + 1) + " (" + def.name + "): '" + std::string(value) +
+                  "' is not a number (the feature is bucketized by its boundaries)");
+}
+
+int64_t parse_integer(const std::string& text, const std::string& where) {
+  // Whole and within int64_t: "inf" or "1e30" would make the cast undefined (found by the fuzzer).
+  double x = 0;
+  if (!parse_number(text, &x) || x != std::floor(x) || !(x >= -0x1p63 && x < 0x1p63))
+    throw DataError(where + ": '" + text + "' is not an integer (a whole number within +-9.2e18)");
   return static_cast<int64_t>(x);
 }
 
@@ -311,9 +363,13 @@ void EntityTableBuilder::add(const std::string& key, const FieldReader& read, co
         dense_values_[f].push_back(x);
         raw.set(def.name, x);
       } else if (def.kind == FeatureKind::kMultiCategorical) {
-        for (std::string_view part : split_values(text, def.separator)) column.ids.push_back(encode_value(column, vocabularies_[f], part));
+        for (std::string_view part : split_values(text, def.separator)) {
+          check_bucketized(def, part, where);
+          column.ids.push_back(encode_value(column, vocabularies_[f], part));
+        }
         raw.set(def.name, std::move(text));
       } else {
+        check_bucketized(def, text, where);
         column.ids.push_back(encode_value(column, vocabularies_[f], text));
         raw.set(def.name, std::move(text));
       }
@@ -377,7 +433,7 @@ DatasetDescription read_dataset_description(const std::string& path, const std::
   description.path = path;
   try {
     description.json = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
     throw ConfigError(path + ": not valid JSON: " + e.what());
   }
   description.name = get_or<std::string>(description.json, "name", fs::path(path).stem().string(), path);
@@ -429,7 +485,7 @@ Dataset load_dataset(const std::string& description_path, const std::string& roo
     raw.push_back(std::move(r));
   };
   {
-    DelimitedReader reader(file);
+    DelimitedReader reader(file, /*same_field_count=*/format != "sequences");
     while (reader.next()) {
       const size_t line = reader.line_number();
       if (format == "sequences") {
