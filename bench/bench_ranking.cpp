@@ -7,10 +7,10 @@
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <span>
 
+#include "train/core/atomic_file.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/export/export.hpp"
 #include "funnel/funnel.hpp"
@@ -43,19 +43,19 @@ const Fixture& fixture(const std::string& model) {
   Fixture f;
   f.bytes = funnel::train::export_ranker(data, ranker, {});
   std::filesystem::create_directories("build/bench");
-  std::ofstream("build/bench/ranker-" + model + ".funnel", std::ios::binary)
-      .write(reinterpret_cast<const char*>(f.bytes.data()), static_cast<std::streamsize>(f.bytes.size()));
+  funnel::train::write_file_atomically("build/bench/ranker-" + model + ".funnel", f.bytes);
   for (size_t i = 0; i < kCandidates; ++i) f.candidates.push_back(data.items.keys[(i * 7) % data.items.size()]);
   for (size_t i = 0; i < kBehaviours; ++i) f.behaviours.push_back(data.items.keys[(i * 13 + 5) % data.items.size()]);
-  std::ofstream request("build/bench/ranker-request.json");
+  std::string request;
   const auto list = [&request](const std::vector<std::string>& keys) {
-    for (size_t i = 0; i < keys.size(); ++i) request << (i ? ",\"" : "\"") << keys[i] << "\"";
+    for (size_t i = 0; i < keys.size(); ++i) request += (i ? ",\"" : "\"") + keys[i] + "\"";
   };
-  request << "{\"behaviours\": [";
+  request += "{\"behaviours\": [";
   list(f.behaviours);
-  request << "], \"candidates\": [";
+  request += "], \"candidates\": [";
   list(f.candidates);
-  request << "]}\n";
+  request += "]}\n";
+  funnel::train::write_file_atomically("build/bench/ranker-request.json", request);
   return cache.emplace(model, std::move(f)).first->second;
 }
 

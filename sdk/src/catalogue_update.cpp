@@ -2,15 +2,11 @@
 // and the result written back as a .funnel file. The FlatBuffers object API unpacks the model, the
 // catalogue and the item table are rebuilt, and everything is packed again with tensors aligned as the
 // exporter aligns them; the new bytes then go through the loader's full verification.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <unordered_map>
 
+#include "funnel/atomic_file.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/encoding.hpp"
 #include "funnel_generated.h"
@@ -178,33 +174,8 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
 }
 
 Status Model::save(const std::string& path) const {
-  // A temporary file beside the target, then rename: a reader never sees half a model.
-  const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return {StatusCode::kIoError, "cannot write '" + temporary + "': " + std::strerror(errno)};
-  size_t written = 0;
-  while (written < size_) {
-    const ssize_t n = ::write(fd, data_ + written, size_ - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      return {StatusCode::kIoError, "cannot write '" + temporary + "': " + std::strerror(error)};
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    return {StatusCode::kIoError, "cannot write '" + temporary + "': " + std::strerror(error)};
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    return {StatusCode::kIoError, "cannot rename '" + temporary + "' to '" + path + "': " + std::strerror(error)};
-  }
-  return Status::ok();
+  // Never half a model: a temporary file beside the target, flushed, then renamed (funnel/atomic_file.hpp).
+  return write_file_atomically(path, data_, size_);
 }
 
 }  // namespace funnel

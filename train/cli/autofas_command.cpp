@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 
 #include "train/cli/cli_support.hpp"
 #include "train/cli/progress.hpp"
@@ -46,8 +45,7 @@ int run_autofas(const TrainArgs& args) {
                ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size());
   spdlog::info("latency table: {} ({} candidates per measurement)", table.target(), table.candidates());
 
-  std::ofstream metrics_log;
-  open_metrics_log(args.metrics_log, &metrics_log);
+  MetricsLog metrics_log(args.metrics_log);
   AutoFasObservers observers;
   observers.training = [&metrics_log](const std::string& what, uint32_t epochs) { return ranking_progress(what, epochs, &metrics_log); };
   observers.search = search_progress(config.search_epochs);
@@ -113,7 +111,7 @@ int run_autofas(const TrainArgs& args) {
                          {"two_tower", two_tower ? json{{"recall_of_top10", agreement.two_tower_recall_of_top10}, {"us_per_1000", agreement.two_tower_us}}
                                                  : json(nullptr)},
                          {"total_seconds", total}};
-    std::ofstream(args.report) << report.dump(2) << "\n";
+    write_file_atomically(args.report, report.dump(2) + "\n");
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "train/cli/cli_support.hpp"
+#include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
 #include "train/pre_ranking/autofas_training.hpp"
 
@@ -37,13 +38,18 @@ void clear_line(bool tty) {
 
 std::string ctr_summary(const CtrMetrics& m) { return fmt::format("AUC {:.4f}  GAUC {:.4f}  LogLoss {:.4f}", m.auc, m.gauc, m.logloss); }
 
-void open_metrics_log(const std::string& path, std::ofstream* log) {
-  if (path.empty()) return;
-  log->open(path, std::ios::trunc);
-  if (!*log) throw ConfigError(path + ": cannot open the metrics log");
+MetricsLog::MetricsLog(std::string path) : path_(std::move(path)) {
+  if (enabled()) write_file_atomically(path_, text_);
 }
 
-TrainObserver retrieval_progress(const TrainConfig& config, std::ofstream* metrics_log) {
+void MetricsLog::append(const json& line) {
+  if (!enabled()) return;
+  text_ += line.dump();
+  text_ += '\n';
+  write_file_atomically(path_, text_);
+}
+
+TrainObserver retrieval_progress(const TrainConfig& config, MetricsLog* metrics_log) {
   TrainObserver observer;
   const bool tty = isatty(STDERR_FILENO);
   auto epoch_start = std::make_shared<Clock::time_point>(Clock::now());
@@ -59,15 +65,14 @@ TrainObserver retrieval_progress(const TrainConfig& config, std::ofstream* metri
     spdlog::info("epoch {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2g}{}{}", r.epoch, config.epochs, r.loss, ssl, r.samples_per_second,
                  r.learning_rate, drift.empty() ? "" : "  drift" + drift, r.cbns_active ? "  (CBNS on)" : "");
     spdlog::info("    validation {}", r.validation.summary());
-    if (metrics_log && metrics_log->is_open()) {
+    if (metrics_log && metrics_log->enabled()) {
       json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"ssl_loss", r.ssl_loss}, {"samples_per_second", r.samples_per_second},
                    {"learning_rate", r.learning_rate}, {"steps", r.steps}, {"cbns_active", r.cbns_active},
                    {"validation", r.validation.to_json()}};
       json drift_records = json::array();
       for (const DriftRecord& d : r.drift) drift_records.push_back({{"step", d.step}, {"dt", d.delta}, {"sum", d.sum}, {"mean", d.mean}});
       line["drift"] = drift_records;
-      *metrics_log << line.dump() << "\n";
-      metrics_log->flush();
+      metrics_log->append(line);
     }
     *epoch_start = Clock::now();
   };
@@ -78,7 +83,7 @@ TrainObserver retrieval_progress(const TrainConfig& config, std::ofstream* metri
   return observer;
 }
 
-RankerObserver ranking_progress(const std::string& what, uint32_t epochs, std::ofstream* metrics_log) {
+RankerObserver ranking_progress(const std::string& what, uint32_t epochs, MetricsLog* metrics_log) {
   RankerObserver observer;
   const bool tty = isatty(STDERR_FILENO);
   const std::string prefix = what.empty() ? "" : what + " ";
@@ -91,12 +96,11 @@ RankerObserver ranking_progress(const std::string& what, uint32_t epochs, std::o
     spdlog::info("{}epoch {}/{}  loss {:.4f}  {:.0f} samples/s", prefix, r.epoch, epochs, r.loss, r.samples_per_second);
     if (r.validation.instances) spdlog::info("    validation {}", ctr_summary(r.validation));
     spdlog::info("    test       {}", ctr_summary(r.test));
-    if (metrics_log && metrics_log->is_open()) {
+    if (metrics_log && metrics_log->enabled()) {
       json line = {{"epoch", r.epoch}, {"loss", r.loss}, {"samples_per_second", r.samples_per_second},
                    {"validation", ctr_metrics_json(r.validation)}, {"test", ctr_metrics_json(r.test)}};
       if (!what.empty()) line["stage"] = what;
-      *metrics_log << line.dump() << "\n";
-      metrics_log->flush();
+      metrics_log->append(line);
     }
     *epoch_start = Clock::now();
   };

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "train/cli/cli_support.hpp"
@@ -57,8 +56,7 @@ void print_cascade(const std::vector<CascadeRow>& rows) {
 int run_train_funnel(const TrainArgs& args, const std::string& work_dir, bool resume) {
   const auto start = std::chrono::steady_clock::now();
   const FunnelConfig config = effective_funnel_config(args);
-  std::ofstream metrics_log;
-  open_metrics_log(args.metrics_log, &metrics_log);
+  MetricsLog metrics_log(args.metrics_log);
   FunnelTrainingOptions options;
   options.work_dir = work_dir.empty() ? args.out + ".stages" : work_dir;
   options.resume = resume;
@@ -101,8 +99,7 @@ int run_train_funnel(const TrainArgs& args, const std::string& work_dir, bool re
     if (run.pre_ranking)
       report["ranking"] = {{"test", ctr_metrics_json(run.pre_ranking->teacher.test)},
                            {"pre_ranking_test", ctr_metrics_json(run.pre_ranking->student.test)}};
-    const std::string text = report.dump(2) + "\n";
-    write_file_atomically(args.report, std::vector<uint8_t>(text.begin(), text.end()));
+    write_file_atomically(args.report, report.dump(2) + "\n");
   }
   return 0;
 }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -57,8 +56,7 @@ int run_train(const TrainArgs& args) {
   spdlog::info("dataset '{}': {} users, {} items, {} interactions ({} for training)", data.name, data.users.size(),
                data.items.size(), data.interactions.size(), split.train.size());
 
-  std::ofstream metrics_log;
-  open_metrics_log(args.metrics_log, &metrics_log);
+  MetricsLog metrics_log(args.metrics_log);
   TrainOptions options;
   options.checkpoint = args.checkpoint;
   options.resume = args.resume;
@@ -90,7 +88,7 @@ int run_train(const TrainArgs& args) {
                          {"train_seconds", result.train_seconds},
                          {"samples_per_second", result.samples_per_second},
                          {"total_seconds", total}};
-    std::ofstream(args.report) << report.dump(2) << "\n";
+    write_file_atomically(args.report, report.dump(2) + "\n");
   }
   return 0;
 }
@@ -107,8 +105,7 @@ int run_train_ranker(const TrainArgs& args) {
                ctr.data.name, ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(),
                config.negatives, config.negatives == 1 ? "" : "s");
 
-  std::ofstream metrics_log;
-  open_metrics_log(args.metrics_log, &metrics_log);
+  MetricsLog metrics_log(args.metrics_log);
   const RankerObserver observer = ranking_progress("", config.epochs, &metrics_log);
 
   RankerCheckpoints checkpoints;
@@ -140,7 +137,7 @@ int run_train_ranker(const TrainArgs& args) {
                          {"samples_per_second", result.samples_per_second},
                          {"threads", config.threads},
                          {"total_seconds", total}};
-    std::ofstream(args.report) << report.dump(2) << "\n";
+    write_file_atomically(args.report, report.dump(2) + "\n");
   }
   return 0;
 }
@@ -175,8 +172,7 @@ int run_eval(const EvalArgs& args) {
   const RetrievalMetrics popular = evaluate_most_popular(data, split, Holdout::kTest, ks);
   // With ranking stages: what each adds to the final list.
   if (!args.requests_out.empty()) {
-    const std::string text = cascade_requests_jsonl(data, split, Holdout::kTest);
-    write_file_atomically(args.requests_out, std::vector<uint8_t>(text.begin(), text.end()));
+    write_file_atomically(args.requests_out, cascade_requests_jsonl(data, split, Holdout::kTest));
   }
   std::vector<CascadeRow> cascade;
   if (model->has_ranking() || model->has_pre_ranking()) cascade = evaluate_cascade(*model, data, split, Holdout::kTest, args.grid);

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <vector>
 
+#include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
 #include "train/core/rng.hpp"
 
@@ -28,11 +28,8 @@ Vec random_vector(Rng& rng, double scale) {
   return v;
 }
 
-std::ofstream open_output(const std::filesystem::path& path) {
-  std::ofstream out(path);
-  if (!out) throw DataError(path.string() + ": cannot open for writing");
-  return out;
-}
+// Each file appears whole, or not at all, at its commit() (train/core/atomic_file.hpp).
+AtomicTextFile open_output(const std::filesystem::path& path) { return AtomicTextFile(path.string()); }
 
 }  // namespace
 
@@ -78,6 +75,7 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
       std::snprintf(price_text, sizeof price_text, "%.2f", price);
       out << "i" << i << ",c" << c << "," << price_text << "," << tags << "\n";
     }
+    out.commit();
   }
 
   // Users: a favourite category (revealed by the age group) and a second one (revealed by the region).
@@ -96,6 +94,7 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
       for (int k = 0; k < kLatent; ++k) user_latent[u][k] += 0.7 * centres[first][k] + 0.4 * centres[second][k];
       out << "u" << u << "," << age << ",r" << region << "," << kDevices[rng.below(3)] << "\n";
     }
+    out.commit();
   }
 
   // The hidden pairing of categories, from a stream of its own so that users and items stay as they are.
@@ -155,6 +154,7 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
         out << "u" << u << ",i" << pick << "," << clock << "\n";
       }
     }
+    out.commit();
   }
 
   nlohmann::json description = {
@@ -181,6 +181,7 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
   const std::string path = (fs::path(directory) / "dataset.json").string();
   auto out = open_output(path);
   out << description.dump(2) << "\n";
+  out.commit();
   return path;
 }
 

@@ -3,9 +3,10 @@
 //   node wasm/tools/bench_layers.mjs --out latency-wasm-node.json [--candidates 1000]
 //        [--inputs 8,16,32,64,128,256,512,1024] [--outputs 1,32,64,128,256,512] [--repeats 20]
 //        [--target "wasm node"] [--module build/wasm/bench-layers]
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { writeFileAtomically } from './atomic_write.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -24,7 +25,7 @@ export function parseArguments(argv, defaults) {
 export function report(json, out) {
   const table = JSON.parse(json);
   if (table.error) throw new Error(table.error);
-  writeFileSync(out, json);
+  writeFileAtomically(out, json);
   const cell = (v) => String(v).padStart(9);
   console.log(`${'in\\out'.padEnd(8)}${table.outputs.map(cell).join(' ')}   (us per layer over ${table.candidates} candidates, median of ${table.repeats})`);
   table.inputs.forEach((a, i) => console.log(`${String(a).padEnd(8)}${table.microseconds[i].map((t) => cell(t.toFixed(1))).join(' ')}`));

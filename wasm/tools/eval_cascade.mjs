@@ -4,9 +4,11 @@
 // quality and the SDK's own per-stage times, single-threaded.
 //   node wasm/tools/eval_cascade.mjs --model X.funnel --requests requests.jsonl [--k 10]
 //        [--retrieve-k 100,500,1000] [--prerank-k 50,100,200] [--package build/wasm/package] [--out rows.json]
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { writeFileAtomically } from './atomic_write.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -66,5 +68,5 @@ for (const row of rows) {
                 `(${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 const out = option('--out');
-if (out) writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+if (out) writeFileAtomically(out, `${JSON.stringify(results, null, 2)}\n`);
 else console.log(JSON.stringify(results));
