@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: C++ tests in the release and the sanitizer builds, the Python module's tests (pytest), the SDK's thread test under
-# ThreadSanitizer, the SDK's tests on 64-bit ARM under qemu, a minute of fuzzing the model loader, the
+# ThreadSanitizer, the SDK's tests on 64-bit ARM under qemu, 75 s of fuzzing (loader, dataset reader, JSON requests), the
 # WASM module's Node tests (parity with the native SDK). Installs whatever is missing first. Tests on
 # real data read ../shared/data and skip, with a message, where it is absent. The last line adds up every
 # runner's passed, failed and skipped tests.
@@ -52,8 +52,8 @@ funnel_build aarch64
 echo "==> SDK tests on 64-bit ARM (NEON kernels; cross-compiled, run under qemu-aarch64; no trainer)"
 counted_ctest --preset aarch64 -j2
 
-echo "==> fuzzing the model loader (libFuzzer, AddressSanitizer + UBSan; 60 s, scripts/fuzz.sh 600 for the long run)"
-scripts/fuzz.sh 60
+echo "==> fuzzing the model loader, the dataset reader and the JSON requests (libFuzzer, AddressSanitizer + UBSan; 25 s each, scripts/fuzz.sh 600 for the long run)"
+scripts/fuzz.sh 25
 
 funnel_build wasm
 echo "==> building the threaded WASM module (build/wasm-threads; its loader goes to build/wasm/package/threads)"

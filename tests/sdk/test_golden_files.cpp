@@ -23,7 +23,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 const std::string kGolden = std::string(FUNNEL_SOURCE_DIR) + "/tests/data/golden";
-const std::string kRegressions = std::string(FUNNEL_SOURCE_DIR) + "/tests/data/fuzz-regressions";
+const std::string kRegressions = std::string(FUNNEL_SOURCE_DIR) + "/tests/data/fuzz-regressions/fuzz_model_load";
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

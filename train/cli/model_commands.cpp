@@ -11,10 +11,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "funnel/atomic_file.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/layer_latency.hpp"
 #include "train/cli/cli_support.hpp"
 #include "train/cli/commands.hpp"
+#include "train/cli/request_json.hpp"
 
 namespace funnel::train::cli {
 
@@ -222,36 +224,6 @@ int run_inspect(const std::string& path) {
 }
 
 // ---- recommend ---------------------------------------------------------------------------------------
-// A JSON object of feature name -> value; `what` names the input in errors ("--user", "items.jsonl:3").
-Features features_from_json(const std::string& text, const std::string& what = "--user") {
-  json object;
-  try {
-    object = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(what + ": not valid JSON: " + e.what());
-  }
-  if (!object.is_object()) throw std::runtime_error(what + ": expected a JSON object of feature name -> value");
-  Features features;
-  for (const auto& [name, value] : object.items()) {
-    if (value.is_string()) {
-      features.set(name, value.get<std::string>());
-    } else if (value.is_number()) {
-      features.set(name, value.get<double>());
-    } else if (value.is_array()) {
-      std::vector<std::string> values;
-      for (const json& v : value) {
-        if (v.is_string()) values.push_back(v.get<std::string>());
-        else if (v.is_number()) values.push_back(number_to_key(v.get<double>()));
-        else throw std::runtime_error(what + ": feature '" + name + "': list values must be strings or numbers");
-      }
-      features.set(name, std::move(values));
-    } else {
-      throw std::runtime_error(what + ": feature '" + name + "' must be a string, a number or a list");
-    }
-  }
-  return features;
-}
-
 // --user: a JSON object, or @file holding one.
 Features user_features(const std::string& argument) {
   if (argument.empty() || argument[0] != '@') return features_from_json(argument);
@@ -319,19 +291,8 @@ std::vector<std::pair<std::string, Features>> items_from_json_lines(const std::s
   if (!in) throw std::runtime_error(path + ": cannot open");
   std::vector<std::pair<std::string, Features>> items;
   std::string line;
-  for (size_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(number);
-    json object;
-    try {
-      object = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw std::runtime_error(where + ": not valid JSON: " + e.what());
-    }
-    if (!object.is_object() || !object.contains("key") || !object["key"].is_string() || !object.contains("features"))
-      throw std::runtime_error(where + ": expected {\"key\": \"...\", \"features\": {...}}");
-    items.emplace_back(object["key"].get<std::string>(), features_from_json(object["features"].dump(), where + ": features"));
-  }
+  for (size_t number = 1; std::getline(in, line); ++number)
+    if (auto item = item_from_json_line(line, path + ":" + std::to_string(number))) items.push_back(std::move(*item));
   return items;
 }
 
@@ -417,8 +378,7 @@ int run_bench_layers(const std::string& out, const LayerLatencyOptions& options)
   const auto start = std::chrono::steady_clock::now();
   if (Status s = measure_layer_latency(options, &table); !s) throw std::runtime_error(s.message());
   const std::string text = layer_latency_json(table);
-  std::ofstream file(out, std::ios::trunc);
-  if (!file || !(file << text) || !file.flush()) throw std::runtime_error(out + ": cannot write");
+  if (Status s = funnel::write_file_atomically(out, text); !s) throw std::runtime_error(s.message());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%-8s", "in\\out");
   for (uint32_t o : table.outputs) std::printf(" %9u", o);
