@@ -11,6 +11,7 @@ FUNNEL_PACKAGES=(
   libeigen3-dev                   # trainer: dense products
   zlib1g-dev                      # trainer: gzip-compressed data files
   libflatbuffers-dev flatbuffers-compiler  # the model file
+  libxxhash-dev                   # the model file's checksums (XXH3, header-only use)
   catch2                          # C++ tests (v2)
   clang libclang-rt-14-dev        # the loader's fuzzer (libFuzzer, sanitizer runtimes for clang)
   libbenchmark-dev                # bench/

@@ -337,6 +337,8 @@ FunnelStatus funnel_model_verify(const FunnelModel* model) {
   return report(model->model->verify());
 }
 
+int funnel_model_has_checksums(const FunnelModel* model) { return model && model->model->has_checksums() ? 1 : 0; }
+
 int funnel_model_has_ranking(const FunnelModel* model) { return model && model->model->has_ranking() ? 1 : 0; }
 
 FunnelStatus funnel_model_rank(const FunnelModel* model, const FunnelFeatures* user, const char* const* behaviours,

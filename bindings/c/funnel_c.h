@@ -130,10 +130,14 @@ FunnelStatus funnel_model_update_catalogue(const FunnelModel* model, const char*
 const uint8_t* funnel_model_bytes(const FunnelModel* model, size_t* size);
 /* Writes the model's bytes to `path` atomically (a temporary file beside it, then rename). */
 FunnelStatus funnel_model_save(const FunnelModel* model, const char* path);
-/* The per-item checks loading leaves out, so that load time does not grow with the item count: key tables
- * sorted and distinct, item-table ids within range. FUNNEL_CORRUPT_MODEL, with the first problem as the
- * error message, when they fail; a model that fails still never reads outside its file. O(items). */
+/* The checks loading leaves out, so that load time does not grow with the file: every checksum the file
+ * carries (format 3 on: each tensor's, each key table's, the item table's, the whole file's), then key tables
+ * sorted and distinct and item-table ids within range. FUNNEL_CORRUPT_MODEL, with the first problem as the
+ * error message (naming the tensor or table whose bytes changed), when they fail; a model that fails still
+ * never reads outside its file. O(file size). */
 FunnelStatus funnel_model_verify(const FunnelModel* model);
+/* 1 when the file carries checksums (format 3 on), which funnel_model_verify checks; 0 for a format 2 file. */
+int funnel_model_has_checksums(const FunnelModel* model);
 
 /* 1 when the model has a ranking stage. */
 int funnel_model_has_ranking(const FunnelModel* model);

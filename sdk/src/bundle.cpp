@@ -291,6 +291,8 @@ Status Model::bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* 
       part.stages.push_back(s);
     }
     if (part.stages.empty()) return invalid_argument(quoted(given.name) + " holds no stage");
+    // The bundle's checksums are computed afresh over what it copies: a damaged part is refused first.
+    if (Status s = given.model->verify(); !s) return {s.code(), quoted(given.name) + ": " + s.message()};
     part.model.reset(given.model->root_->UnPack());
   }
   for (size_t p = 1; p < unpacked.size(); ++p)

@@ -88,6 +88,8 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
     }
   }
 
+  // The new file gets fresh checksums over whatever it copies, so damage must be found before it is copied.
+  if (Status s = verify(); !s) return {s.code(), "the model to update fails verification: " + s.message()};
   std::unique_ptr<fb::ModelT> model(root_->UnPack());
   if (has_retrieval_) {
     fb::CatalogueT& catalogue = *model->retrieval->catalogue;

@@ -15,6 +15,7 @@
 #include "funnel/encoding.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel_generated.h"
+#include "checksum.hpp"
 #include "model_binding.hpp"
 #include "string_table.hpp"
 
@@ -135,6 +136,8 @@ Status Model::open(std::shared_ptr<void> storage, const uint8_t* data, size_t si
 }
 
 Status Model::verify() const {
+  // The checksums first: where bytes changed, the message names the tensor or table that holds them.
+  if (Status s = verify_checksums(*root_, data_, size_); !s) return s;
   const auto* features = root_->features();
   for (size_t f = 0; features && f < features->size(); ++f) {
     const fb::FeatureSpec* spec = features->Get(static_cast<flatbuffers::uoffset_t>(f));
@@ -156,6 +159,8 @@ Status Model::verify() const {
   }
   return Status::ok();
 }
+
+bool Model::has_checksums() const { return has_file_checksum(*root_); }
 
 uint32_t Model::format_version() const { return root_->format_version(); }
 

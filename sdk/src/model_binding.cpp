@@ -117,22 +117,27 @@ struct File {
 
 // --- checking the file's parts ---------------------------------------------------------------------------
 
+// Why a file's format version is refused, or nothing: one message for both directions (the WASM build
+// carries this code, and its size budget is tight).
+Status check_format_version(const fb::Model& m, bool newer) {
+  const uint32_t version = m.format_version();
+  if (newer ? version <= kFormatVersion : version >= kOldestFormatVersion) return Status::ok();
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about one long chain of string + string.
+  std::string message = "model format version " + std::to_string(version);
+  message.append(newer ? " is newer than this SDK reads: update the SDK" : " was written by an older Funnel: export the model again");
+  message.append(" (this SDK reads versions ").append(std::to_string(kOldestFormatVersion)).append(" to ");
+  message.append(std::to_string(kFormatVersion)).append(")");
+  return {StatusCode::kUnsupported, std::move(message)};
+}
+
 Status check_format_not_newer(const fb::Model& m) {
   if (m.format_version() == 0) return corrupt("format_version is 0");
-  if (m.format_version() > kFormatVersion)
-    return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
-                                          " is newer than this SDK reads (" + std::to_string(kFormatVersion) + ")"};
-  return Status::ok();
+  return check_format_version(m, true);
 }
 
 // Checked after the tensors (whose layout has not changed), so that damaged old files still meet those checks.
-Status check_format_not_older(const fb::Model& m) {
-  if (m.format_version() < kFormatVersion)
-    return {StatusCode::kUnsupported, "model format version " + std::to_string(m.format_version()) +
-                                          " was written by an older Funnel: export the model again (this SDK reads version " +
-                                          std::to_string(kFormatVersion) + ")"};
-  return Status::ok();
-}
+// Format 1 kept its keys as vectors of strings, which this SDK no longer reads.
+Status check_format_not_older(const fb::Model& m) { return check_format_version(m, false); }
 
 // Every tensor: a known dtype, a shape no larger than the file whose size matches its bytes, aligned data.
 Status check_tensors(const File& file) {

@@ -1,13 +1,19 @@
 // Packing an unpacked model (model_pack.hpp).
 #include "model_pack.hpp"
 
+#include "funnel/checksum.hpp"
 #include "funnel/encoding.hpp"
+#include "funnel/funnel.hpp"
 
 namespace funnel {
 
 namespace {
 
 constexpr size_t kTensorAlignment = 32;
+
+void stamp(fb::StringTableT* table) {
+  if (table) table->checksum = string_table_checksum(table->bytes, table->ends, table->order);
+}
 
 }  // namespace
 
@@ -31,7 +37,14 @@ std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& k
   return table;
 }
 
-std::vector<uint8_t> pack_model(const fb::ModelT& model) {
+std::vector<uint8_t> pack_model(fb::ModelT& model) {
+  model.format_version = kFormatVersion;
+  for (const auto& feature : model.features) stamp(feature->values.get());
+  if (model.retrieval && model.retrieval->catalogue) stamp(model.retrieval->catalogue->item_keys.get());
+  if (model.items) {
+    stamp(model.items->item_keys.get());
+    model.items->checksum = item_table_checksum(model.items->features, model.items->ids);
+  }
   size_t hint = 1024;
   for (const auto& tensor : model.tensors) hint += tensor->data.size() + kTensorAlignment + 64;
   flatbuffers::FlatBufferBuilder builder(hint);
@@ -41,7 +54,7 @@ std::vector<uint8_t> pack_model(const fb::ModelT& model) {
     const auto data = builder.CreateVector(tensor->data);
     const auto shape = builder.CreateVector(tensor->shape);
     const auto name = builder.CreateString(tensor->name);
-    tensors.push_back(fb::CreateTensor(builder, name, shape, tensor->dtype, data));
+    tensors.push_back(fb::CreateTensor(builder, name, shape, tensor->dtype, data, checksum(tensor->data)));
   }
   const auto tensor_vector = builder.CreateVector(tensors);
   std::vector<flatbuffers::Offset<fb::FeatureSpec>> features;
@@ -55,9 +68,11 @@ std::vector<uint8_t> pack_model(const fb::ModelT& model) {
   const auto items = model.items ? fb::CreateItemTable(builder, model.items.get()) : 0;
   const auto pre_ranking = model.pre_ranking ? fb::CreateRankingStage(builder, model.pre_ranking.get()) : 0;
   const auto root = fb::CreateModel(builder, model.format_version, builder.CreateString(model.producer), feature_vector,
-                                    tensor_vector, retrieval, metadata_vector, ranking, items, pre_ranking);
+                                    tensor_vector, retrieval, metadata_vector, ranking, items, pre_ranking, uint64_t{0});
   fb::FinishModelBuffer(builder, root);
-  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+  std::vector<uint8_t> bytes(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  seal_model_file(bytes);  // the root holds the field (written above), so it cannot fail
+  return bytes;
 }
 
 }  // namespace funnel

@@ -18,9 +18,11 @@ std::vector<std::string> keys_of(const fb::StringTableT& table);
 // A StringTable holding `keys` in this order, with its sorted order.
 std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& keys);
 
-// The file's bytes: every tensor's data aligned to 32 bytes (the SDK uses it in place), as the exporter
-// aligns it; the rest through the generated object API.
-std::vector<uint8_t> pack_model(const fb::ModelT& model);
+// The file's bytes in the current format (kFormatVersion, which `model` is set to): every tensor's data
+// aligned to 32 bytes (the SDK uses it in place), as the exporter aligns it; the rest through the generated
+// object API. Every checksum is computed afresh from what is written (each tensor's, each key table's, the
+// item table's, then the whole file's), so the caller must have verified whatever it copied from a file.
+std::vector<uint8_t> pack_model(fb::ModelT& model);
 
 inline Status invalid_argument(std::string message) { return {StatusCode::kInvalidArgument, std::move(message)}; }
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "train/core/errors.hpp"
+#include "funnel/checksum.hpp"
 #include "funnel/funnel.hpp"
 #include "funnel/encoding.hpp"
 #include "funnel_generated.h"
@@ -32,7 +33,8 @@ class TensorWriter {
     const auto data_offset = builder_.CreateVector(static_cast<const uint8_t*>(data), bytes);
     const auto shape_offset = builder_.CreateVector(shape);
     const auto name_offset = builder_.CreateString(stage_name(name));
-    tensors_.push_back(fb::CreateTensor(builder_, name_offset, shape_offset, dtype, data_offset));
+    const uint64_t sum = checksum({static_cast<const uint8_t*>(data), bytes});
+    tensors_.push_back(fb::CreateTensor(builder_, name_offset, shape_offset, dtype, data_offset, sum));
     return static_cast<uint32_t>(tensors_.size() - 1);
   }
   uint32_t add(const Parameter& p) { return add(p.name, p.shape, p.value.data(), p.value.size()); }
@@ -56,11 +58,12 @@ class TensorWriter {
   std::string stage_;
 };
 
-// Keys as the file's StringTable (funnel::pack_strings, shared with the SDK's catalogue updates).
+// Keys as the file's StringTable (funnel::pack_strings, shared with the SDK's catalogue updates), with its
+// checksum (funnel/checksum.hpp, as the SDK computes and verifies it).
 Offset<fb::StringTable> write_strings(FlatBufferBuilder& builder, const std::vector<std::string>& keys) {
   const PackedStrings packed = pack_strings(keys);
   return fb::CreateStringTable(builder, builder.CreateVector(packed.bytes), builder.CreateVector(packed.ends),
-                               builder.CreateVector(packed.order));
+                               builder.CreateVector(packed.order), string_table_checksum(packed.bytes, packed.ends, packed.order));
 }
 
 Offset<fb::FeatureSpec> write_feature(FlatBufferBuilder& builder, const FeatureColumn& column) {
@@ -127,9 +130,12 @@ Offset<flatbuffers::String> producer(FlatBufferBuilder& builder) {
   return builder.CreateString(std::string("funnel-train ") + kVersion);
 }
 
+// The root carries a placeholder whole-file checksum; it is stamped once every other byte is final.
 std::vector<uint8_t> finish(FlatBufferBuilder& builder, Offset<fb::Model> root) {
   fb::FinishModelBuffer(builder, root);
-  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+  std::vector<uint8_t> bytes(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  if (!seal_model_file(bytes)) throw TrainingError("export: the file written has no whole-file checksum field");
+  return bytes;
 }
 
 Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWriter& tensors, const Dataset& data,
@@ -177,9 +183,11 @@ Offset<fb::RetrievalStage> write_retrieval(FlatBufferBuilder& builder, TensorWri
 // The item table: every item of the dataset, in table order, with `model`'s item columns (the ranking
 // stage's, which the pre-ranking stage reads too).
 Offset<fb::ItemTable> write_item_table(FlatBufferBuilder& builder, const Dataset& data, const RankerModel& model) {
-  const auto features = builder.CreateVector(model.item_column_features());
-  const auto ids = builder.CreateVector(model.item_ids());
-  return fb::CreateItemTable(builder, features, ids, write_strings(builder, data.items.keys));
+  const std::vector<uint32_t>& columns = model.item_column_features();
+  const std::vector<uint32_t>& ids_values = model.item_ids();
+  const auto features = builder.CreateVector(columns);
+  const auto ids = builder.CreateVector(ids_values);
+  return fb::CreateItemTable(builder, features, ids, write_strings(builder, data.items.keys), item_table_checksum(columns, ids_values));
 }
 
 // A ranking-like stage. Its inputs name model features, never item-table columns: the model's own item
@@ -299,7 +307,7 @@ std::vector<uint8_t> export_funnel(const Dataset& data, const RetrievalPart* ret
   const auto entries = write_metadata(builder, metadata);
   return finish(builder, fb::CreateModel(builder, kFormatVersion, producer(builder), builder.CreateVector(features),
                                          builder.CreateVector(tensors.tensors()), retrieval_stage, entries, ranking, items,
-                                         pre_ranking));
+                                         pre_ranking, uint64_t{0}));
 }
 
 std::vector<uint8_t> export_two_tower(const Dataset& data, const TwoTowerModel& model, const TrainConfig& config,

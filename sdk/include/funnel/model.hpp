@@ -95,7 +95,9 @@ class Model {
   // A new model: this one with `update` applied to its catalogue and item table. This model is left as it
   // is, so threads serving it carry on while the new one is built; swap a shared_ptr to publish it. The
   // whole file is rebuilt and verified, which costs about one copy of it: batch updates rather than
-  // applying them one item at a time. Kept rows keep their order; new keys come last.
+  // applying them one item at a time. Kept rows keep their order; new keys come last. This model is verified
+  // first (the new file's checksums are computed afresh over what it copies), and the new one is written
+  // in the current format (kFormatVersion) whatever this one's.
   Status update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Model>* out) const;
   // One model from stage files (`funnel bundle`): every stage of every part, each stage (retrieval,
   // pre-ranking, ranking) from exactly one part, with the tensors it references. Refused, with a message
@@ -105,7 +107,8 @@ class Model {
   // other ids in a column both hold (the bundle's item table has the columns of both); tensor names two
   // parts share. Each stage answers exactly as in its part. The metadata keeps every part's entries (where
   // two parts give a key different values, the later one is kept as "<its first stage>/<key>") and adds
-  // "lineage", a JSON list of {"file", "stages", "producer"} per part. The result is loaded and verified.
+  // "lineage", a JSON list of {"file", "stages", "producer"} per part. Each part is verified first (its
+  // checksums: the bundle's are computed afresh over what it copies); the result is loaded and verified.
   static Status bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* out);
   // The model's bytes: the file it was loaded from, or an updated or bundled model's new file.
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
@@ -114,8 +117,15 @@ class Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  // The checks load() leaves out, over every item: O(items). `funnel inspect` runs it.
+  // The checks load() leaves out, O(file size): first every checksum the file carries (format 3 on: each
+  // tensor's, each key table's, the item table's, the whole file's; a mismatch names the tensor or table, a
+  // missing one in a format 3 file is an error too), then each key table sorted and distinct and every
+  // item-table id within its feature's cardinality. kCorruptModel on the first failure. A format 2 file
+  // carries no checksums: it passes on the other checks alone (has_checksums() says which). The CLI's
+  // commands run it before they answer; `funnel inspect` prints its result.
   Status verify() const;
+  // Whether the file carries checksums (format 3 on), which verify() then checks.
+  bool has_checksums() const;
 
   uint32_t format_version() const;
   std::string_view producer() const;
