@@ -4,8 +4,10 @@
 # what the CLI answered for a few requests when they were made. The tests load every file and must give
 # those answers, so a change to the format or to its meaning shows up as a failing test.
 # Files that exist are kept (they are the old files that must keep loading): run it when a new kind of file
-# is added, and it writes only the missing files, then records every file's answers again (the old files'
-# answers must come out unchanged: check with git diff).
+# is added or the format version is raised, and it writes only the missing files, then records every file's
+# answers again (the old files' answers must come out unchanged: check with git diff). Every format version
+# has golden files (docs/model-file.md, "Format versions"): the files without a suffix are format 2, those
+# named *-v3.funnel format 3 (checksums).
 #   scripts/make_golden.sh            # builds the trainer in build/golden (not build/release)
 #   FUNNEL_GOLDEN_BUILD=build/x scripts/make_golden.sh   # another build folder
 set -euo pipefail
@@ -58,6 +60,16 @@ else
   echo "made three-stages.funnel"
 fi
 
+# Format 3 (checksums): the same three stages from the same seeds, so they must answer as three-stages.funnel
+# does, and an int8 catalogue (its scales and exact rows are tensors with checksums of their own).
+if [ -f "$OUT/three-stages-v3.funnel" ]; then
+  echo "kept three-stages-v3.funnel"
+else
+  "$ROOT/$BUILD/tests/tools/make_funnel_golden" --data "$DATA/dataset.json" --out "$OUT/three-stages-v3.funnel"
+  echo "made three-stages-v3.funnel"
+fi
+make retrieval-int8-v3.funnel train --data "$DATA/dataset.json" "${TINY[@]}" --set output_dim=4 --set catalogue_precision=int8
+
 # The whole funnel trained by one command (train-funnel): retrieval, the CAN ranker and the AutoFAS student
 # searched on it, joined into one file by the stage-file bundle. The latency table is measured here on a
 # small grid of widths (a table only steers the search; the file is what is frozen).
@@ -82,7 +94,7 @@ USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
 {
   echo '{"retrieve": ['
   sep=""
-  for model in retrieval.funnel retrieval-f16.funnel retrieval-int8.funnel three-stages-trained.funnel; do
+  for model in retrieval.funnel retrieval-f16.funnel retrieval-int8.funnel three-stages-trained.funnel retrieval-int8-v3.funnel; do
     for user in "${USERS[@]}"; do
       answer=$("$F" recommend --model "$OUT/$model" --user "$user" -k 10 --exclude i1,i2 --skip pre_ranking,ranking --json | untimed)
       printf '%s  {"model": "%s", "user": %s, "k": 10, "exclude": ["i1", "i2"],\n   "answer": %s}' "$sep" "$model" "$user" "$answer"
@@ -92,7 +104,7 @@ USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
   echo
   echo '], "rank": ['
   sep=""
-  for model in ranking-can.funnel ranking-can-independent.funnel three-stages-trained.funnel; do
+  for model in ranking-can.funnel ranking-can-independent.funnel three-stages-trained.funnel three-stages-v3.funnel; do
     for user in "${USERS[@]}"; do
       answer=$("$F" rank --model "$OUT/$model" --user "$user" --behaviours i3,i8,i21,i8,unseen --candidates i5,i9,i0,i39 --json | untimed)
       printf '%s  {"model": "%s", "user": %s, "behaviours": ["i3", "i8", "i21", "i8", "unseen"], "candidates": ["i5", "i9", "i0", "i39"],\n   "answer": %s}' \
@@ -103,7 +115,7 @@ USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
   echo
   echo '], "prerank": ['
   sep=""
-  for model in three-stages.funnel three-stages-trained.funnel; do
+  for model in three-stages.funnel three-stages-trained.funnel three-stages-v3.funnel; do
     for user in "${USERS[@]}"; do
       answer=$("$F" prerank --model "$OUT/$model" --user "$user" --behaviours i3,i8,i21,i8,unseen --candidates i5,i9,i0,i39 --json | untimed)
       printf '%s  {"model": "%s", "user": %s, "behaviours": ["i3", "i8", "i21", "i8", "unseen"], "candidates": ["i5", "i9", "i0", "i39"],\n   "answer": %s}' \
@@ -114,7 +126,7 @@ USERS=('{"user_id":"u3","age":41,"region":"r2","device":"ios"}'
   echo
   echo '], "cascade": ['
   sep=""
-  for model in three-stages.funnel three-stages-trained.funnel; do
+  for model in three-stages.funnel three-stages-trained.funnel three-stages-v3.funnel; do
     for user in "${USERS[@]}"; do
       answer=$("$F" recommend --model "$OUT/$model" --user "$user" -k 5 --retrieve-k 20 --prerank-k 10 --behaviours i3,i8,i21 \
         --exclude i1,i2 --json | untimed)

@@ -69,6 +69,8 @@ static void test_errors(void) {
 static void test_inspect(const FunnelModel* model) {
   CHECK(funnel_model_format_version(model) == 2);
   CHECK(funnel_model_verify(model) == FUNNEL_OK);
+  CHECK(funnel_model_has_checksums(model) == 0); /* format 2: none */
+  CHECK(funnel_model_has_checksums(NULL) == 0);
   CHECK(funnel_model_verify(NULL) == FUNNEL_INVALID_ARGUMENT);
   CHECK(strncmp(funnel_model_producer(model), "funnel-train ", 13) == 0);
   CHECK(funnel_model_byte_size(model) > 0);
@@ -382,6 +384,31 @@ int main(void) {
     funnel_features_free(user);
     funnel_model_free(trained);
   }
+  /* A format 3 file carries checksums: it verifies as written, and a flipped byte that still loads fails
+   * funnel_model_verify with a message naming what changed. */
+  FunnelModel* checked = NULL;
+  CHECK(funnel_model_load_file(golden("three-stages-v3.funnel"), &checked) == FUNNEL_OK);
+  if (checked) {
+    CHECK(funnel_model_format_version(checked) == 3 && funnel_model_has_checksums(checked) == 1);
+    CHECK(funnel_model_verify(checked) == FUNNEL_OK);
+    funnel_model_free(checked);
+  }
+  size_t v3_size = 0;
+  unsigned char* v3 = read_file(golden("three-stages-v3.funnel"), &v3_size);
+  int found = 0;
+  for (size_t at = v3_size / 2; v3 && at < v3_size / 2 + 64; ++at) {
+    v3[at] ^= 0x10;
+    FunnelModel* damaged = NULL;
+    if (funnel_model_load_bytes(v3, v3_size, &damaged) == FUNNEL_OK) {
+      CHECK(funnel_model_verify(damaged) == FUNNEL_CORRUPT_MODEL);
+      CHECK(strstr(funnel_last_error(), "checksum") != NULL);
+      funnel_model_free(damaged);
+      ++found;
+    }
+    v3[at] ^= 0x10;
+  }
+  CHECK(found > 0);
+  free(v3);
   printf("C ABI: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

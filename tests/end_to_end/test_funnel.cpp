@@ -90,6 +90,8 @@ TEST_CASE("train_funnel: three trained stages in one file, answering as the stag
   CHECK(model->has_retrieval());
   CHECK(model->has_pre_ranking());
   CHECK(model->has_ranking());
+  // Written by the SDK's bundle from the exporter's stage files: every checksum present and matching.
+  CHECK(model->has_checksums());
   CHECK(model->verify().is_ok());
 
   // Stage by stage, the joined file answers as the file each stage came from.
