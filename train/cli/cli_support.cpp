@@ -10,10 +10,18 @@ namespace funnel::train::cli {
 
 using json = nlohmann::json;
 
-std::unique_ptr<Model> open_model(const std::string& path) {
+std::unique_ptr<Model> open_model(const std::string& path, bool verify) {
   std::unique_ptr<Model> model;
   if (Status status = Model::load_file(path, &model); !status) throw std::runtime_error(status.to_string());
+  if (!verify) return model;
+  if (Status status = model->verify(); !status)
+    throw std::runtime_error("'" + path + "' fails verification: " + status.message() + " (--no-verify answers without this check)");
   return model;
+}
+
+void add_no_verify_flag(CLI::App* command, bool& no_verify) {
+  command->add_flag("--no-verify", no_verify,
+                    "skip Model::verify() (checksums, key tables, item ids: O(file size)) and answer from the file as loaded");
 }
 
 std::string format_seconds(double seconds) {

@@ -14,7 +14,11 @@
 
 namespace funnel::train::cli {
 
-std::unique_ptr<Model> open_model(const std::string& path);
+// Loads a model file; with `verify` (every command's default), also runs Model::verify() (checksums, key
+// tables, item ids) and refuses a file that fails it, naming the tensor or table.
+std::unique_ptr<Model> open_model(const std::string& path, bool verify = true);
+// The --no-verify flag of a command that reads a model: answer from a file without Model::verify().
+void add_no_verify_flag(CLI::App* command, bool& no_verify);
 
 std::string format_seconds(double seconds);
 

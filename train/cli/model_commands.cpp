@@ -103,8 +103,8 @@ void print_autofas_metadata(const Model& model) {
   }
 }
 
-int run_inspect(const std::string& path) {
-  const auto model = open_model(path);
+int run_inspect(const std::string& path, bool no_verify) {
+  const auto model = open_model(path, /*verify=*/false);  // the last line says what verify() found
   std::cout << "file            " << path << " (" << model->byte_size() << " bytes)\n";
   std::cout << "format version  " << model->format_version() << "\n";
   std::cout << "producer        " << model->producer() << "\n";
@@ -214,12 +214,21 @@ int run_inspect(const std::string& path) {
     std::cout << "metadata " << key << " = " << value << "\n";
   }
   std::cout << "kernels         " << kernels::isa() << "\n";
-  // The per-item checks load leaves out (key tables, item-table ids): a file that fails them is reported.
+  // The checks load leaves out (checksums, key tables, item-table ids): a file that fails them is reported.
+  if (no_verify) {
+    std::cout << "verified        skipped (--no-verify)\n";
+    return 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
   if (const Status verified = model->verify(); !verified) {
     std::cout << "verified        no: " << verified.message() << "\n";
     return 1;
   }
-  std::cout << "verified        yes (key tables sorted and distinct, item ids in range)\n";
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::printf("verified        yes: %s, key tables sorted and distinct, item ids in range (%.1f ms)\n",
+              model->has_checksums() ? "every tensor, key table and the whole file match their checksums"
+                                     : "no checksums (format 2 files carry none)",
+              ms);
   return 0;
 }
 
@@ -239,6 +248,7 @@ struct RecommendArgs {
   funnel::CascadeOptions options;
   std::vector<std::string> skip;  // stage names: pre_ranking, ranking
   bool json = false;
+  bool no_verify = false;
 };
 
 // The whole cascade the file holds (retrieval, pre-ranking, ranking), with each stage's time.
@@ -249,7 +259,7 @@ int run_recommend(const RecommendArgs& parsed) {
     else if (stage == "ranking") args.options.skip_ranking = true;
     else throw std::runtime_error("--skip: unknown stage '" + stage + "'; the stages a call can leave out are pre_ranking and ranking");
   }
-  const auto model = open_model(args.model);
+  const auto model = open_model(args.model, !args.no_verify);
   CascadeResult result;
   if (Status s = model->recommend(user_features(args.user), args.options, &result); !s) throw std::runtime_error(s.to_string());
   // The catalogue index (the retrieval stage's), or the item-table row in a file that only ranks.
@@ -299,7 +309,7 @@ std::vector<std::pair<std::string, Features>> items_from_json_lines(const std::s
 // New items embedded by the file's item tower and removed items, written to a new file: no retraining.
 int run_update_catalogue(const UpdateCatalogueArgs& args) {
   const auto start = std::chrono::steady_clock::now();
-  const auto model = open_model(args.model);
+  const auto model = open_model(args.model, /*verify=*/false);  // update_catalogue verifies it before copying anything
   CatalogueUpdate update;
   if (!args.add.empty()) update.upsert = items_from_json_lines(args.add);
   update.remove = args.remove;
@@ -344,8 +354,8 @@ int run_bundle(const std::vector<std::string>& inputs, const std::string& out) {
 // ---- rank, prerank -----------------------------------------------------------------------------------
 // Click probabilities of the candidates by the ranking stage, or by the pre-ranking stage (`pre_ranking`).
 int run_rank(const std::string& model_path, const std::string& user, const std::vector<std::string>& behaviours,
-             const std::vector<std::string>& candidates, bool as_json, bool pre_ranking = false) {
-  const auto model = open_model(model_path);
+             const std::vector<std::string>& candidates, bool as_json, bool verify, bool pre_ranking = false) {
+  const auto model = open_model(model_path, verify);
   const char* stage = pre_ranking ? "pre-ranking" : "ranking";
   if (!(pre_ranking ? model->has_pre_ranking() : model->has_ranking()))
     throw std::runtime_error(model_path + ": the model has no " + stage + " stage");
@@ -401,6 +411,7 @@ class ModelCommands final : public CommandFamily {
     rank->add_option("--behaviours", rank_behaviours, "item keys the user interacted with, oldest first")->delimiter(',');
     rank->add_option("--candidates", rank_candidates, "item keys to score")->delimiter(',')->required();
     rank->add_flag("--json", rank_json, "print JSON");
+    add_no_verify_flag(rank, rank_no_verify);
     prerank = app.add_subcommand("prerank", "click probabilities of candidate items by the pre-ranking stage (as rank does "
                                                   "with the ranking stage)");
     prerank->add_option("--model", prerank_model, "model file")->required();
@@ -408,6 +419,7 @@ class ModelCommands final : public CommandFamily {
     prerank->add_option("--behaviours", prerank_behaviours, "item keys the user interacted with, oldest first")->delimiter(',');
     prerank->add_option("--candidates", prerank_candidates, "item keys to score")->delimiter(',')->required();
     prerank->add_flag("--json", prerank_json, "print JSON");
+    add_no_verify_flag(prerank, prerank_no_verify);
     bench_layers = app.add_subcommand("bench-layers", "time one dense layer a -> b (then PReLU) over N candidates for a grid "
                                                             "of widths, as the SDK ranks: the latency table AutoFAS reads (JSON)");
     bench_layers->add_option("--out", bench_out, "the table to write (JSON)")->required();
@@ -420,6 +432,7 @@ class ModelCommands final : public CommandFamily {
     bench_layers->add_option("--target", bench_options.target, "what the table says it measured (default: native <kernels>)");
     inspect = app.add_subcommand("inspect", "print what a model file holds");
     inspect->add_option("model", inspect_path, "model file")->required();
+    add_no_verify_flag(inspect, inspect_no_verify);
     recommend = app.add_subcommand("recommend", "the whole cascade the file holds (retrieval, pre-ranking, ranking) for a user, "
                                                       "with each stage's time");
     recommend->add_option("--model", recommend_args.model, "model file")->required();
@@ -440,6 +453,7 @@ class ModelCommands final : public CommandFamily {
     recommend->add_option("--threads", recommend_args.options.threads, "threads scanning the catalogue (0: every core)")
         ->capture_default_str();
     recommend->add_flag("--json", recommend_args.json, "print JSON");
+    add_no_verify_flag(recommend, recommend_args.no_verify);
     update_catalogue = app.add_subcommand("update-catalogue", "add, replace or remove items of a model file without retraining "
                                                                     "(new items are embedded by the file's item tower)");
     update_catalogue->add_option("--model", update_args.model, "model file")->required();
@@ -454,10 +468,11 @@ class ModelCommands final : public CommandFamily {
   }
 
   std::optional<int> run() override {
-    if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json);
-    if (*prerank) return run_rank(prerank_model, prerank_user, prerank_behaviours, prerank_candidates, prerank_json, /*pre_ranking=*/true);
+    if (*rank) return run_rank(rank_model, rank_user, rank_behaviours, rank_candidates, rank_json, !rank_no_verify);
+    if (*prerank)
+      return run_rank(prerank_model, prerank_user, prerank_behaviours, prerank_candidates, prerank_json, !prerank_no_verify, /*pre_ranking=*/true);
     if (*bench_layers) return run_bench_layers(bench_out, bench_options);
-    if (*inspect) return run_inspect(inspect_path);
+    if (*inspect) return run_inspect(inspect_path, inspect_no_verify);
     if (*recommend) return run_recommend(recommend_args);
     if (*update_catalogue) return run_update_catalogue(update_args);
     if (*bundle) return run_bundle(bundle_inputs, bundle_out);
@@ -467,16 +482,17 @@ class ModelCommands final : public CommandFamily {
  private:
   std::string rank_model, rank_user = "{}";
   std::vector<std::string> rank_behaviours, rank_candidates;
-  bool rank_json = false;
+  bool rank_json = false, rank_no_verify = false;
   CLI::App* rank = nullptr;
   std::string prerank_model, prerank_user = "{}";
   std::vector<std::string> prerank_behaviours, prerank_candidates;
-  bool prerank_json = false;
+  bool prerank_json = false, prerank_no_verify = false;
   CLI::App* prerank = nullptr;
   std::string bench_out;
   LayerLatencyOptions bench_options;
   CLI::App* bench_layers = nullptr;
   std::string inspect_path;
+  bool inspect_no_verify = false;
   CLI::App* inspect = nullptr;
   RecommendArgs recommend_args;
   CLI::App* recommend = nullptr;

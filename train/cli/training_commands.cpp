@@ -148,10 +148,11 @@ struct EvalArgs {
   CascadeGrid grid;
   std::string requests_out;
   bool json = false;
+  bool no_verify = false;
 };
 
 int run_eval(const EvalArgs& args) {
-  const auto model = open_model(args.model);
+  const auto model = open_model(args.model, !args.no_verify);
   const Dataset data = load_dataset(args.data, args.root);
   const Split split = leave_last_out(data);
   if (!model->has_retrieval()) throw std::runtime_error(args.model + ": the model has no retrieval stage");
@@ -242,6 +243,7 @@ class TrainingCommands final : public CommandFamily {
     eval->add_option("--requests-out", eval_args.requests_out,
                      "write the evaluated requests as JSON lines, to replay them elsewhere (wasm/tools/eval_cascade.mjs)");
     eval->add_flag("--json", eval_args.json, "print JSON");
+    add_no_verify_flag(eval, eval_args.no_verify);
   }
 
   std::optional<int> run() override {
