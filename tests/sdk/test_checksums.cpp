@@ -222,6 +222,18 @@ TEST_CASE("Checksums: catalogue updates and bundles write format 3 files, and ne
   CHECK(bundled->verify().is_ok());
   CHECK(std::equal(bundled->catalogue_embeddings(), bundled->catalogue_embeddings() + bundled->catalogue_size() * bundled->embedding_dim(),
                    old_file->catalogue_embeddings()));
+  // verify() reads the parts' checksums only when the whole file's fails: one flipped catalogue byte (the last
+  // tensor, so every tensor before it is checked first) shows that each part's checksum was written right.
+  for (const Model* written : {updated.get(), bundled.get()}) {
+    std::vector<uint8_t> copy(written->bytes().begin(), written->bytes().end());
+    const fb::Model* root = fb::GetModel(copy.data());
+    const fb::Tensor* last = root->tensors()->Get(root->tensors()->size() - 1);
+    REQUIRE(last->name()->str() == "catalogue/embeddings");
+    copy[static_cast<size_t>(last->data()->data() - copy.data())] ^= 1;
+    std::unique_ptr<Model> damaged;
+    REQUIRE(load(copy, &damaged).is_ok());
+    CHECK_THAT(damaged->verify().message(), Contains("tensor 'catalogue/embeddings' fails its checksum"));
+  }
 
   // A format 3 file with one flipped weight: the SDK refuses to write it again under fresh checksums.
   const std::string name = golden_files(3).front();
