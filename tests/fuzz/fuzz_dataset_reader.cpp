@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,13 @@ const std::string& folder() {
     fs::create_directories(made);
     return made.string();
   }();
+  // Removed when the fuzzer exits normally (a crash leaves it, with the input that caused it). Registered
+  // after `path` is made, so it runs before `path` is destroyed.
+  static const bool cleanup = std::atexit([] {
+    std::error_code ignored;
+    fs::remove_all(folder(), ignored);
+  }) == 0;
+  (void)cleanup;
   return path;
 }
 
