@@ -186,11 +186,12 @@ void BM_Search(benchmark::State& state, funnel::Precision precision, bool exact)
   if (exact) options.exact = c.f32.data();
   std::vector<funnel::Hit> hits;
   size_t q = 0;
+  bool ok = true;
   for (auto _ : state) {
-    funnel::search(view, c.queries.data() + (q++ % kQueries) * kDim, options, &hits);
+    ok &= funnel::search(view, c.queries.data() + (q++ % kQueries) * kDim, options, &hits).is_ok();
     benchmark::DoNotOptimize(hits.data());
   }
-  if (hits.size() != kK) state.SkipWithError("wrong number of hits");
+  if (!ok || hits.size() != kK) state.SkipWithError("search failed or gave the wrong number of hits");
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * c.scan_bytes(precision)));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.SetLabel(funnel::kernels::isa());
@@ -205,11 +206,12 @@ void BM_SearchBatch(benchmark::State& state, funnel::Precision precision, bool e
   options.threads = threads;
   if (exact) options.exact = c.f32.data();
   std::vector<std::vector<funnel::Hit>> hits;
+  bool ok = true;
   for (auto _ : state) {
-    funnel::search_batch(view, c.queries.data(), kQueries, options, &hits);
+    ok &= funnel::search_batch(view, c.queries.data(), kQueries, options, &hits).is_ok();
     benchmark::DoNotOptimize(hits.data());
   }
-  if (hits.size() != kQueries || hits[0].size() != kK) state.SkipWithError("wrong number of hits");
+  if (!ok || hits.size() != kQueries || hits[0].size() != kK) state.SkipWithError("search failed or gave the wrong number of hits");
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * c.scan_bytes(precision)));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kQueries));
   state.SetLabel(funnel::kernels::isa());

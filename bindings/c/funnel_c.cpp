@@ -216,6 +216,7 @@ FunnelStatus funnel_features_set_string(FunnelFeatures* features, const char* na
 
 FunnelStatus funnel_features_set_number(FunnelFeatures* features, const char* name, double value) {
   if (!features || !name) return fail(FUNNEL_INVALID_ARGUMENT, "funnel_features_set_number: NULL argument");
+  if (FunnelStatus s = report(funnel::check_feature_number(name, value)); s != FUNNEL_OK) return s;
   features->features.set(name, value);
   return FUNNEL_OK;
 }

@@ -18,6 +18,9 @@
  *   function says; the ABI never keeps a pointer to them.
  * - No exceptions cross the ABI and nothing aborts on bad input: a damaged file, a missing feature, a NULL
  *   argument all come back as a status with a message. Map FUNNEL_* codes to your error type once.
+ * - Numbers. FUNNEL_OK never comes with a score or an embedding that is not finite: a NaN or infinite
+ *   feature value is refused naming the feature, and a model that computes such a number anyway (features
+ *   too large for it, parameters or catalogue rows that are not finite) answers with an error instead.
  * - Swift: import this header through a module map (module Funnel { header "funnel_c.h" link "funnel_c" })
  *   and wrap FunnelModel in a final class whose deinit calls funnel_model_free. Kotlin/Java: hold the
  *   handle in a long field and free it from close() (AutoCloseable), not from a finalizer. */
@@ -93,6 +96,8 @@ const char* funnel_model_item_key(const FunnelModel* model, size_t index, size_t
 FunnelFeatures* funnel_features_new(void);
 void funnel_features_free(FunnelFeatures* features);
 FunnelStatus funnel_features_set_string(FunnelFeatures* features, const char* name, const char* value);
+/* A number must be finite: NaN or an infinity is FUNNEL_INVALID_ARGUMENT naming the feature. So is, at the
+ * call that uses it, a dense feature given as a string that reads as one ("nan", "inf"). */
 FunnelStatus funnel_features_set_number(FunnelFeatures* features, const char* name, double value);
 /* Appends one value to a multi-valued feature (creating it as an empty list first if needed). */
 FunnelStatus funnel_features_add_to_list(FunnelFeatures* features, const char* name, const char* value);

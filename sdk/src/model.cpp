@@ -14,6 +14,7 @@
 
 #include "funnel/encoding.hpp"
 #include "funnel/funnel.hpp"
+#include "finite.hpp"
 #include "funnel_generated.h"
 #include "checksum.hpp"
 #include "model_binding.hpp"
@@ -26,6 +27,11 @@ namespace {
 // FlatBuffers cannot address more than 2 GiB; anything claiming more is corrupt before we look further.
 constexpr size_t kMaxFileSize = size_t{1} << 31;
 constexpr size_t kRequiredAlignment = 32;
+// Why a model computes a number that is not finite from inputs that are.
+constexpr const char* kNonFiniteCause = " (features too large for the model, or parameters that are not finite)";
+
+// A categorical feature whose numbers fall into buckets (encoding.hpp, KeyRule).
+bool bucketized(const fb::FeatureSpec& spec) { return spec.boundaries() && spec.boundaries()->size() > 0 && spec.hash_buckets() == 0; }
 
 const char* kind_name(fb::FeatureKind kind) {
   switch (kind) {
@@ -209,12 +215,22 @@ Status Model::encode(const Features& raw, const TowerView& tower, EncodedFeature
 
 Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, EncodedFeatures* out) const {
   const size_t count = feature_count();
-  for (const auto& entry : raw.entries())
-    if (feature_index(entry.first) < 0) {
+  for (const auto& [name, value] : raw.entries()) {
+    const int index = feature_index(name);
+    if (index < 0) {
       std::string known;
       for (size_t f = 0; f < count; ++f) known += (f ? ", " : "") + feature_info(f).name;
-      return {StatusCode::kInvalidArgument, "unknown feature '" + entry.first + "'; this model's features are: " + known};
+      return {StatusCode::kInvalidArgument, "unknown feature '" + name + "'; this model's features are: " + known};
     }
+    // Numbers that are not finite, whether or not this call reads the feature: a number given to any
+    // feature, or a string that strtod reads as one ("nan", "inf") given to a dense or bucketized feature.
+    const fb::FeatureSpec& spec = *root_->features()->Get(static_cast<flatbuffers::uoffset_t>(index));
+    double x = 0;
+    if (value.type() == FeatureValue::Type::kNumber) x = value.number_value();
+    else if (value.type() == FeatureValue::Type::kString && (spec.kind() == fb::FeatureKind::Dense || bucketized(spec)))
+      parse_number(value.string_value(), &x);
+    if (Status s = check_feature_number(name, x); !s) return s;
+  }
 
   out->reset(count);
   for (size_t f = 0; f < count; ++f) {
@@ -233,6 +249,9 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
         return {StatusCode::kInvalidArgument, "feature '" + std::string(name) + "' is dense and needs a number"};
       }
       out->dense[f] = static_cast<float>((x - spec.mean()) / spec.stddev());
+      if (!std::isfinite(out->dense[f]))
+        return not_finite(StatusCode::kInvalidArgument, out->dense[f], "", "feature '%.*s' = %.9g once normalised",
+                          static_cast<int>(name.size()), name.data(), x);
       continue;
     }
 
@@ -245,8 +264,7 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
       });
     };
     const auto id_of_number = [&](double x) -> uint32_t {
-      if (spec.boundaries() && spec.boundaries()->size() > 0 && spec.hash_buckets() == 0)
-        return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
+      if (bucketized(spec)) return bucketize({spec.boundaries()->data(), spec.boundaries()->size()}, x);
       return id_of_key(number_to_key(x));
     };
 
@@ -285,12 +303,19 @@ Status Model::item_embedding(const Features& item, std::vector<float>* out) cons
 }
 
 Status Model::tower_embedding(const TowerView& tower, const Features& raw, std::vector<float>* out) const {
+  out->clear();
   if (!has_retrieval_) return {StatusCode::kInvalidArgument, "this model has no retrieval stage"};
   EncodedFeatures encoded;
   if (Status s = encode(raw, tower, &encoded); !s) return s;
   std::vector<float> scratch(tower.scratch_size());
   out->resize(tower.output_dim());
   tower_forward(tower, encoded, scratch.data(), out->data());
+  if (const size_t d = first_non_finite(out->data(), out->size()); d < out->size()) {
+    const Status s = not_finite(StatusCode::kInvalidArgument, (*out)[d], kNonFiniteCause, "dimension %zu of the %s embedding", d,
+                                &tower == &user_tower_ ? "user" : "item");
+    out->clear();  // no embedding that is not finite leaves the SDK
+    return s;
+  }
   return Status::ok();
 }
 
@@ -311,10 +336,10 @@ void Model::catalogue_row(size_t index, float* out) const {
   }
 }
 
-void Model::search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const {
+Status Model::search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const {
   SearchOptions exact_options = options;
   exact_options.exact = catalogue_exact_;
-  search(catalogue_view_, query, exact_options, hits);
+  return search(catalogue_view_, query, exact_options, hits);
 }
 
 Status Model::retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const {
@@ -336,8 +361,7 @@ Status Model::top_items(const Features& user, size_t k, std::span<const std::str
   search_options.k = k;
   search_options.skip = skip;
   search_options.threads = threads;
-  search_catalogue(query.data(), search_options, hits);
-  return Status::ok();
+  return search_catalogue(query.data(), search_options, hits);
 }
 
 std::vector<uint8_t> Model::skip_mask(std::span<const std::string> exclude, std::span<const std::string> allow) const {
@@ -369,7 +393,7 @@ Status Model::retrieve_batch(std::span<const Features> users, const RetrieveOpti
   search_options.threads = options.threads;
   search_options.exact = catalogue_exact_;
   std::vector<std::vector<Hit>> hits;
-  search_batch(catalogue_view_, queries.data(), users.size(), search_options, &hits);
+  if (Status s = search_batch(catalogue_view_, queries.data(), users.size(), search_options, &hits); !s) return s;
   out->resize(users.size());
   for (size_t u = 0; u < users.size(); ++u)
     for (const Hit& hit : hits[u]) (*out)[u].push_back({item_key(hit.index), hit.index, hit.score});
@@ -455,7 +479,16 @@ Status Model::rank_candidates(const RankingStageState& stage, const Features& us
   RankScratch scratch;
   probabilities->resize(candidates.size());
   rank_logits(stage.view, input, &scratch, probabilities->data());
-  for (float& p : *probabilities) p = 1.0f / (1.0f + std::exp(-p));
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    float& p = (*probabilities)[c];
+    if (!std::isfinite(p)) {
+      const Status s = not_finite(StatusCode::kInvalidArgument, p, kNonFiniteCause, "the %s logit of candidate '%s'", stage.name,
+                                  candidates[c].c_str());
+      probabilities->clear();
+      return s;
+    }
+    p = 1.0f / (1.0f + std::exp(-p));
+  }
   return Status::ok();
 }
 

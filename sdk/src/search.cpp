@@ -10,6 +10,7 @@
 #include <limits>
 #include <thread>
 
+#include "finite.hpp"
 #include "top_k.hpp"
 
 namespace funnel {
@@ -163,11 +164,25 @@ class BatchShortlists {
   std::vector<float> weakest_;
 };
 
+// search()'s promise of finite numbers out (the query is checked before the scan): a hit that is not finite
+// is an error, and no hit is returned.
+Status check_hits(std::vector<Hit>* hits) {
+  for (const Hit& hit : *hits)
+    if (!std::isfinite(hit.score)) {
+      const Status s = not_finite(StatusCode::kCorruptModel, hit.score, "", "the score of row %u", static_cast<unsigned>(hit.index));
+      hits->clear();
+      return s;
+    }
+  return Status::ok();
+}
+
 }  // namespace
 
-void search(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<Hit>* out) {
+Status search(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<Hit>* out) {
   out->clear();
-  if (options.k == 0 || rows.rows == 0) return;
+  if (const size_t d = first_non_finite(query, rows.dim); d < rows.dim)
+    return not_finite(StatusCode::kInvalidArgument, query[d], "", "dimension %zu of the query", d);
+  if (options.k == 0 || rows.rows == 0) return Status::ok();
   const size_t parts = thread_count(options.threads, rows.rows);
   const size_t keep = shortlist_size(rows, options);
   std::vector<TopK> best(parts, TopK(keep));
@@ -182,12 +197,16 @@ void search(const EmbeddingRows& rows, const float* query, const SearchOptions& 
   });
   TopK shortlist = merge(best, keep);
   finish(rows, query, options, shortlist, out);
+  return check_hits(out);
 }
 
-void search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
-                  std::vector<std::vector<Hit>>* out) {
+Status search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
+                    std::vector<std::vector<Hit>>* out) {
   out->assign(count, {});
-  if (options.k == 0 || rows.rows == 0 || count == 0) return;
+  for (size_t q = 0; q < count; ++q)
+    if (const size_t d = first_non_finite(queries + q * rows.dim, rows.dim); d < rows.dim)
+      return not_finite(StatusCode::kInvalidArgument, queries[q * rows.dim + d], "", "dimension %zu of query %zu", d, q);
+  if (options.k == 0 || rows.rows == 0 || count == 0) return Status::ok();
   const size_t parts = thread_count(options.threads, rows.rows);
   const size_t keep = shortlist_size(rows, options);
   std::vector<BatchShortlists> best(parts, BatchShortlists(count, keep + kBatchMargin));
@@ -224,7 +243,12 @@ void search_batch(const EmbeddingRows& rows, const float* queries, size_t count,
     TopK shortlist(keep);
     for (size_t i = 0; i < indices.size(); ++i) shortlist.add({indices[i], rescored[i]});
     finish(rows, query, options, shortlist, &(*out)[q]);
+    if (Status s = check_hits(&(*out)[q]); !s) {
+      out->assign(count, {});
+      return {s.code(), "query " + std::to_string(q) + ": " + s.message()};
+    }
   }
+  return Status::ok();
 }
 
 }  // namespace funnel

@@ -18,7 +18,8 @@ class TopK {
   explicit TopK(size_t k) : k_(k) {}
 
   // Better = higher score, then lower row: a strict total order, so ties never depend on scan order.
-  // NaN scores are offered as -infinity.
+  // NaN scores are offered as -infinity, which keeps the order strict; search() refuses any hit that is not
+  // finite rather than answering with it.
   static bool better(const Hit& a, const Hit& b) { return a.score > b.score || (a.score == b.score && a.index < b.index); }
 
   // Offers scores[i] as row first + i for i in [0, n), leaving out rows with skip[row] != 0 (skip may be

@@ -1,5 +1,5 @@
 /* The C ABI from a C program, as an app would use it: load (path and memory), inspect, retrieve, embed,
- * rank, pre-rank, the cascade, errors and NULLs, free. Reads the golden files in tests/data/golden; the expected
+ * rank, pre-rank, the cascade, errors and NULLs, non-finite numbers, free. Reads the golden files in tests/data/golden; the expected
  * answers are those recorded in tests/data/golden/expected.json. */
 #include <math.h>
 #include <stdio.h>
@@ -333,6 +333,120 @@ static void test_batch_and_updates(const FunnelModel* model) {
   funnel_features_free(users[1]);
 }
 
+/* retrieval.funnel's catalogue in its bytes: the only run of 40 rows of 4 unit-length floats. -1 if none or several. */
+static long catalogue_offset(const unsigned char* bytes, size_t size) {
+  long found = -1;
+  int runs = 0;
+  for (size_t at = 0; at + 40 * 16 <= size; at += 4) {
+    int row = 0;
+    for (; row < 40; ++row) {
+      float v[4];
+      memcpy(v, bytes + at + 16 * (size_t)row, sizeof v);
+      const double norm = (double)v[0] * v[0] + (double)v[1] * v[1] + (double)v[2] * v[2] + (double)v[3] * v[3];
+      if (!(fabs(norm - 1.0) < 1e-4)) break;
+    }
+    if (row == 40) {
+      found = (long)at;
+      ++runs;
+    }
+  }
+  return runs == 1 ? found : -1;
+}
+
+/* Non-finite numbers. NaN and infinities are refused naming the feature: a number by
+ * funnel_features_set_number, a string that reads as one ("nan", "inf") by the call that reads it, in
+ * every call; a catalogue update names the item. A catalogue row that scores infinity is an error naming
+ * the row, never a score. Afterwards the model answers as before. */
+static void test_non_finite(const FunnelModel* model, const FunnelModel* three) {
+  FunnelFeatures* user = user_u3();
+  const char* exclude[] = {"i1", "i2"};
+  uint32_t indices[10];
+  float scores[10];
+  size_t count = 0, length = 0;
+  const char* first = NULL;
+  const double numbers[] = {NAN, INFINITY, -INFINITY};
+  for (int i = 0; i < 3; ++i) {
+    CHECK(funnel_features_set_number(user, "age", numbers[i]) == FUNNEL_INVALID_ARGUMENT);
+    CHECK(strstr(funnel_last_error(), "feature 'age' is") != NULL && strstr(funnel_last_error(), "not a finite number") != NULL);
+  }
+  /* Nothing refused was kept: the user is still u3 (expected.json). */
+  CHECK(funnel_model_retrieve(model, user, 10, exclude, 2, indices, scores, &count) == FUNNEL_OK && count == 10);
+  first = funnel_model_item_key(model, indices[0], &length);
+  CHECK(key_is(first, length, "i24") && fabsf(scores[0] - 0.65010666f) < 1e-5f);
+
+  const char* texts[] = {"nan", "NaN", "inf", "-inf", "Infinity"};
+  const char* behaviours[] = {"i3"};
+  const char* candidates[] = {"i5", "i9"};
+  const char* keys[10];
+  size_t lengths[10];
+  float probabilities[2];
+  const FunnelCascadeRequest request = cascade_request();
+  for (int i = 0; i < 5; ++i) {
+    FunnelFeatures* bad = user_u3();
+    CHECK(funnel_features_set_string(bad, "age", texts[i]) == FUNNEL_OK); /* a string: read by the call */
+    CHECK(funnel_model_retrieve(model, bad, 10, NULL, 0, indices, scores, &count) == FUNNEL_INVALID_ARGUMENT);
+    CHECK(strstr(funnel_last_error(), "feature 'age'") != NULL && strstr(funnel_last_error(), "not a finite number") != NULL);
+    CHECK(funnel_model_rank(three, bad, behaviours, 1, candidates, 2, probabilities) == FUNNEL_INVALID_ARGUMENT);
+    CHECK(funnel_model_prerank(three, bad, behaviours, 1, candidates, 2, probabilities) == FUNNEL_INVALID_ARGUMENT);
+    CHECK(funnel_model_recommend(three, bad, &request, keys, lengths, scores, &count, NULL) == FUNNEL_INVALID_ARGUMENT);
+    CHECK(strstr(funnel_last_error(), "feature 'age'") != NULL);
+    funnel_features_free(bad);
+  }
+
+  /* `price` is dense: "inf" is refused, and a catalogue update names the item; 1e300 overflows once normalised. */
+  FunnelFeatures* item = funnel_features_new();
+  funnel_features_set_string(item, "item_id", "broken");
+  funnel_features_set_string(item, "category", "c1");
+  funnel_features_set_string(item, "price", "inf");
+  funnel_features_add_to_list(item, "tags", "t1");
+  float embedding[256];
+  CHECK(funnel_model_item_embedding(model, item, embedding) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(strstr(funnel_last_error(), "feature 'price' is inf") != NULL);
+  const char* add_keys[] = {"broken"};
+  const FunnelFeatures* add_features[] = {item};
+  FunnelModel* updated = (FunnelModel*)1;
+  CHECK(funnel_model_update_catalogue(model, add_keys, add_features, 1, NULL, 0, &updated) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(updated == NULL && strstr(funnel_last_error(), "item 'broken': feature 'price'") != NULL);
+  CHECK(funnel_features_set_number(item, "price", 1e300) == FUNNEL_OK);
+  CHECK(funnel_model_item_embedding(model, item, embedding) == FUNNEL_INVALID_ARGUMENT);
+  CHECK(strstr(funnel_last_error(), "once normalised") != NULL);
+  funnel_features_free(item);
+
+  /* Row 7 of a copy of the file holds an infinity of the query's sign: it scores +inf, the first hit of any request. */
+  size_t size = 0;
+  const uint8_t* original = funnel_model_bytes(model, &size);
+  unsigned char* copy = malloc(size);
+  memcpy(copy, original, size);
+  const long offset = catalogue_offset(copy, size);
+  CHECK(offset >= 0);
+  CHECK(funnel_model_user_embedding(model, user, embedding) == FUNNEL_OK);
+  int d = 0;
+  while (d < 3 && embedding[d] == 0.0f) ++d;
+  FunnelModel* poisoned = NULL;
+  if (offset >= 0) {
+    const float inf = embedding[d] > 0.0f ? INFINITY : -INFINITY;
+    memcpy(copy + offset + 16 * 7 + 4 * d, &inf, sizeof inf);
+    CHECK(funnel_model_load_bytes(copy, size, &poisoned) == FUNNEL_OK);
+  }
+  free(copy);
+  if (poisoned) {
+    count = 99;
+    CHECK(funnel_model_retrieve(poisoned, user, 1, NULL, 0, indices, scores, &count) == FUNNEL_CORRUPT_MODEL);
+    CHECK(count == 0 && strstr(funnel_last_error(), "the score of row 7 is inf") != NULL);
+    FunnelCascadeRequest plain;
+    memset(&plain, 0, sizeof plain);
+    CHECK(funnel_model_recommend(poisoned, user, &plain, keys, lengths, scores, &count, NULL) == FUNNEL_CORRUPT_MODEL);
+    const char* without_row_7[] = {"i7"};
+    CHECK(funnel_model_retrieve(poisoned, user, 10, without_row_7, 1, indices, scores, &count) == FUNNEL_OK && count == 10);
+    for (size_t i = 0; i < count; ++i) CHECK(isfinite(scores[i]));
+    funnel_model_free(poisoned);
+  }
+  CHECK(funnel_model_retrieve(model, user, 10, exclude, 2, indices, scores, &count) == FUNNEL_OK && count == 10);
+  first = funnel_model_item_key(model, indices[0], &length);
+  CHECK(key_is(first, length, "i24") && fabsf(scores[0] - 0.65010666f) < 1e-5f);
+  funnel_features_free(user);
+}
+
 int main(void) {
   CHECK(funnel_version() != NULL && strlen(funnel_version()) > 0);
   test_errors();
@@ -365,6 +479,10 @@ int main(void) {
   CHECK(funnel_model_load_file(golden("three-stages.funnel"), &three) == FUNNEL_OK);
   if (three) {
     test_three_stages(three);
+    FunnelModel* retrieval = NULL;
+    CHECK(funnel_model_load_file(golden("retrieval.funnel"), &retrieval) == FUNNEL_OK);
+    if (retrieval) test_non_finite(retrieval, three);
+    funnel_model_free(retrieval);
     funnel_model_free(three);
   }
   /* The whole funnel as `funnel train-funnel` writes it: three stages, one call. */

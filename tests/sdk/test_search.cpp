@@ -165,7 +165,7 @@ TEST_CASE("Search: the top-K of a full scan, on any number of threads, batched o
         options.k = 50;
         options.skip = skip;
         options.threads = threads;
-        search(rows, queries.data() + q * 12, options, &hits);
+        REQUIRE(search(rows, queries.data() + q * 12, options, &hits).is_ok());
         INFO("threads " << threads);
         REQUIRE(same_hits(hits, expected));
       }
@@ -174,10 +174,10 @@ TEST_CASE("Search: the top-K of a full scan, on any number of threads, batched o
     options.k = 20;
     options.threads = 2;
     std::vector<std::vector<Hit>> batch;
-    search_batch(rows, queries.data(), 70, options, &batch);  // 70 queries: more than one pass of 64
+    REQUIRE(search_batch(rows, queries.data(), 70, options, &batch).is_ok());  // 70 queries: more than one pass of 64
     REQUIRE(batch.size() == 70);
     for (size_t q = 0; q < 70; ++q) {
-      search(rows, queries.data() + q * 12, options, &hits);
+      REQUIRE(search(rows, queries.data() + q * 12, options, &hits).is_ok());
       REQUIRE(same_hits(batch[q], hits));
     }
   }
@@ -190,15 +190,15 @@ TEST_CASE("Search: ties go to the lower row, k beyond the catalogue, k = 0, an e
   SearchOptions options;
   options.k = 10;
   std::vector<Hit> hits;
-  search(rows, query, options, &hits);
+  REQUIRE(search(rows, query, options, &hits).is_ok());
   REQUIRE(hits.size() == 5);
   const uint32_t order[5] = {1, 3, 0, 2, 4};
   for (size_t i = 0; i < 5; ++i) CHECK(hits[i].index == order[i]);
   options.k = 0;
-  search(rows, query, options, &hits);
+  REQUIRE(search(rows, query, options, &hits).is_ok());
   CHECK(hits.empty());
   options.k = 3;
-  search(EmbeddingRows{Precision::kF32, data.data(), nullptr, 0, 2}, query, options, &hits);
+  REQUIRE(search(EmbeddingRows{Precision::kF32, data.data(), nullptr, 0, 2}, query, options, &hits).is_ok());
   CHECK(hits.empty());
 }
 
@@ -220,10 +220,10 @@ TEST_CASE("Search: int8 with exact re-scoring keeps at least 99% of the exact to
     SearchOptions options;
     options.k = 100;
     std::vector<Hit> exact, quantised, rough;
-    search(catalogue.view(Precision::kF32), query, options, &exact);
-    search(catalogue.view(Precision::kI8), query, options, &rough);
+    REQUIRE(search(catalogue.view(Precision::kF32), query, options, &exact).is_ok());
+    REQUIRE(search(catalogue.view(Precision::kI8), query, options, &rough).is_ok());
     options.exact = catalogue.f32.data();
-    search(catalogue.view(Precision::kI8), query, options, &quantised);
+    REQUIRE(search(catalogue.view(Precision::kI8), query, options, &quantised).is_ok());
     std::set<uint32_t> truth;
     for (const Hit& h : exact) truth.insert(h.index);
     for (const Hit& h : quantised) kept += truth.count(h.index);

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "funnel/status.hpp"
+
 namespace funnel {
 
 // One raw value: a string, a number, or a list of strings (a multi-valued feature).
@@ -47,6 +49,11 @@ class Features {
  private:
   std::vector<std::pair<std::string, FeatureValue>> entries_;
 };
+
+// A number given as a feature's value must be finite (the trainer refuses NaN and infinities too): an
+// InvalidArgument status naming the feature otherwise. Model::encode and the C ABI's
+// funnel_features_set_number apply it.
+Status check_feature_number(std::string_view name, double value);
 
 // Encoded features of one entity, indexed by the model's feature index: ids of feature f are
 // ids[offsets[f] .. offsets[f + 1]), and dense[f] holds the normalised value of a dense feature.

@@ -159,10 +159,15 @@ class Model {
   int64_t find_item(std::string_view key) const;
 
   // Raw values -> ids through the file's vocabularies, for the features `tower` reads. A feature the
-  // tower needs but `raw` lacks is an error naming it; so is a name that is no feature of this model.
+  // tower needs but `raw` lacks is an error naming it; so is a name that is no feature of this model, a
+  // number that is not finite (check_feature_number), a string that reads as one ("nan", "inf") given to a
+  // dense or bucketized feature, and a dense value that overflows a float once normalised.
   // Values outside the vocabulary map to the out-of-vocabulary id.
   Status encode(const Features& raw, const TowerView& tower, EncodedFeatures* out) const;
 
+  // The user tower's output. Every API that answers with an embedding or a score refuses to answer with one
+  // that is not finite (InvalidArgument for an embedding, which features too large for the model or
+  // non-finite parameters can cause; CorruptModel for a catalogue row that scores so).
   Status user_embedding(const Features& user, std::vector<float>* out) const;
   // An item's embedding from its raw features, through the item tower the file ships: for an item the
   // catalogue lacks (a cold-start item), in the same space as the catalogue and the users. For a catalogue
@@ -172,8 +177,9 @@ class Model {
   // precision.
   void score_catalogue(const float* query, float* scores) const;
   // The best catalogue rows for an embedding (funnel/search.hpp); a quantised catalogue with exact rows is
-  // re-scored against them (options.exact is set by the model).
-  void search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const;
+  // re-scored against them (options.exact is set by the model). Errors as search()'s: a query or a hit that
+  // is not finite.
+  Status search_catalogue(const float* query, const SearchOptions& options, std::vector<Hit>* hits) const;
   Status retrieve(const Features& user, const RetrieveOptions& options, std::vector<Recommendation>* out) const;
   // retrieve() for many users at once: their embeddings are scored in one pass over the catalogue
   // (search_batch), much faster per user than one call each. options.exclude applies to every user.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "funnel/kernels.hpp"
+#include "funnel/status.hpp"
 
 namespace funnel {
 
@@ -26,14 +27,18 @@ struct SearchOptions {
 };
 
 // The k best rows for `query` (rows.dim floats): highest inner product first, ties to the lower row.
-void search(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<Hit>* out);
+// Never a score that is not finite: a query holding NaN or an infinity is InvalidArgument, and a hit whose
+// score is not finite (a row, scale or exact row holding one) is CorruptModel naming the row; *out is then
+// empty. A row that scores NaN ranks below every finite score, so it can only be a hit when k reaches it.
+Status search(const EmbeddingRows& rows, const float* query, const SearchOptions& options, std::vector<Hit>* out);
 
 // search() for `count` queries [count, rows.dim] at once: each block of rows is read once for the whole
 // batch (kernels::scan_batch, a register-blocked matrix product), which is much faster per query than
 // `count` calls. (*out)[q] holds query q's hits, the same as search() gives: each query's shortlist keeps
 // 64 rows more than search()'s and is re-scored with scan(), whose sums the batch kernel's may differ from
 // in the last bits. (Only if more than 64 rows scored within rounding of the k-th could a hit differ.)
-void search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
+// Errors as search()'s, naming the query; *out is then empty.
+Status search_batch(const EmbeddingRows& rows, const float* queries, size_t count, const SearchOptions& options,
                   std::vector<std::vector<Hit>>* out);
 
 }  // namespace funnel
