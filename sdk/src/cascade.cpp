@@ -5,10 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <numeric>
-#include <unordered_set>
 
 #include "funnel/model.hpp"
+#include "top_k.hpp"
 
 namespace funnel {
 
@@ -48,14 +47,28 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   } else {
     if (options.candidates.empty())
       return {StatusCode::kInvalidArgument, "this model has no retrieval stage: pass the candidates to rank"};
-    const std::unordered_set<std::string_view> allow(options.allow.begin(), options.allow.end());
-    const std::unordered_set<std::string_view> exclude(options.exclude.begin(), options.exclude.end());
-    std::unordered_set<std::string_view> seen;
+    // Per item-table row: allowed, excluded, already a candidate. (Marks rather than hash sets: no hash table
+    // code in the WASM package.)
+    enum : uint8_t { kAllowed = 1, kExcluded = 2, kTaken = 4 };
+    std::vector<uint8_t> marks(item_table_size(), 0);
+    const bool allow_all = options.allow.empty();
+    for (const std::string& key : options.allow)
+      if (const int64_t row = find_ranking_item(key); row >= 0) marks[static_cast<size_t>(row)] |= kAllowed;
+    for (const std::string& key : options.exclude)
+      if (const int64_t row = find_ranking_item(key); row >= 0) marks[static_cast<size_t>(row)] |= kExcluded;
+    const auto listed = [](const std::vector<std::string>& list, const std::string& key) {
+      return std::find(list.begin(), list.end(), key) != list.end();
+    };
     for (const std::string& key : options.candidates) {
-      if (!allow.empty() && !allow.count(key)) continue;
-      if (exclude.count(key) || !seen.insert(key).second) continue;
       const int64_t row = find_ranking_item(key);
-      if (row < 0) return {StatusCode::kNotFound, "candidate '" + key + "' is not in the model's item table"};
+      if (row < 0) {
+        // Unknown: an error, unless the filters leave the key out anyway.
+        if ((!allow_all && !listed(options.allow, key)) || listed(options.exclude, key)) continue;
+        return {StatusCode::kNotFound, "candidate '" + key + "' is not in the model's item table"};
+      }
+      uint8_t& mark = marks[static_cast<size_t>(row)];
+      if ((!allow_all && !(mark & kAllowed)) || (mark & (kExcluded | kTaken))) continue;
+      mark |= kTaken;
       keys.push_back(ranking_item_key(static_cast<size_t>(row)));
       candidates.push_back(key);
     }
@@ -63,8 +76,9 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   }
   scores = retrieval_scores;
 
-  // A ranking-like stage scores the candidates, sorts them (stable: equal scores keep the earlier stage's
-  // order, itself by score, then catalogue index) and passes on the best `keep`.
+  // A ranking-like stage scores the candidates and passes on the best `keep`, best first (TopK: equal scores
+  // keep the earlier stage's order, itself by score, then catalogue index; scores are finite, as
+  // rank_candidates checks).
   const auto run_stage = [&](const RankingStageState& stage, const char* name, size_t keep) -> Status {
     if (candidates.empty()) return Status::ok();
     const auto stage_start = Clock::now();
@@ -72,19 +86,19 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
     // A retrieved item the item table lacks is scored with out-of-vocabulary features.
     if (Status s = rank_candidates(stage, user, options.behaviours, candidates, /*unknown_candidate_is_error=*/false, &stage_scores); !s)
       return s;
-    std::vector<size_t> order(candidates.size());
-    std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return stage_scores[a] > stage_scores[b]; });
-    const size_t scored = order.size();
-    order.resize(std::min(keep, scored));
+    TopK best(keep);
+    for (size_t i = 0; i < candidates.size(); ++i) best.add({static_cast<uint32_t>(i), stage_scores[i]});
+    std::vector<Hit> order;
+    best.take_sorted(&order);
+    const size_t scored = candidates.size();
     std::vector<std::string> next_candidates;
     std::vector<std::string_view> next_keys;
     std::vector<float> next_retrieval, next_scores;
-    for (size_t i : order) {
-      next_candidates.push_back(std::move(candidates[i]));
-      next_keys.push_back(keys[i]);
-      next_retrieval.push_back(retrieval_scores[i]);
-      next_scores.push_back(stage_scores[i]);
+    for (const Hit& hit : order) {
+      next_candidates.push_back(std::move(candidates[hit.index]));
+      next_keys.push_back(keys[hit.index]);
+      next_retrieval.push_back(retrieval_scores[hit.index]);
+      next_scores.push_back(hit.score);
     }
     candidates = std::move(next_candidates);
     keys = std::move(next_keys);

@@ -190,6 +190,16 @@ TEST_CASE("Cascade: a file with one stage runs that stage", "[cascade]") {
     const funnel::Status status = model.recommend(user, options, &result);
     CHECK(status.code() == StatusCode::kNotFound);
     CHECK_THAT(status.message(), Catch::Contains("no-such-item"));
+    // Unless a filter leaves it out anyway: excluded, or missing from a non-empty allow list.
+    options.exclude = {"no-such-item"};
+    REQUIRE(model.recommend(user, options, &result).is_ok());
+    CHECK(keys_of(result) == std::vector<std::string>{data.items.keys[1]});
+    options.exclude.clear();
+    options.allow = {data.items.keys[1]};
+    REQUIRE(model.recommend(user, options, &result).is_ok());
+    CHECK(keys_of(result) == std::vector<std::string>{data.items.keys[1]});
+    options.allow.push_back("no-such-item");
+    CHECK(model.recommend(user, options, &result).code() == StatusCode::kNotFound);
   }
 }
 
