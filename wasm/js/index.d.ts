@@ -1,4 +1,8 @@
-/** A user's raw features: strings and numbers as single values, arrays as multi-valued features. */
+/**
+ * A user's raw features: strings and numbers as single values, arrays as multi-valued features. Numbers must be
+ * finite: NaN or an infinity (or a string such as "nan" or "inf" for a dense or bucketized feature) throws
+ * Error("InvalidArgument: feature '<name>' is nan, not a finite number").
+ */
 export type Features = Record<string, string | number | ReadonlyArray<string | number>>;
 
 export interface Recommendation {
@@ -9,6 +13,12 @@ export interface Recommendation {
   score: number;
 }
 
+/**
+ * The options objects below (RecommendOptions, RankRequest, CascadeOptions) take only the names they declare:
+ * any other (e.g. retrieve_k for retrieveK) throws a TypeError naming it and the accepted ones. Every count
+ * (k, retrieveK, prerankK) is a positive integer: 0, a negative or a fraction throws a RangeError; left
+ * out, it takes its default.
+ */
 export interface RecommendOptions {
   /** How many items to return (default 10). */
   k?: number;
@@ -87,7 +97,9 @@ export type ModelSource = Uint8Array | ArrayBuffer | URL | string;
 /**
  * A loaded model. It lives in WebAssembly memory, which JavaScript's garbage collector does not reclaim:
  * call free() when done. Errors from the SDK are thrown as Error, their message prefixed with the status
- * name (e.g. "InvalidArgument: missing feature 'age'").
+ * name (e.g. "InvalidArgument: missing feature 'age'"); after any error the model and the module keep
+ * answering as before. No call returns a score or an embedding that is not finite: a model that computes
+ * one throws instead (e.g. "CorruptModel: the score of row 7 is inf, not a finite number").
  */
 export class FunnelModel {
   private constructor();

@@ -75,8 +75,8 @@ function withScratch(m, fn) {
 function listValue(m, scratch, name, value) {
   if (typeof value === 'string') return scratch.string(value);
   // The SDK spells numbers as keys its own way (1 -> "1"); asking it keeps JS, CLI and C++ in agreement.
-  if (typeof value === 'number') return m._funnel_wasm_number_to_key(value);
-  throw new TypeError(`feature '${name}': list values must be strings or numbers`);
+  if (Number.isFinite(value)) return m._funnel_wasm_number_to_key(value);
+  throw new TypeError(`feature '${name}': list values must be strings or finite numbers`);
 }
 
 function setFeatures(m, scratch, handle, features) {
@@ -134,11 +134,23 @@ const keyList = (array, what) => {
   return array;
 };
 
+// Counts (k, retrieveK, prerankK) are positive integers in every call; left out, they take their default.
 const count = (value, what, fallback) => {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${what} must be a non-negative integer, not ${value}`);
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, not ${value}`);
   return value;
 };
+
+// A call's options object, checked against the names the call knows: a misspelt option (retrieve_k for
+// retrieveK) is an error rather than silently ignored.
+const known = (options, call, names) => {
+  if (options === null || typeof options != 'object') throw new TypeError(`${call} options must be an object`);
+  for (const name of Object.keys(options))
+    if (!names.includes(name)) throw new TypeError(`${call} has no option '${name}'; its options are ${names.join(', ')}`);
+  return options;
+};
+// cascade()'s options.
+const CASCADE_OPTIONS = ['k', 'retrieveK', 'prerankK', 'behaviours', 'candidates', 'exclude', 'allow', 'skip'];
 
 // Writes an array of key strings into the heap and returns its address.
 const keyArray = (m, scratch, keys) => {
@@ -200,23 +212,21 @@ export class FunnelModel {
     });
   }
 
-  recommend(features, { k = 10, exclude = [] } = {}) {
+  recommend(features, options = {}) {
     const m = this.#m;
     const handle = this.#live();
-    if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, not ${k}`);
-    if (!Array.isArray(exclude) || !exclude.every((key) => typeof key === 'string'))
-      throw new TypeError('exclude must be an array of item keys (strings)');
+    const { k: wanted, exclude = [] } = known(options, 'recommend()', ['k', 'exclude']);
+    const k = count(wanted, 'k', 10);
+    keyList(exclude, 'exclude');
     // No answer is longer than the catalogue, so the output buffers need no more room than that. At least 1,
     // so that a model without a catalogue gets the SDK's own error.
     const capacity = Math.min(k, Math.max(this.catalogueSize, 1));
     const [indices, scores] = withFeatures(m, features, (user, scratch) => {
-      const keys = exclude.map((key) => scratch.string(key));
-      const excludeArray = scratch.alloc(keys.length * 4);
+      const excludeArray = keyArray(m, scratch, exclude);
       const outIndices = scratch.alloc(capacity * 4);
       const outScores = scratch.alloc(capacity * 4);
       const outCount = scratch.alloc(4);
-      m.HEAPU32.set(keys, excludeArray >> 2);
-      check(m, m._funnel_model_retrieve(handle, user, capacity, excludeArray, keys.length, outIndices, outScores, outCount));
+      check(m, m._funnel_model_retrieve(handle, user, capacity, excludeArray, exclude.length, outIndices, outScores, outCount));
       const count = m.HEAPU32[outCount >> 2];
       return [m.HEAPU32.slice(outIndices >> 2, (outIndices >> 2) + count),
               m.HEAPF32.slice(outScores >> 2, (outScores >> 2) + count)];
@@ -225,26 +235,25 @@ export class FunnelModel {
   }
 
   rank(features, request) {
-    return this.#score('_funnel_model_rank', features, request);
+    return this.#score('rank', features, request);
   }
 
   prerank(features, request) {
-    return this.#score('_funnel_model_prerank', features, request);
+    return this.#score('prerank', features, request);
   }
 
   // rank and prerank: one stage's click probabilities of the candidates.
   #score(stage, features, request) {
     const m = this.#m;
     const handle = this.#live();
-    if (request === null || typeof request != 'object') throw new TypeError('the request must be an object { behaviours, candidates }');
-    const { behaviours = [], candidates } = request;
+    const { behaviours = [], candidates } = known(request, `${stage}()`, ['behaviours', 'candidates']);
     keyList(behaviours, 'behaviours');
     keyList(candidates, 'candidates');
     return withFeatures(m, features, (user, scratch) => {
       const behaviourArray = keyArray(m, scratch, behaviours);
       const candidateArray = keyArray(m, scratch, candidates);
       const out = scratch.alloc(candidates.length * 4);
-      check(m, m[stage](handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
+      check(m, m[`_funnel_model_${stage}`](handle, user, behaviourArray, behaviours.length, candidateArray, candidates.length, out));
       return m.HEAPF32.slice(out >> 2, (out >> 2) + candidates.length);
     });
   }
@@ -253,8 +262,9 @@ export class FunnelModel {
   cascade(features, options = {}) {
     const m = this.#m;
     const handle = this.#live();
-    if (options === null || typeof options != 'object') throw new TypeError('cascade options must be an object');
-    const k = count(options.k, 'k', 10) || 10;
+    known(options, 'cascade()', CASCADE_OPTIONS);
+    const k = count(options.k, 'k', 10);
+    // 0 asks the C ABI for its default (200 and 50).
     const words = [k, count(options.retrieveK, 'retrieveK', 0)];
     const lists = ['behaviours', 'candidates', 'exclude', 'allow'].map((what) => keyList(options[what] ?? [], what));
     const prerankK = count(options.prerankK, 'prerankK', 0);
