@@ -248,10 +248,13 @@ Status Model::encode_used(const Features& raw, std::span<const uint8_t> used, En
       } else if (value->type() != FeatureValue::Type::kString || !parse_number(value->string_value(), &x)) {
         return {StatusCode::kInvalidArgument, "feature '" + std::string(name) + "' is dense and needs a number"};
       }
-      out->dense[f] = static_cast<float>((x - spec.mean()) / spec.stddev());
-      if (!std::isfinite(out->dense[f]))
-        return not_finite(StatusCode::kInvalidArgument, out->dense[f], "", "feature '%.*s' = %.9g once normalised",
-                          static_cast<int>(name.size()), name.data(), x);
+      const double z = (x - spec.mean()) / spec.stddev();
+      // Checked before the conversion to float, which is undefined beyond a float's range; the message shows
+      // what it would give.
+      if (!(std::fabs(z) <= std::numeric_limits<float>::max()))
+        return not_finite(StatusCode::kInvalidArgument, std::isnan(z) ? z : std::copysign(HUGE_VAL, z), "",
+                          "feature '%.*s' = %.9g once normalised", static_cast<int>(name.size()), name.data(), x);
+      out->dense[f] = static_cast<float>(z);
       continue;
     }
 
