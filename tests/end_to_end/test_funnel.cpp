@@ -152,6 +152,9 @@ TEST_CASE("train_funnel: three trained stages in one file, answering as the stag
     };
     CHECK_THROWS_WITH(train_funnel(data, config, stopping), "stopped");
     CHECK(std::filesystem::exists(stopping.work_dir + "/ranking.ckpt"));
+    std::filesystem::create_directories(dir.file("stopped_ranking"));
+    for (const char* name : {"/ranking.ckpt", "/ranking.ckpt.stage"})  // kept for the changed-section step below
+      std::filesystem::copy_file(stopping.work_dir + name, dir.file("stopped_ranking") + name);
     FunnelTrainingOptions resuming;
     resuming.work_dir = stopping.work_dir;
     resuming.resume = true;
@@ -176,12 +179,20 @@ TEST_CASE("train_funnel: three trained stages in one file, answering as the stag
     }
   }
 
-  // A changed ranking section retrains the ranking stages and reuses retrieval.
+  // A changed ranking section retrains the ranking stages and reuses retrieval. A checkpoint that a stopped
+  // run of the old section left is removed (said so), not resumed from (the trainer would refuse it).
+  for (const char* name : {"/ranking.ckpt", "/ranking.ckpt.stage"})
+    std::filesystem::copy_file(dir.file("stopped_ranking") + name, options.work_dir + name);
   FunnelConfig changed = config;
   changed.pre_ranking.mask_init = 0.8f;
+  std::string notes;
+  options.on_note = [&notes](const std::string& note) { notes += note + "\n"; };
   const FunnelTrainingResult partly = train_funnel(data, changed, options);
   CHECK_FALSE(partly.retrieval);
   CHECK(partly.pre_ranking);
+  CHECK_THAT(notes, Contains("ranking: removing") && Contains("ranking.ckpt") && Contains("training the stage afresh"));
+  CHECK_THAT(notes, !Contains("resumed from"));
+  CHECK_FALSE(std::filesystem::exists(options.work_dir + "/ranking.ckpt"));
 
   // The cascade evaluation: retrieval alone scores what the retrieval evaluation scores (top 10).
   CascadeGrid grid;

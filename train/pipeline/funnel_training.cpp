@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "funnel/layer_latency.hpp"
 #include "funnel/model.hpp"
@@ -50,6 +52,32 @@ void note(const FunnelTrainingOptions& options, const std::string& text) {
   if (options.on_note) options.on_note(text);
 }
 
+// What a stopped run left in the work folder for a stage (an epoch checkpoint, the teacher's cache) is kept
+// for resuming only when the stage record written beside it (`<path>.stage`) is this run's. Left by a run
+// whose section differed, it is removed and the stage trained afresh (the trainer would refuse it), as
+// docs/cli.md promises. Returns whether `path` is there to resume from; the record is written for this run.
+bool keep_for_resume(const FunnelTrainingOptions& options, const std::string& path, const std::string& record, const std::string& stage) {
+  const std::string sidecar = path + ".stage";
+  bool keep = false;
+  if (options.resume && fs::exists(path)) {
+    std::ifstream in(sidecar, std::ios::binary);
+    std::ostringstream saved;
+    saved << in.rdbuf();
+    keep = in.good() && saved.str() == record;
+    if (!keep) {
+      note(options, stage + ": removing " + path + ", left by a run whose config section differs; training the stage afresh");
+      fs::remove(path);
+    }
+  }
+  write_file_atomically(sidecar, record);
+  return keep;
+}
+
+void remove_with_record(const std::string& path) {
+  fs::remove(path);
+  fs::remove(path + ".stage");
+}
+
 // The latency table the search reads: the config's, or one measured here by the SDK (as `funnel bench-layers`
 // does) over the widths the search can choose, kept in the work folder.
 std::string latency_table(const AutoFasConfig& config, const FunnelTrainingOptions& options) {
@@ -92,7 +120,8 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
   const std::string teacher_cache = (fs::path(options.work_dir) / "ranking.teacher").string();
   const std::string ranking_checkpoint = (fs::path(options.work_dir) / "ranking.ckpt").string();
   if (!options.resume)
-    for (const std::string& stale : {result.retrieval_file, result.ranking_file, checkpoint, teacher_cache, ranking_checkpoint}) fs::remove(stale);
+    for (const std::string& stale : {result.retrieval_file, result.ranking_file, checkpoint, teacher_cache, ranking_checkpoint})
+      remove_with_record(stale);
 
   const Metadata funnel_metadata = {{"funnel_config", sections.dump()}};
 
@@ -106,12 +135,12 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
     TrainOptions train;
     train.observer = options.retrieval;
     train.checkpoint = checkpoint;
-    if (options.resume && fs::exists(checkpoint)) train.resume = checkpoint;
+    if (keep_for_resume(options, checkpoint, retrieval_record, "retrieval")) train.resume = checkpoint;
     train.metadata = funnel_metadata;
     train.metadata.push_back({kStageKey, retrieval_record});
     result.retrieval = std::make_unique<TrainResult>(train_two_tower(data, leave_last_out(data), config.retrieval, train));
     write_file_atomically(result.retrieval_file, result.retrieval->model_file);
-    fs::remove(checkpoint);
+    remove_with_record(checkpoint);
     retrieval = load_stage(result.retrieval_file, result.retrieval->model_file);
   }
 
@@ -122,7 +151,10 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
     note(options, "pre-ranking and ranking: reusing " + result.ranking_file + " (trained by the run being resumed)");
   } else {
     AutoFasConfig autofas = config.pre_ranking;
-    if (autofas.teacher_cache.empty()) autofas.teacher_cache = teacher_cache;
+    if (autofas.teacher_cache.empty()) {
+      autofas.teacher_cache = teacher_cache;  // ours: trained again when the ranking section changed
+      keep_for_resume(options, teacher_cache, stage_record(data, sections["ranking"]), "ranking teacher");
+    }
     result.latency_table = latency_table(autofas, options);
     autofas.latency_table = result.latency_table;
     const LatencyTable table = LatencyTable::load(autofas.latency_table);
@@ -133,12 +165,12 @@ FunnelTrainingResult train_funnel(const Dataset& data, const FunnelConfig& confi
     metadata.push_back({kStageKey, ranking_record});
     AutoFasCheckpoints checkpoints;
     checkpoints.checkpoint = ranking_checkpoint;
-    if (options.resume && fs::exists(ranking_checkpoint)) checkpoints.resume = ranking_checkpoint;
+    if (keep_for_resume(options, ranking_checkpoint, ranking_record, "ranking")) checkpoints.resume = ranking_checkpoint;
     checkpoints.on_note = options.on_note;
     result.pre_ranking = std::make_unique<AutoFasResult>(train_autofas(ctr, autofas, table, options.pre_ranking, metadata, checkpoints));
     result.pre_ranking_config = autofas;
     write_file_atomically(result.ranking_file, result.pre_ranking->model_file);
-    fs::remove(ranking_checkpoint);
+    remove_with_record(ranking_checkpoint);
     ranking = load_stage(result.ranking_file, result.pre_ranking->model_file);
   }
 
