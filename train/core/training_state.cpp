@@ -56,8 +56,10 @@ void TrainingState::save(const std::string& path) const {
   save_checkpoint(path, c);
 }
 
-void TrainingState::restore(const std::string& path) {
-  const Checkpoint c = load_checkpoint(path);
+void TrainingState::restore(const std::string& path) { restore(load_checkpoint(path)); }
+
+void TrainingState::restore(const Checkpoint& c) {
+  const std::string& path = c.path;
   try {
     const nlohmann::json& saved = c.header.at("identity");
     for (const auto& [field, value] : identity_.items())

@@ -42,6 +42,8 @@ class TrainingState {
   void save(const std::string& path) const;
   // Throws TrainingError naming the file and the first field that is missing or does not fit this run.
   void restore(const std::string& path);
+  // The same from a checkpoint the caller has read already (load_checkpoint), named by its path.
+  void restore(const Checkpoint& checkpoint);
 
  private:
   struct Part {

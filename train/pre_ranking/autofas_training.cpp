@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
 
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
@@ -66,8 +67,8 @@ bool load_teacher(const std::string& path, RankerModel& teacher, const RankerCon
 constexpr char kTeacherStage[] = "teacher", kSearchStage[] = "search", kStudentStage[] = "student";
 
 // The stage of an AutoFAS checkpoint; refused, naming the field, when the file is another trainer's.
-std::string checkpoint_stage(const std::string& path) {
-  const Checkpoint c = load_checkpoint(path);
+std::string checkpoint_stage(const Checkpoint& c) {
+  const std::string& path = c.path;
   const auto identity = c.header.find("identity");
   if (identity == c.header.end() || !identity->contains("autofas.stage") || !identity->at("autofas.stage").is_string())
     throw TrainingError(path + ": the checkpoint was written for another run: its 'autofas.stage' is missing (not an autofas checkpoint)");
@@ -115,7 +116,10 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
   omp_set_num_threads(config.teacher.threads > 0 ? static_cast<int>(config.teacher.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
   AutoFasResult result;
-  const std::string resumed_stage = checkpoints.resume.empty() ? "" : checkpoint_stage(checkpoints.resume);
+  // The checkpoint is read once: its header says which stage to continue, the stage restores from it.
+  std::optional<Checkpoint> resumed;
+  if (!checkpoints.resume.empty()) resumed = load_checkpoint(checkpoints.resume);
+  const std::string resumed_stage = resumed ? checkpoint_stage(*resumed) : "";
   if (!resumed_stage.empty() && resumed_stage != kTeacherStage && resumed_stage != kSearchStage && resumed_stage != kStudentStage)
     throw TrainingError(checkpoints.resume + ": the checkpoint's 'autofas.stage' is '" + resumed_stage + "', not teacher, search or student");
   // 1. The teacher: the ranking stage, trained first (or read from the cache or a checkpoint past its
@@ -124,7 +128,7 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
     result.teacher_model = std::make_unique<RankerModel>(ctr.data, config.teacher);
     TrainingState state(autofas_identity(ctr, config, resumed_stage));
     register_teacher(state, *result.teacher_model, result.teacher);
-    state.restore(checkpoints.resume);
+    state.restore(*resumed);
     if (checkpoints.on_note) checkpoints.on_note("autofas: the trained teacher read from " + checkpoints.resume);
   } else if (!config.teacher_cache.empty() && std::ifstream(config.teacher_cache).good()) {
     result.teacher_model = std::make_unique<RankerModel>(ctr.data, config.teacher);
@@ -133,7 +137,8 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
     result.teacher_from_cache = true;
   } else {
     RankerCheckpoints teacher_checkpoints{checkpoints.checkpoint, resumed_stage == kTeacherStage ? checkpoints.resume : "",
-                                          autofas_identity(ctr, config, kTeacherStage), {}, checkpoints.on_note};
+                                          autofas_identity(ctr, config, kTeacherStage), {}, checkpoints.on_note,
+                                          resumed_stage == kTeacherStage ? &*resumed : nullptr};
     result.teacher = train_ranker(ctr, config.teacher, observer_for(observers, "teacher", config.teacher.epochs), {}, &result.teacher_model,
                                   teacher_checkpoints);
     if (!config.teacher_cache.empty()) save_teacher(config.teacher_cache, *result.teacher_model, config.teacher, result.teacher.test);
@@ -155,7 +160,7 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
   RankerCheckpoints student_checkpoints{checkpoints.checkpoint, resumed_stage == kStudentStage ? checkpoints.resume : "",
                                         autofas_identity(ctr, config, kStudentStage),
                                         [&](TrainingState& state) { register_teacher(state, teacher, result.teacher); },
-                                        checkpoints.on_note};
+                                        checkpoints.on_note, resumed_stage == kStudentStage ? &*resumed : nullptr};
   result.student = train_ranker(ctr, result.student_config, observer_for(observers, "student", result.student_config.epochs),
                                 distillation_term(soft, ctr.instances.train.size(), result.student_config.distillation), &student,
                                 student_checkpoints);

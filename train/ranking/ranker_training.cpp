@@ -221,7 +221,10 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   run.register_state(state, parameters);
   if (checkpoints.register_more) checkpoints.register_more(state);
   if (!checkpoints.resume.empty()) {
-    state.restore(checkpoints.resume);
+    if (checkpoints.resume_read)
+      state.restore(*checkpoints.resume_read);
+    else
+      state.restore(checkpoints.resume);
     if (checkpoints.on_note)
       checkpoints.on_note("resumed from " + checkpoints.resume + " after epoch " + std::to_string(run.epochs_done));
   }

@@ -43,6 +43,7 @@ struct RankerResult {
 
 class RankerModel;
 class TrainingState;
+struct Checkpoint;
 
 // Checkpoints of a ranking run: one TrainingState (train/core/training_state.hpp) holding the parameters,
 // Adam's moments, the shuffling generator, GHM-C's bin counts and the best epoch so far.
@@ -54,6 +55,7 @@ struct RankerCheckpoints {
   nlohmann::json identity = nlohmann::json::object();
   std::function<void(TrainingState&)> register_more;
   std::function<void(const std::string&)> on_note;  // "resumed from ... after epoch N"
+  const Checkpoint* resume_read = nullptr;  // `resume`'s contents when the caller has read them already
 };
 
 // What a ranking run's checkpoint must match, as "<prefix><config field>" and the data's sizes: every config
