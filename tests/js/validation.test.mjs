@@ -81,6 +81,11 @@ test('k = 0 is an error in every call, as are retrieveK = 0 and prerankK = 0', {
   assert.equal(model.cascade(user).items.length, 10);
   assert.equal(model.recommend(user).length, 10);
   assert.equal(model.cascade(user, { k: 1, retrieveK: 1, prerankK: 1 }).items.length, 1);
+  // A count beyond the catalogue answers as the whole catalogue does (and does not overflow the heap).
+  const all = model.cascade(user, { k: model.catalogueSize }).items;
+  assert.deepEqual(model.cascade(user, { k: 2 ** 30, retrieveK: 2 ** 30, prerankK: 2 ** 30 }).items, all);
+  assert.deepEqual(model.cascade(user, { k: 2 ** 30 }).items, all);
+  assert.equal(model.recommend(user, { k: 2 ** 30 }).length, model.catalogueSize);
   assert.deepEqual(answers(model), before);
 });
 

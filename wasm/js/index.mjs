@@ -263,11 +263,14 @@ export class FunnelModel {
     const m = this.#m;
     const handle = this.#live();
     known(options, 'cascade()', CASCADE_OPTIONS);
-    const k = count(options.k, 'k', 10);
-    // 0 asks the C ABI for its default (200 and 50).
-    const words = [k, count(options.retrieveK, 'retrieveK', 0)];
     const lists = ['behaviours', 'candidates', 'exclude', 'allow'].map((what) => keyList(options[what] ?? [], what));
-    const prerankK = count(options.prerankK, 'prerankK', 0);
+    // No stage holds more items than the catalogue or the candidates, so each count is clamped to that (the
+    // answers are the same) and the output buffers need no more room: a huge k cannot overflow the heap.
+    const most = Math.max(this.catalogueSize, lists[1].length, 1);
+    const k = Math.min(count(options.k, 'k', 10), most);
+    // 0 asks the C ABI for its default (200 and 50).
+    const words = [k, Math.min(count(options.retrieveK, 'retrieveK', 0), most)];
+    const prerankK = Math.min(count(options.prerankK, 'prerankK', 0), most);
     const skip = skipFlags(options.skip ?? []);
     return withFeatures(m, features, (user, scratch) => {
       for (const keys of lists) words.push(keyArray(m, scratch, keys), keys.length);
