@@ -8,6 +8,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "verifier_options.hpp"
+
 #include "model_binding.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -58,11 +60,12 @@ std::string quoted(const flatbuffers::String* name) {
   return out;
 }
 
-// A part's stored checksum against the one computed now. `what` names the part in the message.
-Status compare(const flatbuffers::Optional<uint64_t>& stored, bool required, const std::string& what, uint64_t (*compute)(const void*),
-               const void* part) {
+// A part's stored checksum against the one computed now (only its presence when `hash` is false). `what` names
+// the part in the message.
+Status compare(const flatbuffers::Optional<uint64_t>& stored, bool required, bool hash, const std::string& what,
+               uint64_t (*compute)(const void*), const void* part) {
   if (!stored) return required ? corrupt(what + " carries no checksum (a format 3 file carries one for every tensor and table)") : Status::ok();
-  if (compute(part) != *stored) return corrupt(what + " fails its checksum: its bytes changed after the file was written");
+  if (hash && compute(part) != *stored) return corrupt(what + " fails its checksum: its bytes changed after the file was written");
   return Status::ok();
 }
 
@@ -91,7 +94,7 @@ uint64_t item_table_checksum(std::span<const uint32_t> features, std::span<const
 }
 
 bool seal_model_file(std::span<uint8_t> file) {
-  flatbuffers::Verifier verifier(file.data(), file.size());
+  flatbuffers::Verifier verifier(file.data(), file.size(), model_verifier_options());
   if (!fb::VerifyModelBuffer(verifier)) return false;
   const uint8_t* field = file_checksum_field(*fb::GetModel(file.data()));
   if (!field) return false;
@@ -104,16 +107,17 @@ bool seal_model_file(std::span<uint8_t> file) {
 bool has_file_checksum(const fb::Model& root) { return root.checksum().has_value(); }
 
 Status verify_checksums(const fb::Model& root, const uint8_t* data, size_t size) {
-  // One pass when the file is intact: a matching whole-file checksum means every byte is as it was written,
-  // the parts' checksums included. Otherwise (or without one) the parts' checksums say where it changed.
+  // One hashing pass when the file is intact: a matching whole-file checksum means every byte is as it was
+  // written, the parts' checksums included, so the parts are only checked to carry one (a file sealed without
+  // them is still refused). Otherwise (or without one) the parts' checksums say where it changed.
   const uint8_t* field = file_checksum_field(root);
-  if (field && file_checksum(data, size, field) == flatbuffers::ReadScalar<uint64_t>(field)) return Status::ok();
-  const bool required = root.format_version() >= 3;
+  const bool intact = field && file_checksum(data, size, field) == flatbuffers::ReadScalar<uint64_t>(field);
+  const bool required = root.format_version() >= 3, hash = !intact;
   if (const auto* tensors = root.tensors())
     for (const fb::Tensor* tensor : *tensors)
-      if (Status s = compare(tensor->checksum(), required, "tensor " + quoted(tensor->name()), tensor_sum, tensor); !s) return s;
+      if (Status s = compare(tensor->checksum(), required, hash, "tensor " + quoted(tensor->name()), tensor_sum, tensor); !s) return s;
   const auto strings = [&](const fb::StringTable* table, const std::string& what) {
-    return table ? compare(table->checksum(), required, what, strings_sum, table) : Status::ok();
+    return table ? compare(table->checksum(), required, hash, what, strings_sum, table) : Status::ok();
   };
   if (const auto* features = root.features())
     for (const fb::FeatureSpec* spec : *features)
@@ -122,8 +126,9 @@ Status verify_checksums(const fb::Model& root, const uint8_t* data, size_t size)
     if (Status s = strings(retrieval->catalogue()->item_keys(), "catalogue keys"); !s) return s;
   if (const fb::ItemTable* items = root.items()) {
     if (Status s = strings(items->item_keys(), "item table keys"); !s) return s;
-    if (Status s = compare(items->checksum(), required, "item table ids", items_sum, items); !s) return s;
+    if (Status s = compare(items->checksum(), required, hash, "item table ids", items_sum, items); !s) return s;
   }
+  if (intact) return Status::ok();
   if (!field) return required ? corrupt("the file carries no whole-file checksum (a format 3 file carries one)") : Status::ok();
   return corrupt("the file fails its whole-file checksum: a byte outside every tensor and key table (features, stage wiring, "
                  "metadata or a checksum) changed after the file was written");

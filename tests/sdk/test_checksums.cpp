@@ -180,6 +180,14 @@ TEST_CASE("Checksums: a format 3 file that lost one is refused by verify(); form
     CHECK(model->verify().code() == StatusCode::kCorruptModel);
     CHECK_THAT(model->verify().message(), Contains("tensor '" + root->tensors()->Get(0)->name()->str() + "' carries no checksum"));
   }
+  SECTION("a tensor without its checksum, the whole-file checksum sealed again over that") {
+    std::vector<uint8_t> damaged = bytes;
+    drop_field(in_copy(damaged, bytes, root->tensors()->Get(0)), fb::Tensor::VT_CHECKSUM);
+    REQUIRE(funnel::seal_model_file(damaged));
+    REQUIRE(load(damaged, &model).is_ok());
+    CHECK(model->verify().code() == StatusCode::kCorruptModel);
+    CHECK_THAT(model->verify().message(), Contains("tensor '" + root->tensors()->Get(0)->name()->str() + "' carries no checksum"));
+  }
   SECTION("a file without its whole-file checksum") {
     std::vector<uint8_t> damaged = bytes;
     drop_field(in_copy(damaged, bytes, root), fb::Model::VT_CHECKSUM);
