@@ -329,15 +329,16 @@ Status Model::bundle(std::span<const BundlePart> parts, std::unique_ptr<Model>* 
   model->metadata.push_back(std::make_unique<fb::KeyValueT>());
   model->metadata.back()->key = "lineage";
   model->metadata.back()->value = lineage_json(unpacked);
-  model->format_version = kFormatVersion;
   model->producer = std::string("funnel-sdk ") + kVersion + " bundle";
   model->features = std::move(unpacked.front().model->features);
   unpacked.clear();
 
-  const std::vector<uint8_t> bytes = pack_model(*model);
+  std::vector<uint8_t> bytes;
+  if (Status s = pack_model(*model, &bytes); !s) return {s.code(), "the bundled model: " + s.message()};
   model.reset();
   std::unique_ptr<Model> bundled;
-  // The parts were checked only as far as loading checks them, so the whole file is verified here.
+  // The parts were verified above; the packed file is verified once more so that the SDK never hands out a
+  // bundle that fails its own checks (pack_model sets the format version and every checksum afresh).
   Status status = load_bytes(bytes.data(), bytes.size(), &bundled);
   if (status) status = bundled->verify();
   if (!status) return {status.code(), "the bundled model: " + status.message()};

@@ -170,7 +170,8 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
   } else {
     (*entry)->value += "; " + note;
   }
-  const std::vector<uint8_t> bytes = pack_model(*model);
+  std::vector<uint8_t> bytes;
+  if (Status s = pack_model(*model, &bytes); !s) return s;
   model.reset();
   return load_bytes(bytes.data(), bytes.size(), out);
 }

@@ -18,6 +18,7 @@
 #include "funnel_generated.h"
 #include "checksum.hpp"
 #include "model_binding.hpp"
+#include "verifier_options.hpp"
 #include "string_table.hpp"
 
 namespace funnel {
@@ -125,10 +126,7 @@ Status Model::open(std::shared_ptr<void> storage, const uint8_t* data, size_t si
       if (c < 0x20 || c > 0x7e) c = '?';
     return corrupt("not a Funnel model: file identifier is '" + found + "', expected '" + fb::ModelIdentifier() + "'");
   }
-  flatbuffers::Verifier::Options options;
-  options.max_depth = 32;
-  options.max_tables = 10'000'000;
-  flatbuffers::Verifier verifier(data, size, options);
+  flatbuffers::Verifier verifier(data, size, model_verifier_options());
   if (!fb::VerifyModelBuffer(verifier))
     return corrupt("FlatBuffers verification failed: the file is truncated or damaged");
   std::unique_ptr<Model> model(new Model());

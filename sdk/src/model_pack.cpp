@@ -37,7 +37,7 @@ std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& k
   return table;
 }
 
-std::vector<uint8_t> pack_model(fb::ModelT& model) {
+Status pack_model(fb::ModelT& model, std::vector<uint8_t>* out) {
   model.format_version = kFormatVersion;
   for (const auto& feature : model.features) stamp(feature->values.get());
   if (model.retrieval && model.retrieval->catalogue) stamp(model.retrieval->catalogue->item_keys.get());
@@ -70,9 +70,13 @@ std::vector<uint8_t> pack_model(fb::ModelT& model) {
   const auto root = fb::CreateModel(builder, model.format_version, builder.CreateString(model.producer), feature_vector,
                                     tensor_vector, retrieval, metadata_vector, ranking, items, pre_ranking, uint64_t{0});
   fb::FinishModelBuffer(builder, root);
-  std::vector<uint8_t> bytes(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
-  seal_model_file(bytes);  // the root holds the field (written above), so it cannot fail
-  return bytes;
+  out->assign(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  // The root holds the checksum field (written above), so only bytes the verifier refuses fail here.
+  if (!seal_model_file(*out)) {
+    out->clear();
+    return {StatusCode::kCorruptModel, "the packed model fails FlatBuffers verification, so it cannot be sealed"};
+  }
+  return Status::ok();
 }
 
 }  // namespace funnel

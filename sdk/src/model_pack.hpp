@@ -22,7 +22,8 @@ std::unique_ptr<fb::StringTableT> string_table(const std::vector<std::string>& k
 // aligned to 32 bytes (the SDK uses it in place), as the exporter aligns it; the rest through the generated
 // object API. Every checksum is computed afresh from what is written (each tensor's, each key table's, the
 // item table's, then the whole file's), so the caller must have verified whatever it copied from a file.
-std::vector<uint8_t> pack_model(fb::ModelT& model);
+// An error only if the packed bytes fail the verifier (seal_model_file refuses them).
+Status pack_model(fb::ModelT& model, std::vector<uint8_t>* out);
 
 inline Status invalid_argument(std::string message) { return {StatusCode::kInvalidArgument, std::move(message)}; }
 
