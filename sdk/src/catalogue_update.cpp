@@ -120,6 +120,11 @@ Status Model::update_catalogue(const CatalogueUpdate& update, std::unique_ptr<Mo
       const float* row = embeddings.data() + rows[r].source * dim;
       if (precision == Precision::kF16) {
         floats_to_halves(row, dim, halves.data());
+        // A finite component beyond the largest half (65504) became an infinity: refused, not stored.
+        for (size_t d = 0; d < dim; ++d)
+          if ((halves[d] & 0x7C00u) == 0x7C00u)
+            return invalid_argument("item '" + keys[r] + "': embedding component " + std::to_string(d) + " (" +
+                                    std::to_string(row[d]) + ") is beyond the f16 catalogue's range (|x| <= 65504)");
         std::memcpy(target, halves.data(), dim * 2);
       } else if (precision == Precision::kI8) {
         float scale;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "funnel/funnel.hpp"
+#include "funnel_generated.h"
 
 using funnel::Features;
 using funnel::Model;
@@ -172,6 +173,38 @@ TEST_CASE("Non-finite output: an embedding that is not finite is an error, and a
   REQUIRE(bad_item->update_catalogue(update, &updated).is_ok());
 }
 
+TEST_CASE("Non-finite output: an f16 catalogue update refuses a finite component beyond the half range, naming the item",
+          "[non_finite]") {
+  // retrieval-f16.funnel with an item tower that does not L2-normalise and a last bias of 1e6: the new item's
+  // embedding is finite, but component 0 has no f16 value (the largest is 65504) and would be stored as +inf.
+  const std::unique_ptr<Model> source = golden("retrieval-f16.funnel");
+  REQUIRE(source->catalogue_precision() == funnel::Precision::kF16);
+  std::unique_ptr<funnel::fb::ModelT> edit(funnel::fb::GetModel(source->bytes().data())->UnPack());
+  edit->retrieval->item_tower->l2_normalize = false;
+  funnel::fb::TensorT& bias = *edit->tensors[edit->retrieval->item_tower->layers.back()->bias];
+  const float big = 1e6f;
+  std::memcpy(bias.data.data(), &big, sizeof big);
+  bias.checksum = flatbuffers::nullopt;  // declared format 2 without a whole-file checksum: the rest still verifies
+  edit->checksum = flatbuffers::nullopt;
+  edit->format_version = 2;
+  flatbuffers::FlatBufferBuilder builder;
+  funnel::fb::FinishModelBuffer(builder, funnel::fb::Model::Pack(builder, edit.get()));
+  std::unique_ptr<Model> model;
+  REQUIRE(Model::load_bytes(builder.GetBufferPointer(), builder.GetSize(), &model).is_ok());
+  std::vector<float> embedding;
+  REQUIRE(model->item_embedding(item("brand-new"), &embedding).is_ok());
+  REQUIRE(std::isfinite(embedding[0]));
+  REQUIRE(std::fabs(embedding[0]) > 65504.0f);
+  funnel::CatalogueUpdate update;
+  update.upsert = {{"brand-new", item("brand-new")}};
+  std::unique_ptr<Model> updated;
+  const funnel::Status status = model->update_catalogue(update, &updated);
+  INFO(status.to_string());
+  CHECK(status.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(status.message(), Contains("item 'brand-new': embedding component 0") && Contains("f16"));
+  CHECK(!updated);
+}
+
 TEST_CASE("Non-finite output: a catalogue row that scores a non-finite number is an error naming the row", "[non_finite]") {
   for (const char* name : {"retrieval.funnel", "retrieval-f16.funnel", "retrieval-int8.funnel"}) {
     INFO(name);
@@ -180,7 +213,8 @@ TEST_CASE("Non-finite output: a catalogue row that scores a non-finite number is
     REQUIRE(source->user_embedding(user_u3(), &query).is_ok());
     const size_t row = 7, dim = source->embedding_dim();
     size_t d = 0;
-    while (query[d] == 0.0f) ++d;
+    while (d < dim && query[d] == 0.0f) ++d;
+    REQUIRE(d < dim);
     // An infinity of the query's sign in row 7: that row scores +inf, above every finite row, so it is the
     // first hit of any request. In an int8 file the exact rows, which re-score the shortlist, carry it.
     std::unique_ptr<Model> model;
