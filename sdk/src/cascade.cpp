@@ -47,30 +47,45 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
   } else {
     if (options.candidates.empty())
       return {StatusCode::kInvalidArgument, "this model has no retrieval stage: pass the candidates to rank"};
-    // Per item-table row: allowed, excluded, already a candidate. (Marks rather than hash sets: no hash table
-    // code in the WASM package.)
-    enum : uint8_t { kAllowed = 1, kExcluded = 2, kTaken = 4 };
-    std::vector<uint8_t> marks(item_table_size(), 0);
+    // The filters and the duplicates by item-table row, in sorted lists searched by bisection: the work grows
+    // with the request, not with the item table (no per-row marks; no hash table code in the WASM package).
+    const auto sorted_rows = [this](const std::vector<std::string>& list) {
+      std::vector<int64_t> rows;
+      for (const std::string& key : list)
+        if (const int64_t row = find_ranking_item(key); row >= 0) rows.push_back(row);
+      std::sort(rows.begin(), rows.end());
+      return rows;
+    };
+    const std::vector<int64_t> allowed = sorted_rows(options.allow), excluded = sorted_rows(options.exclude);
     const bool allow_all = options.allow.empty();
-    for (const std::string& key : options.allow)
-      if (const int64_t row = find_ranking_item(key); row >= 0) marks[static_cast<size_t>(row)] |= kAllowed;
-    for (const std::string& key : options.exclude)
-      if (const int64_t row = find_ranking_item(key); row >= 0) marks[static_cast<size_t>(row)] |= kExcluded;
     const auto listed = [](const std::vector<std::string>& list, const std::string& key) {
       return std::find(list.begin(), list.end(), key) != list.end();
     };
-    for (const std::string& key : options.candidates) {
-      const int64_t row = find_ranking_item(key);
-      if (row < 0) {
-        // Unknown: an error, unless the filters leave the key out anyway.
-        if ((!allow_all && !listed(options.allow, key)) || listed(options.exclude, key)) continue;
+    std::vector<int64_t> rows(options.candidates.size());
+    for (size_t i = 0; i < options.candidates.size(); ++i) {
+      const std::string& key = options.candidates[i];
+      rows[i] = find_ranking_item(key);
+      // Unknown: an error, unless the filters leave the key out anyway.
+      if (rows[i] < 0 && !((!allow_all && !listed(options.allow, key)) || listed(options.exclude, key)))
         return {StatusCode::kNotFound, "candidate '" + key + "' is not in the model's item table"};
-      }
-      uint8_t& mark = marks[static_cast<size_t>(row)];
-      if ((!allow_all && !(mark & kAllowed)) || (mark & (kExcluded | kTaken))) continue;
-      mark |= kTaken;
+    }
+    // A row's first appearance among the candidates is kept, later ones dropped: (row, position) pairs, one
+    // number each (rows and positions fit 32 bits), sorted, so the first of a run of equal rows is the earliest.
+    std::vector<int64_t> by_row;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i] >= 0) by_row.push_back(rows[i] << 32 | static_cast<int64_t>(i));
+    std::sort(by_row.begin(), by_row.end());
+    std::vector<uint8_t> repeated(rows.size(), 0);
+    for (size_t j = 1; j < by_row.size(); ++j)
+      if (by_row[j] >> 32 == by_row[j - 1] >> 32) repeated[static_cast<size_t>(by_row[j] & 0xffffffff)] = 1;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t row = rows[i];
+      if (row < 0 || repeated[i]) continue;
+      if ((!allow_all && !std::binary_search(allowed.begin(), allowed.end(), row)) ||
+          std::binary_search(excluded.begin(), excluded.end(), row))
+        continue;
       keys.push_back(ranking_item_key(static_cast<size_t>(row)));
-      candidates.push_back(key);
+      candidates.push_back(options.candidates[i]);
     }
     retrieval_scores.assign(candidates.size(), std::numeric_limits<float>::quiet_NaN());
   }
