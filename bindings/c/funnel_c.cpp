@@ -279,6 +279,8 @@ FunnelStatus funnel_model_retrieve_batch(const FunnelModel* model, const FunnelF
   const char* name = "funnel_model_retrieve_batch";
   if (!model || (user_count > 0 && (!users || !out_indices || !out_scores || !out_counts)))
     return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": NULL argument");
+  // Every count is 0 until its user is answered, so that a failed call leaves no stale count behind.
+  std::fill_n(out_counts, user_count, size_t{0});
   std::vector<funnel::Features> batch;
   for (size_t u = 0; u < user_count; ++u) {
     if (!users[u]) return fail(FUNNEL_INVALID_ARGUMENT, std::string(name) + ": users[" + std::to_string(u) + "] is NULL");

@@ -292,6 +292,17 @@ static void test_batch_and_updates(const FunnelModel* model) {
   }
   CHECK(funnel_model_retrieve_batch(model, NULL, 2, 5, NULL, 0, 1, batch_indices, batch_scores, counts) ==
         FUNNEL_INVALID_ARGUMENT);
+  /* A call that fails leaves every count 0, not the previous call's (here 5 and 5). */
+  CHECK(counts[0] > 0 && counts[1] > 0);
+  const FunnelFeatures* half[2] = {users[0], NULL};
+  CHECK(funnel_model_retrieve_batch(model, half, 2, 5, NULL, 0, 1, batch_indices, batch_scores, counts) ==
+        FUNNEL_INVALID_ARGUMENT);
+  CHECK(counts[0] == 0 && counts[1] == 0);
+  CHECK(funnel_model_retrieve_batch(model, (const FunnelFeatures* const*)users, 2, 5, exclude, 1, 2, batch_indices,
+                                    batch_scores, counts) == FUNNEL_OK);
+  CHECK(funnel_model_retrieve_batch(model, (const FunnelFeatures* const*)users, 2, 0, NULL, 0, 1, batch_indices,
+                                    batch_scores, counts) != FUNNEL_OK);
+  CHECK(counts[0] == 0 && counts[1] == 0);
 
   FunnelFeatures* item = funnel_features_new();
   funnel_features_set_string(item, "item_id", "brand-new");
