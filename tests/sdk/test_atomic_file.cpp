@@ -194,10 +194,11 @@ TEST_CASE("Atomic write: a process killed (SIGKILL) in the middle of a write lea
     if (::write(fds[1], "w", 1) != 1) ::_exit(3);
     for (;;) ::pause();
   }
+  // The parent keeps no write end open, so a child that exits early ends the read (0) rather than hanging it.
+  ::close(fds[1]);
   char ready = 0;
   REQUIRE(::read(fds[0], &ready, 1) == 1);
   ::close(fds[0]);
-  ::close(fds[1]);
   REQUIRE(::kill(pid, SIGKILL) == 0);
   int status = 0;
   ::waitpid(pid, &status, 0);
