@@ -425,6 +425,10 @@ TEST_CASE("AutoFAS: a checkpoint of another run is refused, naming the field", "
   other = config;
   other.teacher.hidden = {12};
   CHECK_THROWS_WITH(train_autofas(ctr, other, table, {}, {}, resuming), Catch::Contains("'teacher.hidden'"));
+  // Past the teacher's training, its epochs made the teacher the checkpoint holds: another count is refused.
+  other = config;
+  other.teacher.epochs = 2;
+  CHECK_THROWS_WITH(train_autofas(ctr, other, table, {}, {}, resuming), Catch::Contains("'teacher.epochs'"));
   // A ranking run's checkpoint is not an AutoFAS run's.
   RankerCheckpoints ranker;
   ranker.checkpoint = dir.file("ranker.ckpt");

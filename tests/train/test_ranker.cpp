@@ -378,5 +378,11 @@ TEST_CASE("Ranker: a checkpoint of another run is refused, naming the field", "[
   RankerConfig longer = config;
   longer.epochs = 2;
   longer.threads = 2;
+  resuming.checkpoint = dir.file("longer.ckpt");
   CHECK(train_ranker(ctr, longer, {}, {}, nullptr, resuming).history.size() == 2);
+  // Fewer epochs than the checkpoint has done are refused, naming the field.
+  resuming.resume = resuming.checkpoint;
+  resuming.checkpoint.clear();
+  CHECK_THROWS_WITH(train_ranker(ctr, config, {}, {}, nullptr, resuming),
+                    Catch::Contains("longer.ckpt") && Catch::Contains("2 epochs done") && Catch::Contains("'epochs' (1)"));
 }

@@ -76,10 +76,13 @@ std::string checkpoint_stage(const Checkpoint& c) {
 }
 
 // What every stage's checkpoint must match beside the ranking run's own fields: the data, the teacher's
-// config, the search's (but file names and the student's epochs, which may grow) and the stage.
+// config (its epochs too once it is trained), the search's (but file names and the student's epochs, which may grow) and the stage.
 json autofas_identity(const CtrDataset& ctr, const AutoFasConfig& config, const std::string& stage) {
   json identity = ranker_identity(ctr, config.teacher, "teacher.");
   identity["autofas.stage"] = stage;
+  // Past the teacher's training its epochs shaped the teacher the checkpoint holds: another count is
+  // another teacher (inside its training they may grow, as any ranking run's).
+  if (stage != kTeacherStage) identity["teacher.epochs"] = config.teacher.epochs;
   const json teacher_fields = ranker_config_to_json(config.teacher);
   const json fields = autofas_config_to_json(config);
   for (const auto& [field, value] : fields.items())

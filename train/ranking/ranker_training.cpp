@@ -225,6 +225,9 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       state.restore(*checkpoints.resume_read);
     else
       state.restore(checkpoints.resume);
+    if (run.epochs_done > config.epochs)
+      throw TrainingError(checkpoints.resume + ": the checkpoint has " + std::to_string(run.epochs_done) +
+                          " epochs done, more than this run's 'epochs' (" + std::to_string(config.epochs) + "); a resumed run may only go on for longer");
     if (checkpoints.on_note)
       checkpoints.on_note("resumed from " + checkpoints.resume + " after epoch " + std::to_string(run.epochs_done));
   }
