@@ -16,6 +16,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "funnel/atomic_file.hpp"
@@ -116,6 +117,48 @@ TEST_CASE("Atomic write: the new bytes replace the old file, and no temporary is
   }
   CHECK(read_text(path) == "abcd");
   CHECK(folder.names() == std::vector<std::string>{"table.json"});
+}
+
+TEST_CASE("Atomic write: a symlink is kept and what it names replaced; an existing file keeps its mode", "[atomic]") {
+  Folder folder;
+  fs::create_directories(folder.file("real"));
+  const std::string target = folder.file("real/model.funnel"), link = folder.file("link.funnel");
+  write_plain(target, "old");
+  fs::create_symlink("real/model.funnel", link);
+  REQUIRE(::chmod(target.c_str(), 0640) == 0);
+  REQUIRE(funnel::write_file_atomically(link, std::string_view("new")).is_ok());
+  CHECK(fs::is_symlink(link));
+  CHECK(read_text(target) == "new");
+  CHECK(folder.names() == std::vector<std::string>{"link.funnel", "real"});
+  CHECK(fs::directory_iterator(folder.file("real"))->path().filename() == "model.funnel");
+  struct stat after;
+  REQUIRE(::stat(target.c_str(), &after) == 0);
+  CHECK((after.st_mode & 07777) == 0640);
+  // A plain file keeps its mode too, though the temporary was created with the umask's.
+  const std::string plain = folder.file("run.sh");
+  write_plain(plain, "old");
+  REQUIRE(::chmod(plain.c_str(), 0751) == 0);
+  REQUIRE(funnel::write_file_atomically(plain, std::string_view("new")).is_ok());
+  REQUIRE(::stat(plain.c_str(), &after) == 0);
+  CHECK((after.st_mode & 07777) == 0751);
+}
+
+TEST_CASE("Atomic write: a path that is not a regular file (/dev/null, a FIFO as /dev/stdout is) is written into, not replaced",
+          "[atomic]") {
+  REQUIRE(funnel::write_file_atomically("/dev/null", std::string_view("discarded")).is_ok());
+  CHECK(fs::is_character_file("/dev/null"));
+  Folder folder;
+  const std::string fifo = folder.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string received;
+  std::thread reader([&] { received = read_text(fifo); });
+  const Status status = funnel::write_file_atomically(fifo, std::string_view("through the pipe\n"));
+  reader.join();
+  INFO(status.to_string());
+  CHECK(status.is_ok());
+  CHECK(received == "through the pipe\n");
+  CHECK(fs::is_fifo(fifo));
+  CHECK(folder.names() == std::vector<std::string>{"pipe"});
 }
 
 TEST_CASE("Atomic write: a parent path that is a file fails with the path and the reason", "[atomic][errors]") {

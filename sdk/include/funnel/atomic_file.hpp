@@ -13,13 +13,16 @@ namespace funnel {
 
 // A new file that replaces `path` only when committed:
 // - open() creates a temporary file with a unique name in path's folder, "<path>.tmp-<pid>-<n>"
-//   (O_CREAT | O_EXCL: never one another writer or an earlier run left behind);
+//   (O_CREAT | O_EXCL: never one another writer or an earlier run left behind); a symlink is followed, so
+//   the temporary lies beside the file it names and the link is kept; an existing file's mode is kept;
 // - write() appends bytes to it;
 // - commit() flushes it to disk (fsync), closes it, renames it over `path` and flushes the folder (fsync),
 //   so that after a crash or a power cut `path` is the old file or the new one, whole.
 // Any failed step, discard(), or destroying an uncommitted AtomicFile removes the temporary. A process
 // killed outright (SIGKILL, power cut) before commit leaves `path` as it was and, at most, its temporary,
 // which nothing reads and no later write reuses (a later write picks another name).
+// A `path` that exists and is not a regular file (/dev/stdout, a FIFO, /dev/null) cannot be replaced: it is
+// written directly, with no temporary, and commit() only closes it.
 // Errors are kIoError and name the file and the reason ("model.funnel: cannot create a temporary file in
 // the folder: Permission denied"). After an error every later call returns that same error.
 class AtomicFile {
@@ -40,8 +43,9 @@ class AtomicFile {
  private:
   Status fail(const std::string& what, int error);
 
-  std::string path_, temporary_;
+  std::string path_, target_, temporary_;  // target_: path_ with its symlinks resolved
   int fd_ = -1;
+  bool direct_ = false;  // writing straight into a `path` that is not a regular file
   Status failed_;
 };
 
