@@ -1,17 +1,17 @@
 // The CLI's commands that read a model verify it first (Model::verify: checksums, key tables, item ids) and
 // refuse a damaged file, naming the tensor; --no-verify answers from it as loaded. `funnel inspect` prints
-// what verify() found. Runs the built `funnel` binary on copies of the golden files.
+// what verify() found; `funnel eval` verifies too. Runs the built `funnel` binary on copies of the golden files.
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include "funnel_generated.h"
+#include "support.hpp"
 
 using Catch::Matchers::Contains;
 
@@ -38,8 +38,7 @@ Run run(const std::string& arguments) {
 }  // namespace
 
 TEST_CASE("CLI: commands verify the model first and name a damaged tensor; --no-verify skips the check", "[cli][checksums]") {
-  const std::filesystem::path folder = std::filesystem::temp_directory_path() / ("funnel-cli-verify-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(folder);
+  const funnel::test::TempDir folder;  // removed however the test ends
   std::ifstream in(kGolden + "/three-stages-v3.funnel", std::ios::binary);
   REQUIRE(in.good());
   std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -49,7 +48,7 @@ TEST_CASE("CLI: commands verify the model first and name a damaged tensor; --no-
     if (tensor->name()->str() == "ranking/dense0/weight") weight = tensor;
   REQUIRE(weight);
   bytes[static_cast<size_t>(weight->data()->data() - bytes.data()) + 5] ^= 0x20;
-  const std::string damaged = (folder / "damaged.funnel").string();
+  const std::string damaged = folder.file("damaged.funnel");
   std::ofstream(damaged, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   const std::string user = "--user '{\"user_id\":\"u3\",\"age\":41,\"region\":\"r2\",\"device\":\"ios\"}'";
   const std::string named = "tensor 'ranking/dense0/weight' fails its checksum";
@@ -65,6 +64,16 @@ TEST_CASE("CLI: commands verify the model first and name a damaged tensor; --no-
     INFO(answered.output);
     CHECK(answered.status == 0);
   }
+  // eval verifies before it reads the dataset: refused with the damaged tensor named; with --no-verify it gets
+  // past the model and fails on the data (an empty description here) instead.
+  const std::string data = folder.write("data.json", "{}");
+  const Run evaluated = run("eval --data " + data + " --model " + damaged);
+  CHECK(evaluated.status != 0);
+  CHECK_THAT(evaluated.output, Contains(named) && Contains("--no-verify"));
+  const Run unverified = run("eval --data " + data + " --model " + damaged + " --no-verify");
+  INFO(unverified.output);
+  CHECK(unverified.status != 0);
+  CHECK_THAT(unverified.output, !Contains("checksum") && Contains("data.json"));
   const Run inspected = run("inspect " + damaged);
   CHECK(inspected.status == 1);
   CHECK_THAT(inspected.output, Contains("verified        no: " + named));
@@ -75,5 +84,4 @@ TEST_CASE("CLI: commands verify the model first and name a damaged tensor; --no-
   const Run old = run("inspect " + kGolden + "/three-stages.funnel");
   CHECK(old.status == 0);
   CHECK_THAT(old.output, Contains("format version  2") && Contains("verified        yes: no checksums"));
-  std::filesystem::remove_all(folder);
 }
