@@ -262,6 +262,53 @@ TEST_CASE("Checksums: catalogue updates and bundles write format 3 files, and ne
   CHECK_THAT(status.message(), Contains(name) && Contains(tensor_name));
 }
 
+TEST_CASE("Checksums: three-stages-v3.funnel answers exactly as three-stages.funnel at every stage", "[checksums][golden]") {
+  // The same model in format 3 (with checksums) and format 2: the checksums change no answer.
+  std::unique_ptr<Model> v2, v3;
+  REQUIRE(Model::load_file(kGolden + "/three-stages.funnel", &v2).is_ok());
+  REQUIRE(Model::load_file(kGolden + "/three-stages-v3.funnel", &v3).is_ok());
+  REQUIRE(v2->format_version() == 2);
+  REQUIRE(v3->format_version() == 3);
+  const funnel::Features user = funnel::Features().set("user_id", "u3").set("age", 41.0).set("region", "r2").set("device", "ios");
+  const funnel::Features item = funnel::Features().set("item_id", "i5").set("category", "c1").set("price", 9.5).set(
+      "tags", std::vector<std::string>{"t1"});
+  std::vector<float> a, b;
+  REQUIRE(v2->user_embedding(user, &a).is_ok());
+  REQUIRE(v3->user_embedding(user, &b).is_ok());
+  CHECK(a == b);
+  REQUIRE(v2->item_embedding(item, &a).is_ok());
+  REQUIRE(v3->item_embedding(item, &b).is_ok());
+  CHECK(a == b);
+  funnel::RetrieveOptions top;
+  top.k = 20;
+  std::vector<funnel::Recommendation> hits2, hits3;
+  REQUIRE(v2->retrieve(user, top, &hits2).is_ok());
+  REQUIRE(v3->retrieve(user, top, &hits3).is_ok());
+  REQUIRE(hits2.size() == 20);
+  REQUIRE(hits3.size() == hits2.size());
+  for (size_t i = 0; i < hits2.size(); ++i) CHECK((hits2[i].index == hits3[i].index && hits2[i].score == hits3[i].score));
+  const std::vector<std::string> behaviours = {"i3", "i7"}, candidates = {"i1", "i5", "i9", "i12"};
+  REQUIRE(v2->prerank(user, behaviours, candidates, &a).is_ok());
+  REQUIRE(v3->prerank(user, behaviours, candidates, &b).is_ok());
+  CHECK(a == b);
+  REQUIRE(v2->rank(user, behaviours, candidates, &a).is_ok());
+  REQUIRE(v3->rank(user, behaviours, candidates, &b).is_ok());
+  CHECK(a == b);
+  funnel::CascadeOptions options;
+  options.behaviours = behaviours;
+  funnel::CascadeResult r2, r3;
+  REQUIRE(v2->recommend(user, options, &r2).is_ok());
+  REQUIRE(v3->recommend(user, options, &r3).is_ok());
+  REQUIRE(r2.items.size() == 10);
+  REQUIRE(r3.items.size() == r2.items.size());
+  for (size_t i = 0; i < r2.items.size(); ++i)
+    CHECK((r2.items[i].key == r3.items[i].key && r2.items[i].score == r3.items[i].score &&
+           r2.items[i].retrieval_score == r3.items[i].retrieval_score));
+  REQUIRE(r3.stages.size() == 3);
+  for (size_t s = 0; s < r2.stages.size(); ++s)
+    CHECK((r2.stages[s].stage == r3.stages[s].stage && r2.stages[s].scored == r3.stages[s].scored && r2.stages[s].kept == r3.stages[s].kept));
+}
+
 TEST_CASE("Format versions: 2 and 3 load, 1 and newer ones are refused with what to do", "[checksums][model]") {
   const auto file_of_version = [](uint32_t version) {
     flatbuffers::FlatBufferBuilder b;
