@@ -1,7 +1,8 @@
 /**
  * A user's raw features: strings and numbers as single values, arrays as multi-valued features. Numbers must be
  * finite: NaN or an infinity (or a string such as "nan" or "inf" for a dense or bucketized feature) throws
- * Error("InvalidArgument: feature '<name>' is nan, not a finite number").
+ * Error("InvalidArgument: feature '<name>' is nan, not a finite number"); inside a list one throws
+ * TypeError("feature '<name>': list values must be strings or finite numbers").
  */
 export type Features = Record<string, string | number | ReadonlyArray<string | number>>;
 
