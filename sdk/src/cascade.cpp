@@ -53,7 +53,8 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
       std::vector<int64_t> rows;
       for (const std::string& key : list)
         if (const int64_t row = find_ranking_item(key); row >= 0) rows.push_back(row);
-      std::sort(rows.begin(), rows.end());
+      std::make_heap(rows.begin(), rows.end());
+      std::sort_heap(rows.begin(), rows.end());
       return rows;
     };
     const std::vector<int64_t> allowed = sorted_rows(options.allow), excluded = sorted_rows(options.exclude);
@@ -74,7 +75,8 @@ Status Model::recommend(const Features& user, const CascadeOptions& options, Cas
     std::vector<int64_t> by_row;
     for (size_t i = 0; i < rows.size(); ++i)
       if (rows[i] >= 0) by_row.push_back(rows[i] << 32 | static_cast<int64_t>(i));
-    std::sort(by_row.begin(), by_row.end());
+    std::make_heap(by_row.begin(), by_row.end());
+    std::sort_heap(by_row.begin(), by_row.end());
     std::vector<uint8_t> repeated(rows.size(), 0);
     for (size_t j = 1; j < by_row.size(); ++j)
       if (by_row[j] >> 32 == by_row[j - 1] >> 32) repeated[static_cast<size_t>(by_row[j] & 0xffffffff)] = 1;
