@@ -18,12 +18,7 @@ int find_feature(const EntityTable& table, const std::string& name) {
 }  // namespace
 
 RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data_(data), config_(config) {
-  const auto table = [this](std::string name, std::vector<uint64_t> shape) {
-    owned_.push_back(std::make_unique<Parameter>(std::move(name), std::move(shape)));
-    Parameter* p = owned_.back().get();
-    p->make_sparse(static_cast<size_t>(p->shape[1]));
-    return p;
-  };
+  const auto table = [this](std::string name, std::vector<uint64_t> shape) { return sparse_table(std::move(name), std::move(shape)); };
   user_offset_ = static_cast<uint32_t>(feature_offset(data, data.users));
   const size_t item_offset = feature_offset(data, data.items);
   const uint32_t dim = config.embedding_dim;
@@ -93,6 +88,38 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     user_tables_.push_back(table("ranking/user/" + name, {data.users.features[f].cardinality, dim}));
   }
 
+  wire_coaction(pairs, unit_shape, {candidate_names, behaviour_names, item_names, item_source});
+
+  // The MLP.
+  view_.item_columns = static_cast<uint32_t>(columns);
+  view_.max_behaviours = config.max_history;
+  rebuild_view();
+  uint32_t width = view_.input_dim();
+  std::vector<uint32_t> sizes = config.hidden;
+  sizes.push_back(1);
+  for (size_t l = 0; l < sizes.size(); ++l) {
+    const std::string name = "ranking/dense" + std::to_string(l);
+    const bool hidden = l + 1 < sizes.size();
+    layers_.push_back(std::make_unique<Layer>(Layer{Parameter(name + "/weight", {sizes[l], width}), Parameter(name + "/bias", {sizes[l]}),
+                                                    Parameter(name + "/alpha", {hidden ? sizes[l] : 0})}));
+    width = sizes[l];
+  }
+  for (auto& layer : layers_) linears_.emplace_back(&layer->weight, &layer->bias);
+  rebuild_view();
+
+  describe_fields(item_names);
+}
+
+Parameter* RankerModel::sparse_table(std::string name, std::vector<uint64_t> shape) {
+  owned_.push_back(std::make_unique<Parameter>(std::move(name), std::move(shape)));
+  Parameter* p = owned_.back().get();
+  p->make_sparse(static_cast<size_t>(p->shape[1]));
+  return p;
+}
+
+void RankerModel::wire_coaction(const std::vector<CoActionPair>& pairs, const CoActionView& unit_shape, const ItemColumns& columns) {
+  const Dataset& data = data_;
+  const RankerConfig& config = config_;
   // Co-action pairs and the three independence levels (section 3.3). Parameter independence: the
   // co-action tables are separate from the representation tables above; without it the pair reads the
   // features' own embeddings. Combination independence: one induction table and one feed table per pair
@@ -101,16 +128,16 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   for (size_t k = 0; k < pairs.size(); ++k) {
     const CoActionPair& pair = pairs[k];
     const std::string what = "ranking: co-action pair '" + pair.induction + ":" + pair.feed + "'";
-    const auto column = std::find(candidate_names.begin(), candidate_names.end(), pair.induction);
-    if (column == candidate_names.end()) throw ConfigError(what + ": the induction side must be one of the ranking's item features");
+    const auto column = std::find(columns.candidates.begin(), columns.candidates.end(), pair.induction);
+    if (column == columns.candidates.end()) throw ConfigError(what + ": the induction side must be one of the ranking's item features");
     CoActionView shape = unit_shape;
-    shape.induction_column = static_cast<uint32_t>(column - candidate_names.begin());
+    shape.induction_column = static_cast<uint32_t>(column - columns.candidates.begin());
     uint32_t feed_cardinality = 0;
     Parameter* own_feed = nullptr;  // the feed feature's representation table
-    if (const auto feed_column = std::find(behaviour_names.begin(), behaviour_names.end(), pair.feed); feed_column != behaviour_names.end()) {
+    if (const auto feed_column = std::find(columns.behaviours.begin(), columns.behaviours.end(), pair.feed); feed_column != columns.behaviours.end()) {
       shape.feed_sequence = true;
-      shape.feed = static_cast<uint32_t>(std::find(item_names.begin(), item_names.end(), pair.feed) - item_names.begin());
-      feed_cardinality = data.items.features[item_source[shape.feed]].cardinality;
+      shape.feed = static_cast<uint32_t>(std::find(columns.all.begin(), columns.all.end(), pair.feed) - columns.all.begin());
+      feed_cardinality = data.items.features[columns.source[shape.feed]].cardinality;
       own_feed = item_tables_[shape.feed];
     } else if (const int f = find_feature(data.users, pair.feed); f >= 0) {
       if (data.users.features[f].def.kind != FeatureKind::kCategorical)
@@ -125,13 +152,13 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     Parameter* induction = nullptr;
     Parameter* feed = nullptr;
     if (config.parameter_independence) {
-      const uint32_t induction_cardinality = data.items.features[item_source[shape.induction_column]].cardinality;
+      const uint32_t induction_cardinality = data.items.features[columns.source[shape.induction_column]].cardinality;
       const std::string prefix = config.combination_independence ? std::to_string(k) + "/" : "";
       Parameter*& shared_induction = induction_by_key[prefix + pair.induction];
       if (!shared_induction)
-        shared_induction = table("ranking/coaction/induction/" + prefix + pair.induction, {induction_cardinality, shape.induction_width()});
+        shared_induction = sparse_table("ranking/coaction/induction/" + prefix + pair.induction, {induction_cardinality, shape.induction_width()});
       Parameter*& shared_feed = feed_by_key[prefix + pair.feed];
-      if (!shared_feed) shared_feed = table("ranking/coaction/feed/" + prefix + pair.feed, {feed_cardinality, shape.feed_dim});
+      if (!shared_feed) shared_feed = sparse_table("ranking/coaction/feed/" + prefix + pair.feed, {feed_cardinality, shape.feed_dim});
       induction = shared_induction;
       feed = shared_feed;
     } else {
@@ -156,25 +183,6 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
     coaction_info_.push_back({static_cast<uint32_t>(item_column_features_[shape.induction_column]),
                               shape.feed_sequence ? item_column_features_[shape.feed] : shape.feed, induction, feed});
   }
-
-  // The MLP.
-  view_.item_columns = static_cast<uint32_t>(columns);
-  view_.max_behaviours = config.max_history;
-  rebuild_view();
-  uint32_t width = view_.input_dim();
-  std::vector<uint32_t> sizes = config.hidden;
-  sizes.push_back(1);
-  for (size_t l = 0; l < sizes.size(); ++l) {
-    const std::string name = "ranking/dense" + std::to_string(l);
-    const bool hidden = l + 1 < sizes.size();
-    layers_.push_back(std::make_unique<Layer>(Layer{Parameter(name + "/weight", {sizes[l], width}), Parameter(name + "/bias", {sizes[l]}),
-                                                    Parameter(name + "/alpha", {hidden ? sizes[l] : 0})}));
-    width = sizes[l];
-  }
-  for (auto& layer : layers_) linears_.emplace_back(&layer->weight, &layer->bias);
-  rebuild_view();
-
-  describe_fields(item_names);
 }
 
 // The input's fields for feature masks (AutoFAS eq. 1): each user feature, each candidate feature and each

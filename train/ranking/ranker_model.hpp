@@ -87,6 +87,17 @@ class RankerModel {
  private:
   void rebuild_view();
   void describe_fields(const std::vector<std::string>& item_names);
+  // A sparse embedding table [rows, width], owned by the model.
+  Parameter* sparse_table(std::string name, std::vector<uint64_t> shape);
+  // CAN's co-action pairs and their tables at the configured independence levels (section 3.3), read
+  // against the item columns (`item_names`, from the dataset's features `item_source`) built before.
+  struct ItemColumns {
+    const std::vector<std::string>& candidates;
+    const std::vector<std::string>& behaviours;
+    const std::vector<std::string>& all;
+    const std::vector<int>& source;
+  };
+  void wire_coaction(const std::vector<CoActionPair>& pairs, const CoActionView& unit_shape, const ItemColumns& columns);
   std::span<const uint32_t> history_of(uint32_t instance) const;
 
   const Dataset& data_;
