@@ -17,12 +17,20 @@ const Model& model_of(py::handle model);
 
 namespace {
 
+// Runs `call` once (warm-up), then `repeats` times, with the GIL released; the Status is checked (which sets a
+// Python error) only once the GIL is held again.
 double seconds_per_call(size_t repeats, const std::function<Status()>& call) {
-  Status status = call();  // warm-up, and the errors
-  check(status);
-  const auto start = std::chrono::steady_clock::now();
-  for (size_t r = 0; r < repeats; ++r) status = call();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Status status;
+  double seconds = 0;
+  {
+    py::gil_scoped_release release;
+    status = call();  // warm-up, and the errors
+    if (status.is_ok()) {
+      const auto start = std::chrono::steady_clock::now();
+      for (size_t r = 0; r < repeats && status.is_ok(); ++r) status = call();
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  }
   check(status);
   return seconds / static_cast<double>(repeats);
 }
@@ -38,7 +46,6 @@ void register_native_timing(py::module_& m) {
         RetrieveOptions options;
         options.k = k;
         std::vector<Recommendation> out;
-        py::gil_scoped_release release;
         return seconds_per_call(repeats, [&] { return model.retrieve(features, options, &out); });
       },
       py::arg("model"), py::arg("user"), py::arg("k"), py::arg("repeats"),
@@ -53,7 +60,6 @@ void register_native_timing(py::module_& m) {
         RetrieveOptions options;
         options.k = k;
         std::vector<std::vector<Recommendation>> out;
-        py::gil_scoped_release release;
         return seconds_per_call(repeats, [&] { return model.retrieve_batch(features, options, &out); });
       },
       py::arg("model"), py::arg("users"), py::arg("k"), py::arg("repeats"),
