@@ -37,6 +37,9 @@ def test_loading(tmp_path):
         funnel.Model.load(tmp_path / "folder.funnel")
     with pytest.raises(TypeError, match="path"):
         funnel.Model.load(42)
+    with pytest.raises(TypeError, match="C-contiguous"):  # a strided view is not one run of bytes
+        funnel.Model.load(memoryview(good)[::-1])
+    assert funnel.Model.load(memoryview(good)).to_bytes() == good
     assert issubclass(funnel.CorruptModelError, ValueError) and issubclass(funnel.CorruptModelError, funnel.FunnelError)
 
 

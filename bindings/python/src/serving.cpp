@@ -119,10 +119,16 @@ PyModel load(SourceArg source_arg) {
   std::unique_ptr<Model> model;
   Status status;
   if (PyBytes_Check(source.ptr()) || PyByteArray_Check(source.ptr()) || PyMemoryView_Check(source.ptr())) {
-    py::buffer_info buffer = py::reinterpret_borrow<py::buffer>(source).request();
-    const size_t size = static_cast<size_t>(buffer.size * buffer.itemsize);
+    // Only a C-contiguous buffer is one run of bytes (a strided memoryview such as m[::-1] is not).
+    Py_buffer view;
+    if (PyObject_GetBuffer(source.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      throw py::type_error("Model.load: the buffer is not C-contiguous; pass bytes(...) of it");
+    }
+    const std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> held(&view, PyBuffer_Release);
+    const size_t size = static_cast<size_t>(view.len);
     py::gil_scoped_release release;
-    status = Model::load_bytes(buffer.ptr, size, &model);
+    status = Model::load_bytes(view.buf, size, &model);
   } else {
     py::object fspath = py::module_::import("os").attr("fspath");
     py::object path_object;
