@@ -55,6 +55,17 @@ def test_bytes_and_path_give_the_same_model(golden):
     assert list(a.keys) == list(b.keys) and np.array_equal(a.scores, b.scores)
 
 
+def test_an_empty_allow_list_allows_nothing(golden):
+    model = golden("retrieval.funnel")
+    user = {"user_id": "u3", "age": 41, "region": "r2", "device": "ios"}
+    assert len(model.retrieve(user, k=5, allow=None)) == 5
+    assert len(model.retrieve(user, k=5, allow=[])) == 0
+    assert len(model.retrieve(user, k=5, allow=["not an item"])) == 0
+    three = golden("three-stages.funnel")
+    assert len(three.recommend(user, k=5, allow=None)) == 5
+    assert len(three.recommend(user, k=5, allow=[])) == 0
+
+
 def test_inspect_and_verify(golden):
     info = golden("three-stages.funnel").inspect()
     assert info["has_retrieval"] and info["has_pre_ranking"] and info["has_ranking"]

@@ -199,6 +199,8 @@ RecommendationsOut retrieve(const PyModel& self, UserArg user, size_t k, KeysArg
   options.threads = threads;
   std::vector<std::string> allowed = strings_from(allow, "allow");
   std::vector<Recommendation> top;
+  // allow=None leaves every item in; an empty list allows none (the SDK reads an empty list as "no restriction").
+  if (!allow.value.is_none() && allowed.empty() && self.get().has_retrieval()) return recommendations(top);
   if (allowed.empty() || !self.get().has_retrieval()) {
     Status status;
     {
@@ -303,6 +305,8 @@ CascadeResultOut recommend(const PyModel& self, OptionalUserArg user, size_t k, 
     status = self.get().recommend(features, options, &result);
   }
   check(status);
+  // allow=None leaves every item in; an empty list allows none (the SDK reads an empty list as "no restriction").
+  if (!allow.value.is_none() && options.allow.empty()) result.items.clear();
   const size_t n = result.items.size();
   py::array keys = keys_array(n);
   py::array_t<float> scores(static_cast<py::ssize_t>(n)), retrieval_scores(static_cast<py::ssize_t>(n));
