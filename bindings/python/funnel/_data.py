@@ -78,20 +78,33 @@ def _value_text(v: Any, where: str, separator: str) -> str:
     raise TypeError(f"{where}: {type(v).__name__} is not a feature value (str, a number, or a list)")
 
 
-def _column_text(values: np.ndarray, table: str, column: str, separator: str = "|") -> list[str]:
+def _is_missing(v: Any) -> bool:
+    """None, NaN, pandas.NA or pandas.NaT: what pandas.read_csv makes of an empty field."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def _column_text(values: np.ndarray, table: str, column: str, separator: str = "|", missing: bool = False) -> list[str]:
+    """The column's fields as a delimited file would hold them. With `missing` (feature columns), a missing
+    value (see _is_missing) is an empty field, which the trainer reads as a CSV reader's empty field; keys and
+    timestamps must have a value."""
     kind = values.dtype.kind
     if kind in "iu":
         return values.astype(str).tolist()
     if kind == "f":
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = np.flatnonzero(~np.isfinite(values) & ~(missing & np.isnan(values)))
         if bad.size:
             raise ValueError(f"{table} row {bad[0]}: column '{column}': {values[bad[0]]} is not a feature value")
-        return [_number_text(x, "") for x in values.tolist()]
+        return ["" if x != x else _number_text(x, "") for x in values.tolist()]
     if kind == "U":
         return values.tolist()
     if kind == "b":
         raise TypeError(f"{table}: column '{column}' holds bools, which are not feature values (use str or int)")
-    return [_value_text(v, f"{table} row {r}: column '{column}'", separator) for r, v in enumerate(values.tolist())]
+    return ["" if missing and _is_missing(v) else _value_text(v, f"{table} row {r}: column '{column}'", separator)
+            for r, v in enumerate(values.tolist())]
 
 
 def _infer_feature(name: str, values: np.ndarray) -> dict:
@@ -134,10 +147,12 @@ def _entity(table: Any, key: str, features: Optional[Sequence[Any]], what: str) 
                 d.setdefault("separator", "|")
                 separators[d["column"]] = d["separator"]
         defs.append(d)
+    key_column = column_index(key, f"{what} key")
     return {
         "names": names,
-        "values": [_column_text(a, what, n, separators.get(i, "|")) for i, (n, a) in enumerate(zip(names, arrays))],
-        "key": column_index(key, f"{what} key"),
+        "values": [_column_text(a, what, n, separators.get(i, "|"), missing=i != key_column)
+                   for i, (n, a) in enumerate(zip(names, arrays))],
+        "key": key_column,
         "features": json.dumps(defs),
     }
 
