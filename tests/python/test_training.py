@@ -29,12 +29,15 @@ def test_train_from_a_description(trained, synthetic):
     model = trained.model
     assert model.has_retrieval and model.catalogue_size == trained.dataset["items"]
     assert len(model.retrieve({"user_id": "u1", "age": 30, "region": "r1", "device": "ios"}, k=5)) == 5
+
+
+def test_history_frame(trained):
     pytest.importorskip("pandas")
     frame = trained.history_frame()
     assert len(frame) == 1 and "loss" in frame.columns and any(c.startswith("validation.") for c in frame.columns)
 
 
-def synthetic_frames(description_path):
+def synthetic_frames(description_path, keep_default_na=False):
     """The synthetic CSVs read by pandas with its own type inference (ints, floats, str), and the description's
     features with their columns named."""
     pd = pytest.importorskip("pandas")
