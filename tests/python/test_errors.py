@@ -123,8 +123,12 @@ def test_frame_errors():
     interactions = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "i2"]})
     with pytest.raises(ValueError, match="no column 'item' for the item"):
         funnel.train(funnel.Dataset(interactions, item="item"), config=quick, progress=None)
-    users = pd.DataFrame({"user_id": ["u1", "u2"], "age": [31.0, math.nan]})
+    users = pd.DataFrame({"user_id": ["u1", "u2"], "age": [31.0, math.inf]})
     with pytest.raises(ValueError, match="users row 1: column 'age'"):
+        funnel.train(funnel.Dataset(interactions, users=users), config=quick, progress=None)
+    # NaN is a missing value, an empty field: in a dense feature that is an error, as in a CSV file.
+    users = pd.DataFrame({"user_id": ["u1", "u2"], "age": [31.0, math.nan]})
+    with pytest.raises(ValueError, match="users row 1: field 2 \\(age\\): '' is not a number"):
         funnel.train(funnel.Dataset(interactions, users=users), config=quick, progress=None)
     users = pd.DataFrame({"user_id": ["u1"], "age": [31.0]})
     with pytest.raises(ValueError, match="key 'u2' is not in the users table"):
