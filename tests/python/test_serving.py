@@ -151,3 +151,15 @@ def test_item_embedding_update_catalogue_and_save(trained, tmp_path, synthetic):
     np.testing.assert_allclose(reloaded.catalogue[-1], model.item_embedding(new), atol=1e-5)
     with pytest.raises(ValueError, match="no such item"):
         model.update_catalogue(remove=["no such item"])
+
+
+def test_keys_that_are_not_utf8_come_back_with_surrogates(tmp_path):
+    # The trainer keeps a file's bytes as keys; a key that is not UTF-8 must not make every result raise.
+    keys = ["caf\xe9"] + [f"i{i}" for i in range(1, 6)]
+    rows = [f"u{u},{key}\n" for u in range(20) for key in keys]
+    (tmp_path / "interactions.csv").write_bytes(("user_id,item_id\n" + "".join(rows)).encode("latin-1"))
+    (tmp_path / "dataset.json").write_text('{"name": "latin1", "interactions": {"path": "interactions.csv", '
+                                           '"header": true, "user": 0, "item": 1}}')
+    model = funnel.train(str(tmp_path / "dataset.json"), config={"epochs": 1, "threads": 1, "seed": 3}, progress=None).model
+    assert "caf\udce9" in list(model.item_keys)
+    assert "caf\udce9" in list(model.retrieve({"user_id": "u1"}, k=6).keys)

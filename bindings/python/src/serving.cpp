@@ -36,7 +36,9 @@ py::array keys_array(std::vector<py::ssize_t> shape) { return py::array(py::dtyp
 py::array keys_array(size_t n) { return keys_array(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)}); }
 
 void set_key(py::array& keys, size_t i, std::string_view key) {
-  PyObject* text = PyUnicode_FromStringAndSize(key.data(), static_cast<Py_ssize_t>(key.size()));
+  // A key that is not valid UTF-8 (the trainer keeps a file's bytes) comes back with its bad bytes as lone
+  // surrogates, as os.fsdecode does, instead of raising UnicodeDecodeError on every result that holds it.
+  PyObject* text = PyUnicode_DecodeUTF8(key.data(), static_cast<Py_ssize_t>(key.size()), "surrogateescape");
   if (!text) throw py::error_already_set();
   // An object array holds references: the new one moves in (the slot held None).
   PyObject** slot = static_cast<PyObject**>(keys.mutable_data()) + i;
