@@ -138,3 +138,10 @@ def test_frame_errors():
                      progress=None)
     with pytest.raises(TypeError, match="DataFrame"):
         funnel.train(funnel.Dataset([("u1", "i1")]), config=quick, progress=None)
+
+
+def test_a_trainer_write_the_system_refuses(synthetic, tmp_path):
+    # As docs/python.md's table says: the trainer's atomic write fails as funnel.TrainingError naming the file.
+    out = tmp_path / "no-such-folder" / "model.funnel"
+    with pytest.raises(funnel.TrainingError, match="no-such-folder/model.funnel: cannot create a temporary file"):
+        funnel.train(synthetic, config={"epochs": 1, "threads": 1}, out=out, progress=None)
