@@ -98,6 +98,13 @@ TEST_CASE("Column source: errors name the table, the row and the column", "[data
     source.interactions.table.values[2][1] = "soon";
     CHECK_THROWS_WITH(dataset_from_columns(source), Contains("interactions row 1: column 'timestamp' (timestamp): 'soon' is not an integer"));
   }
+  SECTION("a timestamp beyond int64_t (its cast would be undefined)") {
+    for (const char* text : {"1e30", "inf", "-inf", "nan", "9.3e18"}) {
+      source.interactions.table.values[2][1] = text;
+      CHECK_THROWS_WITH(dataset_from_columns(source),
+                        Contains(std::string("interactions row 1: column 'timestamp' (timestamp): '") + text + "' is not an integer"));
+    }
+  }
   SECTION("a dense value that is no number") {
     source.items->table.values[2][2] = "cheap";
     CHECK_THROWS_WITH(dataset_from_columns(source), Contains("items row 2: field 3 (price): 'cheap' is not a number"));

@@ -77,11 +77,7 @@ Dataset dataset_from_columns(const ColumnDataset& source) {
       continue;
     }
     const std::string& text = field(table, static_cast<size_t>(spec.timestamp), r, "timestamp");
-    double x = 0;
-    if (!parse_number(text, &x) || x != std::floor(x))
-      throw DataError(row_name(table, r) + ": column '" + table.names[static_cast<size_t>(spec.timestamp)] + "' (timestamp): '" + text +
-                      "' is not an integer");
-    timestamps[r] = static_cast<int64_t>(x);
+    timestamps[r] = parse_integer(text, row_name(table, r) + ": column '" + table.names[static_cast<size_t>(spec.timestamp)] + "' (timestamp)");
   }
   data.users = source.users ? entity_table(*source.users, "user") : key_only_table("user", user_keys, table.name);
   data.items = source.items ? entity_table(*source.items, "item") : key_only_table("item", item_keys, table.name);

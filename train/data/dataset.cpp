@@ -314,6 +314,8 @@ void check_bucketized(const FeatureDef& def, std::string_view value, const std::
                   "' is not a number (the feature is bucketized by its boundaries)");
 }
 
+}  // namespace
+
 int64_t parse_integer(const std::string& text, const std::string& where) {
   // Whole and within int64_t: "inf" or "1e30" would make the cast undefined (found by the fuzzer).
   double x = 0;
@@ -321,8 +323,6 @@ int64_t parse_integer(const std::string& text, const std::string& where) {
     throw DataError(where + ": '" + text + "' is not an integer (a whole number within +-9.2e18)");
   return static_cast<int64_t>(x);
 }
-
-}  // namespace
 
 EntityTableBuilder::EntityTableBuilder(std::string name, std::vector<FeatureDef> defs) {
   table_.name = std::move(name);

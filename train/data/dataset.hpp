@@ -118,6 +118,10 @@ EntityTable key_only_table(const std::string& name, const std::vector<std::strin
 // Refuses a feature name that users and items both use.
 void check_distinct_feature_names(const Dataset& data, const std::string& where);
 
+// `text` as a whole number within int64_t ("inf", "1e30" and "1.5" are refused: the cast would be undefined
+// or lossy). Throws DataError "<where>: '<text>' is not an integer ...".
+int64_t parse_integer(const std::string& text, const std::string& where);
+
 // Reads the dataset that `description_path` describes. File paths in it are relative to its "root"
 // (itself relative to the description's folder), or to `root_override` when that is not empty.
 // Throws DataError naming the file, line and field of the first problem.
