@@ -208,6 +208,10 @@ class TrainingCommands final : public CommandFamily {
     generate->add_option("--users", synthetic.users, "number of users")->capture_default_str();
     generate->add_option("--items", synthetic.items, "number of items")->capture_default_str();
     generate->add_option("--seed", synthetic.seed, "random seed")->capture_default_str();
+    generate->add_option("--mean-interactions", synthetic.mean_interactions,
+                         "mean interactions per user (at least 5; each user takes at most half the catalogue)")
+        ->capture_default_str();
+    generate->add_option("--categories", synthetic.categories, "number of item categories")->capture_default_str();
     generate->add_option("--pairing", synthetic.pairing,
                          "share of interactions that follow a hidden pairing of the previous item's category with the next one's "
                          "(a behaviour x candidate signal for co-action); 0 leaves the data as it always was")

@@ -1,10 +1,12 @@
 #include "train/data/synthetic.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <string_view>
 #include <vector>
 
 #include "train/core/atomic_file.hpp"
@@ -27,6 +29,37 @@ Vec random_vector(Rng& rng, double scale) {
   for (double& x : v) x = scale * rng.normal();
   return v;
 }
+
+// Rows formatted into one buffer and written in large blocks: the interactions file is most of the output
+// (100M rows for the streaming benchmark), and an ostream insertion per field was most of the time.
+class RowWriter {
+ public:
+  explicit RowWriter(AtomicTextFile& file) : file_(file) { buffer_.reserve(kBlock + 64); }
+  ~RowWriter() = default;
+  RowWriter& text(std::string_view s) {
+    buffer_.append(s);
+    return *this;
+  }
+  RowWriter& number(int64_t value) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    buffer_.append(digits, end);
+    return *this;
+  }
+  void end_row() {
+    buffer_.push_back('\n');
+    if (buffer_.size() >= kBlock) flush();
+  }
+  void flush() {
+    file_.stream().write(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+    buffer_.clear();
+  }
+
+ private:
+  static constexpr size_t kBlock = 1 << 20;
+  AtomicTextFile& file_;
+  std::string buffer_;
+};
 
 // Each file appears whole, or not at all, at its commit() (train/core/atomic_file.hpp).
 AtomicTextFile open_output(const std::filesystem::path& path) { return AtomicTextFile(path.string()); }
@@ -120,7 +153,10 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
   {
     auto out = open_output(fs::path(directory) / "interactions.csv");
     out << "user_id,item_id,timestamp\n";
-    std::vector<double> weight(o.items);
+    RowWriter rows(out);
+    // cumulative[i] = weight[0] + ... + weight[i], added in the order the former linear scan added them, so
+    // the first i with cumulative[i] > target (a binary search) is the item that scan picked, bit for bit.
+    std::vector<double> cumulative(o.items);
     std::vector<uint8_t> taken(o.items);
     int64_t clock = 1'600'000'000;
     for (uint32_t u = 0; u < o.users; ++u) {
@@ -128,8 +164,8 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
       for (uint32_t i = 0; i < o.items; ++i) {
         double affinity = 0.0;
         for (int k = 0; k < kLatent; ++k) affinity += user_latent[u][k] * item_latent[i][k];
-        weight[i] = popularity[i] * std::exp(0.5 * std::clamp(affinity, -20.0, 20.0));
-        total += weight[i];
+        total += popularity[i] * std::exp(0.5 * std::clamp(affinity, -20.0, 20.0));
+        cumulative[i] = total;
       }
       const uint32_t count = std::min<uint32_t>(o.items / 2, 5 + static_cast<uint32_t>(-std::log(1.0 - rng.uniform()) * (o.mean_interactions - 5)));
       std::fill(taken.begin(), taken.end(), 0);
@@ -138,22 +174,17 @@ std::string write_synthetic_dataset(const std::string& directory, const Syntheti
         uint32_t pick = o.items;
         if (previous < o.items && o.pairing > 0.0 && pairing_rng.uniform() < o.pairing) pick = paired_pick(previous, taken);
         while (pick == o.items || taken[pick]) {
-          double target = rng.uniform() * total, acc = 0.0;
-          pick = o.items - 1;
-          for (uint32_t i = 0; i < o.items; ++i) {
-            acc += weight[i];
-            if (acc > target) {
-              pick = i;
-              break;
-            }
-          }
+          const double target = rng.uniform() * total;
+          const auto first_above = std::upper_bound(cumulative.begin(), cumulative.end(), target);
+          pick = first_above == cumulative.end() ? o.items - 1 : static_cast<uint32_t>(first_above - cumulative.begin());
         }
         taken[pick] = 1;
         previous = pick;
         clock += 1 + static_cast<int64_t>(rng.below(3600));
-        out << "u" << u << ",i" << pick << "," << clock << "\n";
+        rows.text("u").number(u).text(",i").number(pick).text(",").number(clock).end_row();
       }
     }
+    rows.flush();
     out.commit();
   }
 
