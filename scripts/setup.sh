@@ -17,6 +17,7 @@ FUNNEL_PACKAGES=(
   libbenchmark-dev                # bench/
   libfaiss-dev libopenblas0-openmp  # bench/: FAISS IndexFlatIP beside the SDK's search, with OpenBLAS (optional to the build)
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev  # the funnel CLI, configs, logs
+  libopenmpi-dev openmpi-bin      # trainer: MPI data-parallel training (mpirun -np N funnel train; FUNNEL_MPI, optional to the build)
   emscripten nodejs               # the WASM module and its tests
   chromium                        # wasm/tools/bench_layers_chromium.mjs: the layer-latency table in a browser (headless, via playwright-core)
   g++-aarch64-linux-gnu qemu-user  # the SDK on 64-bit ARM (NEON): cross-compiled, its tests run under qemu

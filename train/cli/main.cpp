@@ -9,6 +9,7 @@
 
 #include "funnel/funnel.hpp"
 #include "train/cli/commands.hpp"
+#include "train/distributed/communicator.hpp"
 
 int main(int argc, char** argv) {
   using namespace funnel::train::cli;
@@ -19,12 +20,20 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("[%H:%M:%S] %v");
+  int code = 0;
   try {
     for (const auto& family : families)
-      if (const std::optional<int> code = family->run()) return *code;
+      if (const std::optional<int> result = family->run()) {
+        code = *result;
+        break;
+      }
   } catch (const std::exception& e) {
+    // Under mpirun one rank's failure ends every rank ("rank r: <cause>", MPI_Abort): the others would wait
+    // for it in their next collective call forever.
+    if (funnel::train::built_with_mpi() && funnel::train::world().distributed()) funnel::train::world().abort(e.what(), 1);
     std::fprintf(stderr, "funnel: error: %s\n", e.what());
-    return 1;
+    code = 1;
   }
-  return 0;
+  funnel::train::finalize_world();
+  return code;
 }

@@ -1,0 +1,133 @@
+// The communicator's operations and the sharded table's row exchange, on world() (2 ranks under mpirun, 1
+// alone) and on the single-process communicator.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+
+#include "train/distributed/communicator.hpp"
+#include "train/distributed/sharded_table.hpp"
+
+using namespace funnel::train;
+
+namespace {
+
+// A full table every rank can compute: row r, column k holds r * 100 + k.
+std::vector<float> full_table(uint32_t rows, size_t dim) {
+  std::vector<float> t(rows * dim);
+  for (uint32_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < dim; ++k) t[r * dim + k] = static_cast<float>(r * 100 + k);
+  return t;
+}
+
+void check_collectives(Communicator& comm) {
+  const int rank = comm.rank(), size = comm.size();
+  std::vector<float> f = {1.0f + rank, 2.0f};
+  comm.allreduce_sum(f);
+  CHECK(f[0] == Approx(size + size * (size - 1) / 2.0));
+  CHECK(f[1] == 2.0f * size);
+  std::vector<double> d = {0.5 * rank};
+  comm.allreduce_sum(d);
+  CHECK(d[0] == Approx(0.25 * size * (size - 1)));
+
+  // Rank r contributes r + 1 values r.
+  std::vector<uint32_t> mine(static_cast<size_t>(rank + 1), static_cast<uint32_t>(rank));
+  std::vector<int> counts;
+  const std::vector<uint32_t> all = comm.allgatherv<uint32_t>(mine, &counts);
+  REQUIRE(counts.size() == static_cast<size_t>(size));
+  size_t at = 0;
+  for (int r = 0; r < size; ++r) {
+    CHECK(counts[static_cast<size_t>(r)] == r + 1);
+    for (int i = 0; i <= r; ++i) CHECK(all.at(at++) == static_cast<uint32_t>(r));
+  }
+  CHECK(at == all.size());
+
+  const std::vector<uint32_t> gathered = comm.gatherv<uint32_t>(mine, 0, &counts);
+  if (rank == 0) CHECK(gathered == all);
+
+  // Rank r sends (r, to) twice to every rank `to`.
+  std::vector<float> send;
+  std::vector<int> send_counts;
+  for (int to = 0; to < size; ++to) {
+    send.insert(send.end(), {static_cast<float>(rank * 10 + to), static_cast<float>(rank * 10 + to)});
+    send_counts.push_back(2);
+  }
+  std::vector<int> recv_counts;
+  const std::vector<float> got = comm.alltoallv<float>(send, send_counts, &recv_counts);
+  REQUIRE(got.size() == static_cast<size_t>(2 * size));
+  for (int from = 0; from < size; ++from) {
+    CHECK(recv_counts[static_cast<size_t>(from)] == 2);
+    CHECK(got[static_cast<size_t>(2 * from)] == static_cast<float>(from * 10 + rank));
+  }
+
+  std::string text = rank == 0 ? "from the root" : "";
+  comm.broadcast(text, 0);
+  CHECK(text == "from the root");
+  comm.barrier();
+}
+
+}  // namespace
+
+TEST_CASE("Communicator: all-reduce, all-gather, gather, all-to-all, broadcast", "[distributed]") {
+  check_collectives(world());
+  check_collectives(local_communicator());
+  CHECK(local_communicator().size() == 1);
+}
+
+TEST_CASE("ShardedTable: owners partition the rows; fetch, push and gather move the right rows", "[distributed]") {
+  Communicator& comm = world();
+  const uint32_t rows = 50;
+  const size_t dim = 3;
+  const std::vector<float> full = full_table(rows, dim);
+  ShardedTable table(comm, "t", rows, dim);
+  table.take_owned_rows(full.data());
+
+  // Every row has exactly one owner.
+  std::vector<uint32_t> owned(table.owned());
+  std::vector<float> count(rows, 0.0f);
+  for (uint32_t r : owned) count[r] += 1.0f;
+  comm.allreduce_sum(count);
+  for (float c : count) CHECK(c == 1.0f);
+
+  // Rank r reads rows r, r+2, r+4, ... (and every rank reads row 7): they arrive in the cache.
+  std::vector<uint32_t> want = {7};
+  for (uint32_t row = static_cast<uint32_t>(comm.rank()); row < rows; row += 2)
+    if (row != 7) want.push_back(row);
+  table.fetch(want);
+  REQUIRE(table.cache().value.size() == want.size() * dim);
+  for (uint32_t row : want)
+    for (size_t k = 0; k < dim; ++k) CHECK(table.cache().value[table.slots()[row] * dim + k] == full[row * dim + k]);
+
+  // Every rank pushes gradient 1 on each row it read: owners sum over the readers.
+  for (uint32_t row : want) {
+    for (size_t k = 0; k < dim; ++k) table.cache().grad[table.slots()[row] * dim + k] = 1.0f;
+  }
+  table.push_gradients();
+  std::vector<float> readers(rows, 0.0f);
+  for (uint32_t row : want) readers[row] += 1.0f;
+  comm.allreduce_sum(readers);
+  for (size_t i = 0; i < table.owned().size(); ++i) {
+    CHECK(table.shard().grad[i * dim] == readers[table.owned()[i]]);
+    CHECK(static_cast<bool>(table.shard().is_touched[i]) == (readers[table.owned()[i]] > 0));
+  }
+
+  // Bytes follow the model: 4 B per remote id, dim floats per remote row each way.
+  uint64_t remote = 0;
+  for (uint32_t row : want) remote += ShardedTable::owner(row, comm.size()) != comm.rank();
+  // The rows this rank served: those the other ranks read and this one owns.
+  uint64_t served = 0;
+  for (int other = 0; other < comm.size(); ++other) {
+    if (other == comm.rank()) continue;
+    std::vector<uint32_t> theirs = {7};
+    for (uint32_t row = static_cast<uint32_t>(other); row < rows; row += 2)
+      if (row != 7) theirs.push_back(row);
+    for (uint32_t row : theirs) served += ShardedTable::owner(row, comm.size()) == comm.rank();
+  }
+  CHECK(table.bytes_sent() == remote * 4 + served * dim * 4 + remote * dim * 4);
+  CHECK(table.exchanges() == 1);
+
+  const std::vector<float> gathered = table.gather(0);
+  if (comm.rank() == 0)
+    CHECK(gathered == full);
+  else
+    CHECK(gathered.empty());
+}
