@@ -1,6 +1,6 @@
 // The same package in Debian's headless Chromium (playwright-core): a page imports index.mjs (which loads the
-// ES-module loader, funnel_wasm.web.mjs), fetches the model by URL, and must answer as Node does, which the
-// other tests hold to the native SDK. Skips, with a message, without Chromium or playwright-core.
+// ES-module loader, funnel_wasm.web.mjs), or threads.mjs on a cross-origin isolated page, fetches the model by
+// URL, and must answer as Node does, which the other tests hold to the native SDK. Skips, with a message, without Chromium or playwright-core.
 // Run with: FUNNEL_WASM_PACKAGE=… FUNNEL_TEST_MODEL=… FUNNEL_TEST_USERS=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -22,7 +22,7 @@ const threadsSkip = skip || (existsSync(path.join(path.resolve(env.FUNNEL_WASM_P
   ? false : 'no threaded build in the package (build/wasm-threads: see wasm/CMakeLists.txt)');
 
 test('the package answers in Chromium as in Node', { skip }, () => inChromium(false));
-test('a cross-origin isolated page gets the threaded build, with the same answers', { skip: threadsSkip },
+test('a cross-origin isolated page gets the threaded build from threads.mjs, with the same answers', { skip: threadsSkip },
      () => inChromium(true));
 // The threaded build's scan starts threads only from 65,536 items (two shares of 32,768): a 70,000-item
 // catalogue, so that its workers really run (and the blocked main thread is not left waiting for them).
@@ -67,8 +67,8 @@ async function inChromium(isolated, modelPath = env.FUNNEL_TEST_MODEL) {
     const errors = [];
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${base}/`);
-    const inBrowser = await page.evaluate(async ({ base, users }) => {
-      const api = await import(`${base}/package/index.mjs`);
+    const inBrowser = await page.evaluate(async ({ base, users, isolated }) => {
+      const api = await import(`${base}/package/${isolated ? 'threads' : 'index'}.mjs`);
       const model = await api.loadModel(`${base}/model.funnel`);
       const out = { info: model.inspect(), cascades: users.map((user) => model.cascade(user, { k: 10 }).items),
                     threads: await api.threads(), isolated: globalThis.crossOriginIsolated,
@@ -81,7 +81,7 @@ async function inChromium(isolated, modelPath = env.FUNNEL_TEST_MODEL) {
       out.after = model.cascade(users[0], { k: 10 }).items;
       await api.loadModel(new Uint8Array(100)).catch((error) => { out.corrupt = error.message; });
       return out;
-    }, { base, users });
+    }, { base, users, isolated });
     assert.deepEqual(errors, []);
     assert.equal(inBrowser.isolated, isolated);
     if (isolated) assert.equal(inBrowser.threads, Math.min(4, inBrowser.cores));

@@ -1,4 +1,4 @@
-// The C structs the JS loader reads and writes by hand (wasm/js/index.mjs) against their declarations in the
+// The C structs the JS loader reads and writes by hand (wasm/js/api.mjs) against their declarations in the
 // C header (bindings/c/funnel_c.h), laid out as wasm32 lays them out: FEATURE_INFO_BYTES, REQUEST_WORDS, the
 // timings' size and the order of the fields the loader names. wasm/funnel_wasm.cpp pins the header to the
 // same numbers with static_asserts compiled for wasm32, so a change on either side fails one check or the other.
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const header = readFileSync(path.join(root, 'bindings/c/funnel_c.h'), 'utf8');
-const loader = readFileSync(path.join(root, 'wasm/js/index.mjs'), 'utf8');
+const loader = readFileSync(path.join(root, 'wasm/js/api.mjs'), 'utf8');
 
 // wasm32: pointers and size_t are 4 bytes; every field of these structs is naturally aligned.
 const WASM32_SIZES = { size_t: 4, uint32_t: 4, uint64_t: 8, double: 8, pointer: 4 };
@@ -42,7 +42,7 @@ function layout(name) {
 
 const constant = (name) => {
   const match = loader.match(new RegExp(`const ${name} = (\\d+);`));
-  assert.ok(match, `index.mjs defines no ${name}`);
+  assert.ok(match, `api.mjs defines no ${name}`);
   return Number(match[1]);
 };
 const snakeCase = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -51,7 +51,7 @@ test('FunnelFeatureInfo: FEATURE_INFO_BYTES and the five words inspect() reads',
   const { fields, size } = layout('FunnelFeatureInfo');
   assert.equal(constant('FEATURE_INFO_BYTES'), size);
   const read = loader.match(/const \[([\w, ]+)\] = m\.HEAPU32\.subarray\(info >> 2, \(info >> 2\) \+ (\d+)\)/);
-  assert.ok(read, 'index.mjs: inspect() no longer reads the feature info as one subarray of words');
+  assert.ok(read, 'api.mjs: inspect() no longer reads the feature info as one subarray of words');
   const names = read[1].split(',').map((name) => snakeCase(name.trim()));
   assert.equal(Number(read[2]), names.length);
   assert.deepEqual(names, fields.map((f) => f.field));
@@ -65,7 +65,7 @@ test('FunnelCascadeRequest: REQUEST_WORDS, and the words in the order cascade() 
   // cascade() pushes k, retrieveK, then (array, length) for each list named in its `lists`, then threads,
   // prerankK and the skip flags.
   const lists = loader.match(/const lists = \[([^\]]*)\]\.map/);
-  assert.ok(lists, 'index.mjs: cascade() no longer names its key lists in one array');
+  assert.ok(lists, 'api.mjs: cascade() no longer names its key lists in one array');
   const listNames = lists[1].split(',').map((name) => name.trim().replace(/'/g, ''));
   const countField = (list) => `${list.replace(/s$/, '')}_count`;
   assert.deepEqual(fields.map((f) => f.field),
@@ -73,17 +73,17 @@ test('FunnelCascadeRequest: REQUEST_WORDS, and the words in the order cascade() 
   // The skip flags' values as the header defines them.
   const flag = (name) => Number(header.match(new RegExp(`#define ${name} (\\d+)u`))[1]);
   const flags = loader.match(/const SKIP_FLAGS = \{ preRanking: (\d+), ranking: (\d+) \};/);
-  assert.ok(flags, 'index.mjs defines no SKIP_FLAGS');
+  assert.ok(flags, 'api.mjs defines no SKIP_FLAGS');
   assert.deepEqual([Number(flags[1]), Number(flags[2])], [flag('FUNNEL_SKIP_PRE_RANKING'), flag('FUNNEL_SKIP_RANKING')]);
 });
 
 test('FunnelCascadeTimings: the four doubles cascade() reads, in order', () => {
   const { fields, size } = layout('FunnelCascadeTimings');
   const alloc = loader.match(/const timings = scratch\.alloc\((\d+)\);/);
-  assert.ok(alloc, 'index.mjs: cascade() no longer allocates its timings in one piece');
+  assert.ok(alloc, 'api.mjs: cascade() no longer allocates its timings in one piece');
   assert.equal(Number(alloc[1]), size);
   const read = loader.match(/const \[([\w, ]+)\] =\s*Array\.from\(m\.HEAPF64\.subarray\(timings >> 3, \(timings >> 3\) \+ (\d+)\)/);
-  assert.ok(read, 'index.mjs: cascade() no longer reads the timings as one subarray of doubles');
+  assert.ok(read, 'api.mjs: cascade() no longer reads the timings as one subarray of doubles');
   const names = read[1].split(',').map((name) => snakeCase(name.trim()));
   assert.equal(Number(read[2]), names.length);
   assert.deepEqual(names, fields.map((f) => f.field));

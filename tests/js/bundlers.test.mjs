@@ -1,0 +1,220 @@
+// The package as a user gets it: `npm pack` of build/wasm/package, installed from the tarball into a fresh
+// project per bundler (Vite 8, webpack 5, esbuild, Rollup 4, and none: a static page with an import map), each
+// built as the package README says, served on 127.0.0.1 and opened in headless Chromium; once plain (the
+// default build) and once with COOP/COEP (the threaded build). The page (tests/js/bundlers/main.js) runs the
+// cascade on a golden file, which must answer as the native SDK (`funnel recommend`) does.
+// The bundlers come from npm, into build/bundlers/<name>/ with a shared cache (build/npm-cache, so a second run
+// installs offline); where npm cannot install one, its tests are skipped with npm's error.
+// Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
+
+const env = process.env;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const work = path.join(root, 'build/bundlers');
+const npmCache = path.join(root, 'build/npm-cache');
+const packageDir = env.FUNNEL_WASM_PACKAGE && path.resolve(env.FUNNEL_WASM_PACKAGE);
+const goldenModel = path.join(root, 'tests/data/golden/three-stages-trained.funnel');
+
+const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE'])
+  || (existsSync(path.join(packageDir, 'package.json')) ? false : `no package.json in ${packageDir}: rebuild the WASM package`);
+const threadsSkip = skip || (existsSync(path.join(packageDir, 'threads/funnel_wasm.wasm'))
+  ? false : 'no threaded build in the package (build/wasm-threads: see wasm/CMakeLists.txt)');
+
+// The cascade requests of the golden answers (tests/data/golden/expected.json), asked again of the native CLI.
+const requests = JSON.parse(readFileSync(path.join(root, 'tests/data/golden/expected.json'), 'utf8')).cascade
+  .filter((entry) => entry.model === path.basename(goldenModel))
+  .map((entry) => ({ user: entry.user, options: { k: entry.k, retrieveK: entry.retrieve_k, prerankK: entry.prerank_k,
+                                                  behaviours: entry.behaviours, exclude: entry.exclude } }));
+
+const page = (head, script) => `<!doctype html><meta charset="utf-8"><title>funnel-recsys</title>${head}
+<script type="module" src="${script}"></script>\n`;
+const esm = page('', './main.js');
+
+// Each bundler: what npm installs beside the tarball, the files of a fresh project, its build commands (run in
+// the project) and the folder served. Pinned to a major version each.
+const BUNDLERS = {
+  vite: {
+    packages: ['vite@8'],
+    files: { 'index.html': page('', '/src/main.js') },
+    build: [['node_modules/.bin/vite', 'build']],
+    serve: 'dist',
+  },
+  webpack: {
+    packages: ['webpack@5', 'webpack-cli@7'],
+    files: { 'dist/index.html': page('', './main.js').replace(' type="module"', '') },
+    build: [['node_modules/.bin/webpack', '--mode', 'production', './src/main.js', '-o', 'dist']],
+    serve: 'dist',
+  },
+  esbuild: {
+    packages: ['esbuild@0'],
+    files: { 'dist/index.html': esm },
+    // As the README says: esbuild does not emit what new URL() names, so the .wasm and threads/ are copied.
+    build: [['node_modules/.bin/esbuild', 'src/main.js', '--bundle', '--format=esm', '--outfile=dist/main.js'],
+            ['cp', '-r', 'node_modules/funnel-recsys/funnel_wasm.wasm', 'node_modules/funnel-recsys/threads', 'dist/']],
+    serve: 'dist',
+  },
+  rollup: {
+    packages: ['rollup@4', '@rollup/plugin-node-resolve@16', '@web/rollup-plugin-import-meta-assets@2'],
+    files: { 'dist/index.html': esm, 'rollup.config.mjs': readFileSync(path.join(here, 'bundlers/rollup.config.mjs'), 'utf8') },
+    build: [['node_modules/.bin/rollup', '-c']],
+    serve: 'dist',
+  },
+  none: {
+    packages: [],
+    files: { 'index.html': page(`<script type="importmap">${JSON.stringify({ imports: {
+      'funnel-recsys': './node_modules/funnel-recsys/index.mjs',
+      'funnel-recsys/threads': './node_modules/funnel-recsys/threads.mjs' } })}</script>`, './src/main.js') },
+    build: [],
+    serve: '.',
+  },
+};
+
+const run = promisify(execFile);
+class InstallError extends Error {}
+
+// At most two projects install and build at once (this machine's cores); each test waits for its own.
+let tarball;
+const setups = {};
+let slots = 2;
+const queue = [];
+const acquire = () => (slots > 0 ? (slots--, Promise.resolve()) : new Promise((resolve) => queue.push(resolve)));
+const release = () => (queue.length ? queue.shift()() : slots++);
+
+async function setup(name) {
+  const bundler = BUNDLERS[name];
+  const dir = path.join(work, name);
+  await acquire();
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(path.join(dir, 'src'), { recursive: true });
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `funnel-${name}-test`, private: true, type: 'module' }));
+    cpSync(path.join(here, 'bundlers/main.js'), path.join(dir, 'src/main.js'));
+    for (const [file, text] of Object.entries(bundler.files)) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), text);
+    }
+    const started = Date.now();
+    try {
+      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--cache', npmCache,
+                        tarball, ...bundler.packages], { cwd: dir, maxBuffer: 16 << 20 });
+    } catch (error) {
+      throw new InstallError(`npm could not install ${[path.basename(tarball), ...bundler.packages].join(' ')}: ` +
+                             `${String(error.stderr || error.message).trim().split('\n').slice(0, 3).join(' ')}`);
+    }
+    const installed = Date.now();
+    for (const [command, ...args] of bundler.build) {
+      try {
+        await run(command, args, { cwd: dir, maxBuffer: 16 << 20 });
+      } catch (error) {
+        throw new Error(`${name}: ${command} ${args.join(' ')} failed:\n${error.stdout}\n${error.stderr}`);
+      }
+    }
+    return { dir: path.join(dir, bundler.serve), installS: (installed - started) / 1000, buildS: (Date.now() - installed) / 1000 };
+  } finally {
+    release();
+  }
+}
+
+let browser;
+let native;
+before(async () => {
+  if (skip) return;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work, packageDir], { encoding: 'utf8' }));
+  tarball = path.join(work, packed[0].filename);
+  for (const name of Object.keys(BUNDLERS)) {
+    setups[name] = setup(name);
+    setups[name].catch(() => {});  // awaited by the tests; a failure is theirs to report
+  }
+  native = requests.map(({ user, options }) => JSON.parse(execFileSync(env.FUNNEL_BIN, [
+    'recommend', '--model', goldenModel, '--user', JSON.stringify(user), '-k', String(options.k),
+    '--retrieve-k', String(options.retrieveK), '--prerank-k', String(options.prerankK),
+    '--behaviours', options.behaviours.join(','), '--exclude', options.exclude.join(','), '--json'], { encoding: 'utf8' }))
+    .recommendations);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await browser?.close();
+});
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
+                '.json': 'application/json', '.css': 'text/css' };
+
+// Serves dir (and the golden model as /model.funnel) on 127.0.0.1, with COOP/COEP when isolated.
+async function serve(dir, isolated) {
+  const model = readFileSync(goldenModel);
+  const server = createServer((request, response) => {
+    if (isolated) {
+      response.setHeader('cross-origin-opener-policy', 'same-origin');
+      response.setHeader('cross-origin-embedder-policy', 'require-corp');
+    }
+    let name = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+    if (name === '/model.funnel') return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(model);
+    if (name.endsWith('/')) name += 'index.html';
+    const file = path.join(dir, name);
+    if (name.includes('..') || !existsSync(file) || !statSync(file).isFile()) return response.writeHead(404).end();
+    response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function check(t, name, isolated) {
+  let built;
+  try {
+    built = await setups[name];
+  } catch (error) {
+    if (error instanceof InstallError) return t.skip(error.message);
+    throw error;
+  }
+  t.diagnostic(`${name}: npm install ${built.installS.toFixed(1)} s, build ${built.buildS.toFixed(1)} s`);
+  const server = await serve(built.dir, isolated);
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    const errors = [];
+    tab.on('pageerror', (error) => errors.push(error.message));
+    tab.on('requestfailed', (request) => errors.push(`${request.url()}: ${request.failure()?.errorText}`));
+    tab.on('response', (response) => response.status() >= 400 && errors.push(`${response.url()}: ${response.status()}`));
+    tab.on('console', (message) => message.type() === 'warning' && errors.push(message.text()));
+    await tab.goto(`http://127.0.0.1:${server.address().port}/`);
+    await tab.waitForFunction(() => typeof globalThis.funnelCascade == 'function', null, { timeout: 30_000 });
+    const answer = await tab.evaluate((requests) => Promise.race([
+      globalThis.funnelCascade(requests),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000))]), requests);
+    const cores = await tab.evaluate(() => navigator.hardwareConcurrency);
+    assert.deepEqual(errors, []);
+    assert.equal(answer.threads, isolated ? Math.min(4, cores) : 1);
+    answer.answers.forEach((items, i) => {
+      const what = JSON.stringify(requests[i].user);
+      assert.deepEqual(items.map((item) => item.key), native[i].map((item) => item.key), what);
+      items.forEach((item, j) => assert.ok(Math.abs(item.score - native[i][j].score) <= 2e-5,
+        `${what}: ${item.key} scores ${item.score} in ${name}'s page, ${native[i][j].score} natively`));
+    });
+  } finally {
+    await context.close();
+    server.close();
+  }
+}
+
+for (const name of Object.keys(BUNDLERS)) {
+  test(`${name}: the packed package, built and served, answers as the native SDK`, { skip, timeout: 600_000 },
+       (t) => check(t, name, false));
+  test(`${name}: the threaded entry on a cross-origin isolated page answers the same on its workers`,
+       { skip: threadsSkip, timeout: 600_000 }, (t) => check(t, name, true));
+}

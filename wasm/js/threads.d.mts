@@ -1,0 +1,2 @@
+// Types for the threaded entry (funnel-recsys/threads): the same API as the default one.
+export * from './index.mjs';
