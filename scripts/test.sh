@@ -60,7 +60,7 @@ echo "==> building the threaded WASM module (build/wasm-threads; its loader goes
 [ -f build/wasm-threads/CMakeCache.txt ] || NODE_PATH=/usr/share/nodejs cmake --preset wasm -B build/wasm-threads \
   -DFUNNEL_WASM_THREADS=ON -DFUNNEL_WASM_PACKAGE_DIR="$PWD/build/wasm/package/threads" >/dev/null
 NODE_PATH=/usr/share/nodejs cmake --build build/wasm-threads -j2
-echo "==> JS tests (WASM package in Node and Chromium, single-threaded and threaded: the API, the cascade and ranking against the native SDK, errors, the 64 KB size budget; the packed package built by Vite, webpack, esbuild and Rollup from npm, skipped where npm cannot install them)"
+echo "==> JS tests (WASM package in Node and Chromium, single-threaded and threaded: the API, the cascade and ranking against the native SDK, errors, the 64 KB size budget; the packed package built by Vite, webpack, esbuild and Rollup, the Web Worker example and tsc --strict over the TypeScript examples, with those tools from npm, skipped where npm cannot install them)"
 FIXTURE=build/test-fixture
 rm -rf "$FIXTURE"
 build/release/train/funnel generate --out "$FIXTURE/data" --users 400 --items 300 --seed 3 >/dev/null

@@ -7,21 +7,18 @@
 // installs offline); where npm cannot install one, its tests are skipped with npm's error.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
+import { CHROMIUM_ARGS, InstallError, pack, project, root, serve } from './support/npm_project.mjs';
 
 const env = process.env;
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 const work = path.join(root, 'build/bundlers');
-const npmCache = path.join(root, 'build/npm-cache');
 const packageDir = env.FUNNEL_WASM_PACKAGE && path.resolve(env.FUNNEL_WASM_PACKAGE);
 const goldenModel = path.join(root, 'tests/data/golden/three-stages-trained.funnel');
 
@@ -79,9 +76,6 @@ const BUNDLERS = {
   },
 };
 
-const run = promisify(execFile);
-class InstallError extends Error {}
-
 // At most two projects install and build at once (this machine's cores); each test waits for its own.
 let tarball;
 const setups = {};
@@ -91,35 +85,13 @@ const acquire = () => (slots > 0 ? (slots--, Promise.resolve()) : new Promise((r
 const release = () => (queue.length ? queue.shift()() : slots++);
 
 async function setup(name) {
-  const bundler = BUNDLERS[name];
-  const dir = path.join(work, name);
+  const { packages, files, build, serve: served } = BUNDLERS[name];
   await acquire();
   try {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(path.join(dir, 'src'), { recursive: true });
-    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `funnel-${name}-test`, private: true, type: 'module' }));
-    cpSync(path.join(here, 'bundlers/main.js'), path.join(dir, 'src/main.js'));
-    for (const [file, text] of Object.entries(bundler.files)) {
-      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-      writeFileSync(path.join(dir, file), text);
-    }
-    const started = Date.now();
-    try {
-      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--cache', npmCache,
-                        tarball, ...bundler.packages], { cwd: dir, maxBuffer: 16 << 20 });
-    } catch (error) {
-      throw new InstallError(`npm could not install ${[path.basename(tarball), ...bundler.packages].join(' ')}: ` +
-                             `${String(error.stderr || error.message).trim().split('\n').slice(0, 3).join(' ')}`);
-    }
-    const installed = Date.now();
-    for (const [command, ...args] of bundler.build) {
-      try {
-        await run(command, args, { cwd: dir, maxBuffer: 16 << 20 });
-      } catch (error) {
-        throw new Error(`${name}: ${command} ${args.join(' ')} failed:\n${error.stdout}\n${error.stderr}`);
-      }
-    }
-    return { dir: path.join(dir, bundler.serve), installS: (installed - started) / 1000, buildS: (Date.now() - installed) / 1000 };
+    const dir = path.join(work, name);
+    const times = await project(dir, { tarball, packages, build,
+                                       files: { ...files, 'src/main.js': readFileSync(path.join(here, 'bundlers/main.js'), 'utf8') } });
+    return { dir: path.join(dir, served), ...times };
   } finally {
     release();
   }
@@ -130,9 +102,7 @@ let native;
 before(async () => {
   if (skip) return;
   rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work, packageDir], { encoding: 'utf8' }));
-  tarball = path.join(work, packed[0].filename);
+  tarball = pack(packageDir, work);
   for (const name of Object.keys(BUNDLERS)) {
     setups[name] = setup(name);
     setups[name].catch(() => {});  // awaited by the tests; a failure is theirs to report
@@ -142,37 +112,11 @@ before(async () => {
     '--retrieve-k', String(options.retrieveK), '--prerank-k', String(options.prerankK),
     '--behaviours', options.behaviours.join(','), '--exclude', options.exclude.join(','), '--json'], { encoding: 'utf8' }))
     .recommendations);
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
 });
 after(async () => {
   await browser?.close();
 });
-
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
-                '.json': 'application/json', '.css': 'text/css' };
-
-// Serves dir (and the golden model as /model.funnel) on 127.0.0.1, with COOP/COEP when isolated.
-async function serve(dir, isolated) {
-  const model = readFileSync(goldenModel);
-  const server = createServer((request, response) => {
-    if (isolated) {
-      response.setHeader('cross-origin-opener-policy', 'same-origin');
-      response.setHeader('cross-origin-embedder-policy', 'require-corp');
-    }
-    let name = decodeURIComponent(new URL(request.url, 'http://x').pathname);
-    if (name === '/model.funnel') return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(model);
-    if (name.endsWith('/')) name += 'index.html';
-    const file = path.join(dir, name);
-    if (name.includes('..') || !existsSync(file) || !statSync(file).isFile()) return response.writeHead(404).end();
-    response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
 
 async function check(t, name, isolated) {
   let built;
@@ -183,7 +127,7 @@ async function check(t, name, isolated) {
     throw error;
   }
   t.diagnostic(`${name}: npm install ${built.installS.toFixed(1)} s, build ${built.buildS.toFixed(1)} s`);
-  const server = await serve(built.dir, isolated);
+  const server = await serve(built.dir, { isolated, extra: { '/model.funnel': readFileSync(goldenModel) } });
   const context = await browser.newContext();
   try {
     const tab = await context.newPage();

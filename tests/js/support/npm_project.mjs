@@ -1,0 +1,77 @@
+// The package as a user installs it, for tests/js/bundlers.test.mjs and worker.test.mjs: `npm pack` of the
+// built package, fresh projects that install the tarball (and a bundler) from npm with a shared cache under
+// build/, and a static server on 127.0.0.1 (with COOP/COEP when asked). A failed npm install throws
+// InstallError, which the tests report as a skip with npm's message.
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const npmCache = path.join(root, 'build/npm-cache');
+const run = promisify(execFile);
+
+export class InstallError extends Error {}
+
+// The tarball of packageDir, written into dir.
+export function pack(packageDir, dir) {
+  mkdirSync(dir, { recursive: true });
+  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir, packageDir], { encoding: 'utf8' }));
+  return path.join(dir, packed.filename);
+}
+
+// A fresh project in dir (emptied first) with files ({path: text}), the tarball and packages installed, then
+// each build command ([command, ...args], run in dir). Returns the seconds npm and the build took.
+export async function project(dir, { tarball, packages = [], files = {}, build = [] }) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `funnel-${path.basename(dir)}`, private: true, type: 'module' }));
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    writeFileSync(path.join(dir, file), text);
+  }
+  const started = Date.now();
+  try {
+    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--cache', npmCache,
+                      tarball, ...packages], { cwd: dir, maxBuffer: 16 << 20 });
+  } catch (error) {
+    throw new InstallError(`npm could not install ${[path.basename(tarball), ...packages].join(' ')}: ` +
+                           `${String(error.stderr || error.message).trim().split('\n').slice(0, 3).join(' ')}`);
+  }
+  const installed = Date.now();
+  for (const [command, ...args] of build) {
+    try {
+      await run(command, args, { cwd: dir, maxBuffer: 16 << 20 });
+    } catch (error) {
+      throw new Error(`${path.basename(dir)}: ${command} ${args.join(' ')} failed:\n${error.stdout}\n${error.stderr}`);
+    }
+  }
+  return { installS: (installed - started) / 1000, buildS: (Date.now() - installed) / 1000 };
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
+                '.json': 'application/json', '.css': 'text/css' };
+
+// Serves dir on 127.0.0.1, and extra ({'/path': Buffer}) beside it; COOP/COEP when isolated. Resolves to the server.
+export async function serve(dir, { isolated = false, extra = {} } = {}) {
+  const server = createServer((request, response) => {
+    if (isolated) {
+      response.setHeader('cross-origin-opener-policy', 'same-origin');
+      response.setHeader('cross-origin-embedder-policy', 'require-corp');
+    }
+    let name = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+    if (extra[name]) return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(extra[name]);
+    if (name.endsWith('/')) name += 'index.html';
+    const file = path.join(dir, name);
+    if (name.includes('..') || !existsSync(file) || !statSync(file).isFile()) return response.writeHead(404).end();
+    response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+// The flags the browser tests launch Debian's Chromium with.
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                              '--disable-component-update', '--disable-sync'];
