@@ -8,7 +8,7 @@
 #include <numeric>
 #include <unordered_map>
 
-#include "train/core/adam.hpp"
+#include "train/core/sparse_optimizer.hpp"
 #include "train/export/export.hpp"
 #include "train/ranking/ctr_losses.hpp"
 #include "train/core/errors.hpp"
@@ -39,7 +39,9 @@ class RowCatchUp {
     if (!deferred_) return;
     rows_read_.clear();
     model_.for_each_row_read(instances_, instances_.train, batch, [&](const Parameter* p, uint32_t row) {
-      const uint32_t i = index_of_.at(p);
+      const auto found = index_of_.find(p);
+      if (found == index_of_.end()) return;  // a table of the sparse optimiser, current by construction
+      const uint32_t i = found->second;
       if (!marked_[i][row]) {
         marked_[i][row] = 1;
         rows_read_.emplace_back(i, row);
@@ -203,8 +205,9 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   adam_options.lazy = config.optimizer == "lazy_adam";
   // Dense Adam's values, computed late: a step costs what its batch touches, not the tables' size.
   adam_options.deferred = !adam_options.lazy;
-  Adam adam(parameters, adam_options);
-  const RowCatchUp catch_up(model, adam, parameters, instances, adam_options.deferred);
+  TrainerOptimizer optimizer(parameters, adam_options, config.sparse_optimizer, config.sparse_optimizer_min_rows, config.sparse_learning_rate);
+  Adam& adam = optimizer.adam();
+  const RowCatchUp catch_up(model, adam, optimizer.adam_parameters(), instances, adam_options.deferred);
   GhmC ghm(config.ghm_bins, config.ghm_momentum);
   const FocalOptions focal{config.focal_gamma, config.focal_alpha};
 
@@ -214,7 +217,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   TrainingState state(identity);
   state.note("config", ranker_config_to_json(config));
   state.parameters(parameters);
-  adam.register_state(state);
+  optimizer.register_state(state);
   state.rng("shuffle_rng", rng);
   state.add([&ghm](Checkpoint& c) { c.floats["ghm/accumulated"] = ghm.accumulated(); },
             [&ghm](const Checkpoint& c) { ghm.restore(c.float_array("ghm/accumulated")); });
@@ -273,7 +276,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
                             std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")" +
                             (checkpoints.checkpoint.empty() ? "" : "; the last checkpoint holds the last good epoch"));
       model.backward(batch_dlogits);
-      adam.step();
+      optimizer.step();
       loss_sum += loss;
       if (observer.on_progress && ((step + 1) % 50 == 0 || step + 1 == steps))
         observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1),

@@ -43,6 +43,9 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("epochs", c.epochs);
   visit("learning_rate", c.learning_rate);
   visit("optimizer", c.optimizer);
+  visit("sparse_optimizer", c.sparse_optimizer);
+  visit("sparse_optimizer_min_rows", c.sparse_optimizer_min_rows);
+  visit("sparse_learning_rate", c.sparse_learning_rate);
   visit("lr_schedule", c.lr_schedule);
   visit("lr_warmup_steps", c.lr_warmup_steps);
   visit("lr_min_ratio", c.lr_min_ratio);
@@ -92,6 +95,9 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");
   require(c.optimizer == "adam" || c.optimizer == "lazy_adam", "optimizer must be 'adam' or 'lazy_adam'");
+  require(c.sparse_optimizer == "none" || c.sparse_optimizer == "sparse_adam" || c.sparse_optimizer == "rowwise_adagrad",
+          "sparse_optimizer must be 'none', 'sparse_adam' or 'rowwise_adagrad'");
+  require(c.sparse_learning_rate >= 0.0f, "sparse_learning_rate must be 0 (learning_rate) or positive");
   require(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "linear",
           "lr_schedule must be 'constant', 'cosine' or 'linear'");
   require(c.lr_min_ratio >= 0.0f && c.lr_min_ratio <= 1.0f, "lr_min_ratio must be in [0, 1]");

@@ -7,7 +7,7 @@
 #include <numeric>
 
 #include "funnel/model.hpp"
-#include "train/core/adam.hpp"
+#include "train/core/sparse_optimizer.hpp"
 #include "train/core/errors.hpp"
 #include "train/core/lr_schedule.hpp"
 #include "train/core/subnormals.hpp"
@@ -179,7 +179,8 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   if (ssl) ssl->set_training_counts(split.item_train_count);
   if (ssl && config.ssl == "cfm" && observer.on_note) observer.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
   std::vector<Parameter*> parameters = model.parameters();
-  Adam adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"});
+  TrainerOptimizer adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"}, config.sparse_optimizer,
+                        config.sparse_optimizer_min_rows, config.sparse_learning_rate);
   const size_t dim = config.output_dim;
   const bool cbns = config.negatives == "cbns";
   MemoryBank bank(cbns ? config.memory_size : 0, dim);
