@@ -7,8 +7,9 @@
 // installs offline); where npm cannot install one, its tests are skipped with npm's error.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -118,7 +119,8 @@ after(async () => {
   await browser?.close();
 });
 
-async function check(t, name, isolated) {
+// The built project served statically, or (dev) Vite's dev server in it; the page must answer as natively.
+async function check(t, name, isolated, dev = false) {
   let built;
   try {
     built = await setups[name];
@@ -127,17 +129,26 @@ async function check(t, name, isolated) {
     throw error;
   }
   t.diagnostic(`${name}: npm install ${built.installS.toFixed(1)} s, build ${built.buildS.toFixed(1)} s`);
-  const server = await serve(built.dir, { isolated, extra: { '/model.funnel': readFileSync(goldenModel) } });
-  const context = await browser.newContext();
+  const stop = [];
   try {
+    let base;
+    if (dev) {
+      base = await viteDev(path.dirname(built.dir), isolated, stop);
+    } else {
+      const server = await serve(built.dir, { isolated, extra: { '/model.funnel': readFileSync(goldenModel) } });
+      stop.push(() => server.close());
+      base = `http://127.0.0.1:${server.address().port}`;
+    }
+    const context = await browser.newContext();
+    stop.push(() => context.close());
     const tab = await context.newPage();
     const errors = [];
     tab.on('pageerror', (error) => errors.push(error.message));
     tab.on('requestfailed', (request) => errors.push(`${request.url()}: ${request.failure()?.errorText}`));
     tab.on('response', (response) => response.status() >= 400 && errors.push(`${response.url()}: ${response.status()}`));
     tab.on('console', (message) => message.type() === 'warning' && errors.push(message.text()));
-    await tab.goto(`http://127.0.0.1:${server.address().port}/`);
-    await tab.waitForFunction(() => typeof globalThis.funnelCascade == 'function', null, { timeout: 30_000 });
+    await tab.goto(`${base}/`);
+    await tab.waitForFunction(() => typeof globalThis.funnelCascade == 'function', null, { timeout: 60_000 });
     const answer = await tab.evaluate((requests) => Promise.race([
       globalThis.funnelCascade(requests),
       new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000))]), requests);
@@ -151,9 +162,40 @@ async function check(t, name, isolated) {
         `${what}: ${item.key} scores ${item.score} in ${name}'s page, ${native[i][j].score} natively`));
     });
   } finally {
-    await context.close();
-    server.close();
+    for (const close of stop.reverse()) await close();
   }
+}
+
+// `vite` (the dev server, which pre-bundles the package) in the Vite project, on a free port; the model in
+// public/ as a Vite user would put it, and for the isolated page the headers in server.headers, as the
+// package README says. Resolves to its address; stop gets what ends it.
+async function viteDev(dir, isolated, stop) {
+  mkdirSync(path.join(dir, 'public'), { recursive: true });
+  cpSync(goldenModel, path.join(dir, 'public/model.funnel'));
+  writeFileSync(path.join(dir, 'vite.isolated.config.js'), `export default { server: { headers: {
+  'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } } };\n`);
+  const port = await new Promise((resolve) => {
+    const probe = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+  const vite = spawn(path.join(dir, 'node_modules/.bin/vite'),
+                     ['--host', '127.0.0.1', '--port', String(port), '--strictPort', ...(isolated ? ['--config', 'vite.isolated.config.js'] : [])],
+                     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  stop.push(() => new Promise((resolve) => (vite.exitCode === null && vite.signalCode === null ? (vite.once('exit', resolve), vite.kill()) : resolve())));
+  let output = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`vite did not start in 60 s:\n${output}`)), 60_000);
+    const read = (chunk) => {
+      output += chunk;
+      if (/ready in/.test(output)) clearTimeout(timer), resolve();
+    };
+    vite.stdout.on('data', read);
+    vite.stderr.on('data', read);
+    vite.once('exit', (code) => reject(new Error(`vite exited (${code}):\n${output}`)));
+  });
+  return `http://127.0.0.1:${port}`;
 }
 
 for (const name of Object.keys(BUNDLERS)) {
@@ -162,3 +204,6 @@ for (const name of Object.keys(BUNDLERS)) {
   test(`${name}: the threaded entry on a cross-origin isolated page answers the same on its workers`,
        { skip: threadsSkip, timeout: 600_000 }, (t) => check(t, name, true));
 }
+test("vite: the dev server (`vite`) answers as the native SDK", { skip, timeout: 600_000 }, (t) => check(t, 'vite', false, true));
+test("vite: the dev server with COOP/COEP in server.headers runs the threaded entry, with the same answers",
+     { skip: threadsSkip, timeout: 600_000 }, (t) => check(t, 'vite', true, true));
