@@ -28,7 +28,7 @@ test('tsc --strict --noEmit accepts the TypeScript examples against the packed p
   let times;
   try {
     times = await project(work, {
-      tarball: pack(packageDir, path.join(work, '..')),
+      tarball: pack(packageDir, 'typescript'),
       packages: ['typescript@5'],
       files: {
         ...files,

@@ -40,7 +40,7 @@ test('a Web Worker searches a 70,000-item catalogue while the page stays respons
     let times;
     try {
       times = await project(work, {
-        tarball: pack(packageDir, path.join(work, '..')),
+        tarball: pack(packageDir, 'worker'),
         packages: ['vite@8'],
         files: {
           'index.html': '<!doctype html><meta charset="utf-8"><title>worker</title><script type="module" src="/src/page.js"></script>\n',

@@ -15,8 +15,11 @@ const run = promisify(execFile);
 
 export class InstallError extends Error {}
 
-// The tarball of packageDir, written into dir.
-export function pack(packageDir, dir) {
+// The tarball of packageDir, written afresh into build/bundlers/tarballs/<owner>/ (a folder per test file, so that
+// test files running at once never remove each other's).
+export function pack(packageDir, owner) {
+  const dir = path.join(root, 'build/bundlers/tarballs', owner);
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir, packageDir], { encoding: 'utf8' }));
   return path.join(dir, packed.filename);
