@@ -13,6 +13,7 @@
 #include "train/core/errors.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/data/split.hpp"
+#include "train/distributed/communicator.hpp"
 #include "train/pre_ranking/autofas_training.hpp"
 #include "train/pre_ranking/stage_agreement.hpp"
 #include "train/retrieval/two_tower_training.hpp"
@@ -33,6 +34,10 @@ AutoFasConfig effective_autofas_config(const TrainArgs& args) {
 }  // namespace
 
 int run_autofas(const TrainArgs& args) {
+  // The teacher, search and student are one process's work (docs/distributed.md): under mpirun every rank
+  // would run them all and write the same files.
+  if (world().distributed())
+    throw ConfigError("autofas is not data-parallel: run it without mpirun (train-ranker is: mpirun -np N funnel train-ranker ...)");
   const auto start = std::chrono::steady_clock::now();
   const AutoFasConfig config = effective_autofas_config(args);
   if (config.latency_table.empty())

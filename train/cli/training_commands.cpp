@@ -20,6 +20,7 @@
 #include "train/data/dataset.hpp"
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
+#include "train/distributed/communicator.hpp"
 #include "train/export/export.hpp"
 #include "train/pipeline/cascade_evaluation.hpp"
 #include "train/pre_ranking/autofas_training.hpp"
@@ -98,21 +99,30 @@ int run_train_ranker(const TrainArgs& args) {
   const RankerConfig config = ranker_config_from_json(
       apply_overrides(ranker_config_to_json(args.config.empty() ? RankerConfig{} : load_ranker_config(args.config)), args),
       config_source(args));
+  // Under mpirun every rank trains its part of each global batch (docs/distributed.md); rank 0 reports and
+  // writes the files.
+  Communicator& comm = world();
+  const bool root = comm.rank() == 0;
   const auto start = std::chrono::steady_clock::now();
   const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options());
   const CtrInstances& in = ctr.instances;
-  spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {} ({} negative{} per positive)",
-               ctr.data.name, ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(),
-               config.negatives, config.negatives == 1 ? "" : "s");
+  if (root)
+    spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {} ({} negative{} per positive){}", ctr.data.name,
+                 ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(), config.negatives,
+                 config.negatives == 1 ? "" : "s",
+                 comm.distributed() ? fmt::format("; {} ranks, global batch {}", comm.size(), size_t{config.batch_size} * comm.size()) : "");
 
-  MetricsLog metrics_log(args.metrics_log);
-  const RankerObserver observer = ranking_progress("", config.epochs, &metrics_log);
+  MetricsLog metrics_log(root ? args.metrics_log : "");
+  const RankerObserver observer = root ? ranking_progress("", config.epochs, &metrics_log) : RankerObserver{};
 
   RankerCheckpoints checkpoints;
   checkpoints.checkpoint = args.checkpoint;
   checkpoints.resume = args.resume;
-  checkpoints.on_note = [](const std::string& note) { spdlog::info("{}", note); };
-  const RankerResult result = train_ranker(ctr, config, observer, {}, nullptr, checkpoints);
+  checkpoints.on_note = [root](const std::string& note) {
+    if (root) spdlog::info("{}", note);
+  };
+  const RankerResult result = train_ranker(ctr, config, observer, {}, nullptr, checkpoints, comm);
+  if (!root) return 0;
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,

@@ -34,10 +34,12 @@ std::unique_ptr<SparseOptimizer> make_sparse_optimizer(const std::string& name, 
 
 namespace {
 
-std::vector<Parameter*> pick(const std::vector<Parameter*>& parameters, bool sparse, const std::string& name, size_t min_rows) {
+std::vector<Parameter*> pick(const std::vector<Parameter*>& parameters, bool sparse, const std::string& name, size_t min_rows,
+                             const std::vector<size_t>& whole_rows) {
   std::vector<Parameter*> picked;
-  for (Parameter* p : parameters) {
-    const bool large = name != "none" && p->sparse && p->size() / p->row_size >= min_rows;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    Parameter* p = parameters[i];
+    const bool large = name != "none" && p->sparse && (whole_rows.empty() ? p->size() / p->row_size : whole_rows[i]) >= min_rows;
     if (large == sparse) picked.push_back(p);
   }
   return picked;
@@ -46,9 +48,9 @@ std::vector<Parameter*> pick(const std::vector<Parameter*>& parameters, bool spa
 }  // namespace
 
 TrainerOptimizer::TrainerOptimizer(const std::vector<Parameter*>& parameters, const AdamOptions& adam, const std::string& sparse,
-                                   size_t min_rows, float sparse_learning_rate)
-    : adam_parameters_(pick(parameters, false, sparse, min_rows)),
-      sparse_tables_(pick(parameters, true, sparse, min_rows)),
+                                   size_t min_rows, float sparse_learning_rate, const std::vector<size_t>& whole_rows)
+    : adam_parameters_(pick(parameters, false, sparse, min_rows, whole_rows)),
+      sparse_tables_(pick(parameters, true, sparse, min_rows, whole_rows)),
       adam_(adam_parameters_, adam),
       base_rate_(adam.learning_rate),
       sparse_base_rate_(sparse_learning_rate > 0.0f ? sparse_learning_rate : adam.learning_rate) {

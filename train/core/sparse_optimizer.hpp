@@ -51,8 +51,10 @@ std::unique_ptr<SparseOptimizer> make_sparse_optimizer(const std::string& name, 
 // `sparse` ("none": Adam for all), every other parameter (dense layers, small tables) Adam as configured.
 class TrainerOptimizer {
  public:
+  // `whole_rows` (empty: each table's own): per parameter, the rows of the whole table it holds some rows of
+  // (a rank's shard, ranking/ranker_parallel.hpp), so that every rank picks the same optimiser for a table.
   TrainerOptimizer(const std::vector<Parameter*>& parameters, const AdamOptions& adam, const std::string& sparse, size_t min_rows,
-                   float sparse_learning_rate);
+                   float sparse_learning_rate, const std::vector<size_t>& whole_rows = {});
   void step();
   // The sparse optimiser's rate moves with Adam's: a schedule scales both alike.
   void set_learning_rate(float rate);

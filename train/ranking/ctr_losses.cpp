@@ -19,10 +19,10 @@ void check_sizes(const char* loss, std::span<const float> logits, std::span<cons
 
 }  // namespace
 
-float bce_loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits) {
+float bce_loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits, double denominator) {
   check_sizes("bce_loss", logits, labels, dlogits);
   if (logits.empty()) return 0.0f;
-  const double n = static_cast<double>(logits.size());
+  const double n = denominator > 0 ? denominator : static_cast<double>(logits.size());
   double sum = 0.0;
   for (size_t i = 0; i < logits.size(); ++i) {
     const double x = logits[i], y = labels[i];
@@ -33,10 +33,10 @@ float bce_loss(std::span<const float> logits, std::span<const float> labels, std
 }
 
 float focal_loss(std::span<const float> logits, std::span<const float> labels, const FocalOptions& options,
-                 std::span<float> dlogits) {
+                 std::span<float> dlogits, double denominator) {
   check_sizes("focal_loss", logits, labels, dlogits);
   if (logits.empty()) return 0.0f;
-  const double n = static_cast<double>(logits.size());
+  const double n = denominator > 0 ? denominator : static_cast<double>(logits.size());
   const double gamma = options.gamma, alpha = options.alpha;
   double sum = 0.0;
   for (size_t i = 0; i < logits.size(); ++i) {

@@ -25,11 +25,12 @@ void GhmC::restore(std::vector<float> accumulated) {
   accumulated_ = std::move(accumulated);
 }
 
-float GhmC::loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits) {
+float GhmC::loss(std::span<const float> logits, std::span<const float> labels, std::span<float> dlogits, const BatchSum& global) {
   if (labels.size() != logits.size() || dlogits.size() != logits.size())
     throw std::invalid_argument("GHM-C: logits, labels and dlogits differ in size");
   // The official code divides by tot = max(batch size, 1): an empty batch has loss 0 and leaves every bin alone.
-  if (logits.empty()) return 0.0f;
+  // A rank's empty part of a global batch still takes part in the sum below.
+  if (logits.empty() && !global) return 0.0f;
   const size_t n = logits.size();
   const uint32_t bins = this->bins();
 
@@ -50,6 +51,17 @@ float GhmC::loss(std::span<const float> logits, std::span<const float> labels, s
     ++counts[bin_of[k]];
   }
 
+  // Data-parallel: the global batch's histogram and size (counts below 2^53 are exact in double).
+  double tot = static_cast<double>(n);
+  if (global) {
+    std::vector<double> sums(counts.begin(), counts.end());
+    sums.push_back(tot);
+    global(sums);
+    for (uint32_t b = 0; b < bins; ++b) counts[b] = static_cast<uint32_t>(sums[b]);
+    tot = sums[bins];
+    if (tot == 0) return 0.0f;
+  }
+
   // The gradient density GD of each bin: the EMA of its count with the official code's momentum.
   uint32_t nonempty = 0;
   for (uint32_t b = 0; b < bins; ++b) {
@@ -64,7 +76,6 @@ float GhmC::loss(std::span<const float> logits, std::span<const float> labels, s
 
   // Eq. 7, β_i = N / GD(g_i) with N = the batch size. Where the paper's unit region scales GD by the number of
   // bins M, the official code divides β by the number of non-empty bins instead; that is followed here.
-  const double tot = static_cast<double>(n);
   std::vector<double> beta(bins, 0.0);
   for (uint32_t b = 0; b < bins; ++b)
     if (counts[b] > 0) beta[b] = tot / accumulated_[b] / nonempty;

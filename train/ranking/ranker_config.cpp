@@ -43,6 +43,7 @@ void for_each_field(RankerConfig& c, Visit&& visit) {
   visit("sparse_learning_rate", c.sparse_learning_rate);
   visit("seed", c.seed);
   visit("threads", c.threads);
+  visit("embedding_sharding", c.embedding_sharding);
 }
 
 }  // namespace
@@ -100,6 +101,7 @@ RankerConfig ranker_config_from_json(const nlohmann::json& object, const std::st
   require(c.sparse_optimizer == "none" || c.sparse_optimizer == "sparse_adam" || c.sparse_optimizer == "rowwise_adagrad",
           "sparse_optimizer must be 'none', 'sparse_adam' or 'rowwise_adagrad'");
   require(c.sparse_learning_rate >= 0.0f, "sparse_learning_rate must be 0 (learning_rate) or positive");
+  require(c.embedding_sharding == "sharded" || c.embedding_sharding == "replicated", "embedding_sharding must be 'sharded' or 'replicated'");
   return c;
 }
 

@@ -68,6 +68,10 @@ struct RankerConfig {
   float sparse_learning_rate = 0.0f;      // the sparse optimiser's rate; 0: learning_rate
   uint64_t seed = 0;               // initialisation and shuffling; the data's negatives follow data_seed
   uint32_t threads = 0;            // 0: every core
+  // Under mpirun (docs/distributed.md): "sharded" spreads each embedding table's rows over the ranks (each
+  // rank stores and optimises the rows it owns and fetches the rows its batch reads); "replicated" keeps every
+  // table whole on every rank and sums the touched rows' gradients over the ranks. One process ignores it.
+  std::string embedding_sharding = "sharded";
 
   CtrOptions ctr_options() const { return {max_history, negatives, data_seed}; }
 };

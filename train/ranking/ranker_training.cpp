@@ -13,6 +13,7 @@
 #include "train/ranking/ctr_losses.hpp"
 #include "train/core/errors.hpp"
 #include "train/ranking/ranker_model.hpp"
+#include "train/ranking/ranker_parallel.hpp"
 #include "train/core/subnormals.hpp"
 #include "train/core/training_state.hpp"
 
@@ -186,11 +187,14 @@ CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrIns
 }
 
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer,
-                          const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained, const RankerCheckpoints& checkpoints) {
+                          const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained, const RankerCheckpoints& checkpoints,
+                          Communicator& comm) {
   const Dataset& data = ctr.data;
   const CtrInstances& instances = ctr.instances;
   const CtrSplit& train = instances.train;
   if (train.size() == 0) throw TrainingError("ranking: the data gives no training instances");
+  if (comm.distributed() && (extra_loss || checkpoints.register_more || checkpoints.resume_read))
+    throw TrainingError("ranking: a run with more than the ranker (AutoFAS's distillation or search) is not data-parallel; run it without mpirun");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
@@ -199,13 +203,19 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
   Rng rng(Rng(config.seed).next());
   model.init(rng);
-  std::vector<Parameter*> parameters = model.parameters();
+  // Under mpirun, the parameters this rank optimises and checkpoints (ranker_parallel.hpp); alone, the model's.
+  RankerParallel parallel(comm, model, config, instances);
+  std::vector<Parameter*> parameters = parallel.optimised();
   AdamOptions adam_options;
   adam_options.learning_rate = config.learning_rate;
   adam_options.lazy = config.optimizer == "lazy_adam";
-  // Dense Adam's values, computed late: a step costs what its batch touches, not the tables' size.
-  adam_options.deferred = !adam_options.lazy;
-  TrainerOptimizer optimizer(parameters, adam_options, config.sparse_optimizer, config.sparse_optimizer_min_rows, config.sparse_learning_rate);
+  // Dense Adam's values, computed late: a step costs what its batch touches, not the tables' size. A shard
+  // takes dense Adam's every step on the rows it owns instead (its owner serves rows other ranks read, so they
+  // must be current): the same values, at a cost of table / world per step.
+  adam_options.deferred = !adam_options.lazy && !parallel.sharded();
+  // A shard is optimised as its whole table would be (sparse_optimizer_min_rows counts the table's rows).
+  TrainerOptimizer optimizer(parameters, adam_options, config.sparse_optimizer, config.sparse_optimizer_min_rows, config.sparse_learning_rate,
+                             parallel.whole_rows());
   Adam& adam = optimizer.adam();
   const RowCatchUp catch_up(model, adam, optimizer.adam_parameters(), instances, adam_options.deferred);
   GhmC ghm(config.ghm_bins, config.ghm_momentum);
@@ -214,6 +224,10 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   RunState run;
   nlohmann::json identity = ranker_identity(ctr, config);
   for (const auto& [field, value] : checkpoints.identity.items()) identity[field] = value;
+  // Each rank writes its own checkpoint (its shards, the replicated rest) and resumes only its own.
+  identity["world_size"] = comm.size();
+  identity["rank"] = comm.rank();
+  const std::string checkpoint_path = parallel.rank_path(checkpoints.checkpoint), resume_path = parallel.rank_path(checkpoints.resume);
   TrainingState state(identity);
   state.note("config", ranker_config_to_json(config));
   state.parameters(parameters);
@@ -227,12 +241,18 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     if (checkpoints.resume_read)
       state.restore(*checkpoints.resume_read);
     else
-      state.restore(checkpoints.resume);
+      state.restore(resume_path);
     if (run.epochs_done > config.epochs)
-      throw TrainingError(checkpoints.resume + ": the checkpoint has " + std::to_string(run.epochs_done) +
+      throw TrainingError(resume_path + ": the checkpoint has " + std::to_string(run.epochs_done) +
                           " epochs done, more than this run's 'epochs' (" + std::to_string(config.epochs) + "); a resumed run may only go on for longer");
+    // The ranks' files must hold the same epoch (one rank's save may have failed after another's succeeded).
+    const std::vector<uint32_t> done = comm.allgatherv<uint32_t>(std::span<const uint32_t>(&run.epochs_done, 1));
+    for (size_t r = 0; r < done.size(); ++r)
+      if (done[r] != run.epochs_done)
+        throw TrainingError(resume_path + ": this rank's checkpoint holds epoch " + std::to_string(run.epochs_done) + ", rank " +
+                            std::to_string(r) + "'s epoch " + std::to_string(done[r]) + "; resume from checkpoints of one epoch");
     if (checkpoints.on_note)
-      checkpoints.on_note("resumed from " + checkpoints.resume + " after epoch " + std::to_string(run.epochs_done));
+      checkpoints.on_note("resumed from " + resume_path + " after epoch " + std::to_string(run.epochs_done));
   }
 
   const nlohmann::json config_json = ranker_config_to_json(config);
@@ -241,15 +261,19 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
                                {"ranking_epochs", run.file_history().dump()}};
     return export_ranker(data, model, metadata);
   };
+  // On rank 0 (the others get rank 0's metrics through share()).
   const auto evaluate = [&](const std::vector<uint8_t>& file, const CtrSplit& split) {
-    if (split.size() == 0) return CtrMetrics{};
+    if (split.size() == 0 || comm.rank() != 0) return CtrMetrics{};
     std::unique_ptr<Model> loaded;
     if (Status s = Model::load_bytes(file.data(), file.size(), &loaded); !s) throw TrainingError("the exported model does not load: " + s.to_string());
     return evaluate_ranker(*loaded, data, instances, split);
   };
 
   const size_t n = train.size();
-  const size_t steps = (n + config.batch_size - 1) / config.batch_size;
+  // A global batch is batch_size on every rank (ranker_parallel.hpp).
+  const size_t global_batch = size_t{config.batch_size} * static_cast<size_t>(comm.size());
+  const size_t steps = (n + global_batch - 1) / global_batch;
+  const BatchSum sum_over_ranks = comm.distributed() ? BatchSum([&comm](std::span<double> v) { comm.allreduce_sum(v); }) : BatchSum();
   std::vector<uint32_t> order(n);
   std::vector<float> logits(config.batch_size), dlogits(config.batch_size), labels(config.batch_size);
   for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs; ++epoch) {
@@ -258,24 +282,28 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     rng.shuffle(order);
     double loss_sum = 0.0;
     for (size_t step = 0; step < steps; ++step) {
-      const size_t begin = step * config.batch_size, end = std::min(n, begin + config.batch_size);
-      const std::span<const uint32_t> batch(order.data() + begin, end - begin);
+      const size_t begin = step * global_batch, end = begin + parallel.global_size(begin, n);
+      // This rank's part of the global batch; the losses divide by the global batch's size.
+      const std::span<const uint32_t> batch = parallel.local_part(std::span<const uint32_t>(order.data() + begin, end - begin));
       const size_t b = batch.size();
+      const double denominator = static_cast<double>(end - begin);
       catch_up(batch);
-      model.forward(instances, train, batch, logits.data());
+      parallel.fetch_rows(batch);
+      if (b > 0) model.forward(instances, train, batch, logits.data());
       for (size_t k = 0; k < b; ++k) labels[k] = train.label[batch[k]];
       const std::span<const float> batch_logits(logits.data(), b), batch_labels(labels.data(), b);
       const std::span<float> batch_dlogits(dlogits.data(), b);
       float loss = 0.0f;
-      if (config.loss == "focal") loss = focal_loss(batch_logits, batch_labels, focal, batch_dlogits);
-      else if (config.loss == "ghm") loss = ghm.loss(batch_logits, batch_labels, batch_dlogits);
-      else loss = bce_loss(batch_logits, batch_labels, batch_dlogits);
+      if (config.loss == "focal") loss = focal_loss(batch_logits, batch_labels, focal, batch_dlogits, denominator);
+      else if (config.loss == "ghm") loss = ghm.loss(batch_logits, batch_labels, batch_dlogits, sum_over_ranks);
+      else loss = bce_loss(batch_logits, batch_labels, batch_dlogits, denominator);
       if (extra_loss) loss = extra_loss(batch, batch_logits, loss, batch_dlogits);
+      if (b > 0) model.backward(batch_dlogits);
+      loss = parallel.reduce_gradients(loss);
       if (!std::isfinite(loss))
         throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
                             std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")" +
                             (checkpoints.checkpoint.empty() ? "" : "; the last checkpoint holds the last good epoch"));
-      model.backward(batch_dlogits);
       optimizer.step();
       loss_sum += loss;
       if (observer.on_progress && ((step + 1) % 50 == 0 || step + 1 == steps))
@@ -288,12 +316,15 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     record.loss = loss_sum / static_cast<double>(steps);
     record.train_seconds = seconds_since(start);
     record.samples_per_second = static_cast<double>(n) / record.train_seconds;
-    const std::vector<uint8_t> file = export_now();
+    parallel.gather_tables();
+    const std::vector<uint8_t> file = comm.rank() == 0 ? export_now() : std::vector<uint8_t>();
     record.validation = evaluate(file, instances.validation);
     record.test = evaluate(file, instances.test);
+    parallel.share(record.validation);
+    parallel.share(record.test);
     run.finish_epoch(record, instances.validation.size() > 0, parameters);
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!checkpoints.checkpoint.empty()) state.save(checkpoints.checkpoint);
+    if (!checkpoint_path.empty()) state.save(checkpoint_path);
     if (observer.on_epoch) observer.on_epoch(record);
   }
 
@@ -301,7 +332,8 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   result.parameters = model.parameter_count();
   run.fill(&result, n);
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
-  result.model_file = export_now();
+  parallel.gather_tables();
+  if (comm.rank() == 0) result.model_file = export_now();
   if (trained) *trained = std::move(owned_model);
   return result;
 }

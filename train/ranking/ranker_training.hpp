@@ -13,6 +13,7 @@
 #include "funnel/model.hpp"
 #include "train/ranking/ctr_losses.hpp"
 #include "train/ranking/ranker_config.hpp"
+#include "train/distributed/communicator.hpp"
 
 namespace funnel::train {
 
@@ -67,9 +68,13 @@ nlohmann::json ranker_identity(const CtrDataset& ctr, const RankerConfig& config
 // over as well (AutoFAS searches on the trained teacher). A resumed run (`checkpoints.resume`) gives the
 // uninterrupted run's file bit for bit on one thread; a checkpoint of another run (another dataset or config
 // field but epochs and threads) is refused, naming the field.
+// With a distributed `comm` (world() under mpirun) every rank calls it with the same data and config and trains
+// its part of each global batch (ranker_parallel.hpp); rank 0 evaluates and gets the model file (the others an
+// empty one; `trained` is complete on rank 0), each rank checkpoints to "<checkpoint>.rank<r>" and resumes from
+// "<resume>.rank<r>" written by the same number of ranks.
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer = {},
                           const LossTerm& extra_loss = {}, std::unique_ptr<RankerModel>* trained = nullptr,
-                          const RankerCheckpoints& checkpoints = {});
+                          const RankerCheckpoints& checkpoints = {}, Communicator& comm = local_communicator());
 
 // AUC, GAUC and LogLoss of a split, scored by the SDK: each positive's group (it and its negatives share
 // user and history) is one request of one user against its candidates.

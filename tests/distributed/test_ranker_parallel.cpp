@@ -1,0 +1,193 @@
+// The ranking stage data-parallel (train/ranking/ranker_parallel.hpp): under mpirun -np 2 (ctest's
+// distributed_2_ranks) 2 ranks with per-rank batch b against 1 rank with batch 2b, sharded tables against
+// replicated ones, a resumed run against an uninterrupted one; run alone (distributed_1_process), the CLI under
+// `mpirun -np 2` with one rank failing.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <sys/wait.h>
+
+#include "support.hpp"
+#include "train/data/ctr_data.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/distributed/communicator.hpp"
+#include "train/ranking/ranker_model.hpp"
+#include "train/ranking/ranker_training.hpp"
+
+using namespace funnel::train;
+
+namespace {
+
+const CtrDataset& small_ctr() {
+  static const CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 2, 3})};
+  return ctr;
+}
+
+RankerConfig small_config(const std::string& model, const std::string& loss) {
+  RankerConfig config;
+  config.max_history = 5;
+  config.embedding_dim = 4;
+  config.hidden = {6, 3};
+  config.coaction_feed_dim = 4;
+  config.coaction_layers = {3, 2};
+  config.model = model;
+  config.loss = loss;
+  config.epochs = 1;
+  config.threads = 1;
+  config.learning_rate = 3e-3f;
+  if (model == "can") config.user_features = {"age", "region"}, config.coaction = {"item_id:item_id", "item_id:category", "item_id:region"};
+  return config;
+}
+
+// Every parameter of a trained model, in order.
+std::vector<float> values_of(RankerModel& model) {
+  std::vector<float> out;
+  for (const Parameter* p : model.parameters()) out.insert(out.end(), p->value.begin(), p->value.end());
+  return out;
+}
+
+double max_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return worst;
+}
+
+// A folder every rank of `comm` sees (rank 0 makes it; the ranks share this host).
+struct SharedDir {
+  std::unique_ptr<funnel::test::TempDir> owned;
+  std::string path;
+  explicit SharedDir(Communicator& comm) {
+    if (comm.rank() == 0) owned = std::make_unique<funnel::test::TempDir>(), path = owned->path();
+    comm.broadcast(path, 0);
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+// Equivalence: the global batch, the loss normalisation (GHM-C's histogram over the global batch) and the
+// reductions make 2 ranks x b compute what 1 rank x 2b computes. Not bit for bit: a gradient is summed over
+// the batch in another order (each rank's half, then the two halves), so values differ by float rounding,
+// measured at most ~1e-7 after the 26 steps here. The tolerance, 2e-5, is 2% of one Adam step (the learning
+// rate, 1e-3.. 3e-3, bounds a step's size per value): a rank that trained on the wrong instances, a gradient
+// not summed or summed twice, or a loss divided by the rank's batch instead of the global one moves values by
+// whole steps and fails it.
+TEST_CASE("Distributed ranker: 2 ranks with batch b train as 1 rank with batch 2b", "[distributed][ranker]") {
+  Communicator& comm = world();
+  if (comm.size() != 2) {
+    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    return;
+  }
+  for (const auto& [model, loss] : {std::pair{"dnn", "bce"}, std::pair{"can", "bce"}, std::pair{"can", "ghm"}}) {
+    INFO(model << " / " << loss);
+    RankerConfig config = small_config(model, loss);
+    config.batch_size = 32;
+    std::unique_ptr<RankerModel> parallel_model, single_model;
+    const RankerResult parallel = train_ranker(small_ctr(), config, {}, {}, &parallel_model, {}, comm);
+    config.batch_size = 64;
+    const RankerResult single = train_ranker(small_ctr(), config, {}, {}, &single_model, {}, local_communicator());
+    if (comm.rank() != 0) continue;  // rank 0 holds the whole trained model
+    REQUIRE(parallel.history.size() == 1);
+    CHECK(parallel.history[0].loss == Approx(single.history[0].loss).epsilon(1e-5));
+    CHECK(max_difference(values_of(*parallel_model), values_of(*single_model)) < 2e-5);
+    CHECK(parallel.validation.auc == Approx(single.validation.auc).margin(1e-4));
+    CHECK(!parallel.model_file.empty());
+  }
+}
+
+// The same run with tables sharded (each rank optimises the rows it owns) and replicated (every rank all of
+// them): bit for bit, since with 2 ranks both sum a row's gradient as rank 0's + rank 1's, and a shard's
+// dense Adam step is the deferred one's arithmetic.
+TEST_CASE("Distributed ranker: sharded tables train as replicated ones", "[distributed][ranker]") {
+  Communicator& comm = world();
+  if (comm.size() != 2) {
+    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    return;
+  }
+  for (const char* optimizer : {"adam", "lazy_adam"}) {
+    INFO(optimizer);
+    RankerConfig config = small_config("can", "bce");
+    config.batch_size = 32;
+    config.optimizer = optimizer;
+    std::unique_ptr<RankerModel> sharded_model, replicated_model;
+    const RankerResult sharded = train_ranker(small_ctr(), config, {}, {}, &sharded_model, {}, comm);
+    config.embedding_sharding = "replicated";
+    const RankerResult replicated = train_ranker(small_ctr(), config, {}, {}, &replicated_model, {}, comm);
+    if (comm.rank() != 0) continue;
+    CHECK(sharded.model_file.size() == replicated.model_file.size());
+    CHECK(max_difference(values_of(*sharded_model), values_of(*replicated_model)) == 0.0);
+    CHECK(sharded.history[0].loss == replicated.history[0].loss);
+  }
+}
+
+TEST_CASE("Distributed ranker: a resumed run reproduces the uninterrupted one", "[distributed][ranker][checkpoint]") {
+  Communicator& comm = world();
+  if (comm.size() != 2) {
+    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    return;
+  }
+  RankerConfig config = small_config("can", "ghm");
+  config.batch_size = 32;
+  config.epochs = 2;
+  const RankerResult uninterrupted = train_ranker(small_ctr(), config, {}, {}, nullptr, {}, comm);
+
+  const SharedDir dir(comm);
+  RankerCheckpoints first;
+  first.checkpoint = dir.path + "/ranker.ckpt";
+  config.epochs = 1;
+  train_ranker(small_ctr(), config, {}, {}, nullptr, first, comm);
+  // Each rank wrote its own file.
+  CHECK(std::ifstream(first.checkpoint + ".rank" + std::to_string(comm.rank())).good());
+  RankerCheckpoints resuming;
+  resuming.resume = first.checkpoint;
+  config.epochs = 2;
+  const RankerResult resumed = train_ranker(small_ctr(), config, {}, {}, nullptr, resuming, comm);
+  CHECK(resumed.history.size() == 2);
+  CHECK(resumed.model_file == uninterrupted.model_file);  // empty on rank 1, the file on rank 0
+  comm.barrier();  // rank 0 removes the folder
+}
+
+// Alone (ctest's distributed_1_process): the CLI under mpirun -np 2, with rank 1's checkpoint unreadable on
+// resume. Every rank stops, the error names rank 1 and its file, and rank 0's checkpoint is left as it was.
+TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; the checkpoints stay", "[distributed][ranker][failure]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("built without MPI");
+#else
+  if (world().distributed()) return;  // it launches its own ranks: run alone
+  funnel::test::TempDir dir;
+  const std::string data = write_synthetic_dataset(dir.file("data"), SyntheticOptions{150, 80, 5, 8, 0.8, 3, 0.0});
+  const std::string cli = std::string(FUNNEL_MPIEXEC) + " -np 2 " + FUNNEL_CLI + " train-ranker --data " + data + " --out " +
+                          dir.file("model.funnel") + " --set model=dnn --set batch_size=32 --set threads=1 --set max_history=5 --checkpoint " +
+                          dir.file("ck");
+  const auto run = [&](const std::string& args) {
+    const std::string command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + cli + " " +
+                                args + " > " + dir.file("out.txt") + " 2>&1";
+    const int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  REQUIRE(run("--set epochs=1") == 0);
+  const std::string rank0 = read_file(dir.file("ck.rank0"));
+  REQUIRE(!rank0.empty());
+  {
+    std::ofstream broken(dir.file("ck.rank1"), std::ios::binary | std::ios::trunc);
+    broken << "not a checkpoint";
+  }
+  const int code = run("--set epochs=2 --resume " + dir.file("ck"));
+  const std::string output = read_file(dir.file("out.txt"));
+  INFO(output);
+  CHECK(code != 0);
+  CHECK_THAT(output, Catch::Contains("rank 1") && Catch::Contains("ck.rank1"));
+  CHECK(read_file(dir.file("ck.rank0")) == rank0);
+#endif
+}
