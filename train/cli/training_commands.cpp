@@ -128,6 +128,8 @@ int run_train_ranker(const TrainArgs& args) {
   spdlog::info("{} with {} parameters; chosen epoch {} ({}); training {:.0f} samples/s", config.model, result.parameters,
                result.best_epoch, in.validation.size() ? "best validation AUC" : "no validation split: the last", result.samples_per_second);
   spdlog::info("test  {}", ctr_summary(result.test));
+  if (result.exchange_bytes_per_step > 0)
+    spdlog::info("rank 0 sent {:.0f} bytes per step through the tables' row exchange", result.exchange_bytes_per_step);
   spdlog::info("wrote {} ({} bytes) in {}", args.out, result.model_file.size(), format_seconds(total));
   if (!args.report.empty()) {
     json epochs = json::array();
@@ -146,6 +148,8 @@ int run_train_ranker(const TrainArgs& args) {
                          {"train_seconds", result.train_seconds},
                          {"samples_per_second", result.samples_per_second},
                          {"threads", config.threads},
+                         {"ranks", comm.size()},
+                         {"exchange_bytes_per_step_rank0", result.exchange_bytes_per_step},
                          {"total_seconds", total}};
     write_file_atomically(args.report, report.dump(2) + "\n");
   }

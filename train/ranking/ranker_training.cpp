@@ -275,12 +275,14 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   const size_t steps = (n + global_batch - 1) / global_batch;
   const BatchSum sum_over_ranks = comm.distributed() ? BatchSum([&comm](std::span<double> v) { comm.allreduce_sum(v); }) : BatchSum();
   std::vector<uint32_t> order(n);
+  size_t steps_run = 0;
   std::vector<float> logits(config.batch_size), dlogits(config.batch_size), labels(config.batch_size);
   for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs; ++epoch) {
     const auto start = Clock::now();
     std::iota(order.begin(), order.end(), 0u);
     rng.shuffle(order);
     double loss_sum = 0.0;
+    steps_run += steps;
     for (size_t step = 0; step < steps; ++step) {
       const size_t begin = step * global_batch, end = begin + parallel.global_size(begin, n);
       // This rank's part of the global batch; the losses divide by the global batch's size.
@@ -331,6 +333,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   RankerResult result;
   result.parameters = model.parameter_count();
   run.fill(&result, n);
+  if (steps_run > 0) result.exchange_bytes_per_step = static_cast<double>(parallel.table_bytes_sent()) / static_cast<double>(steps_run);
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
   parallel.gather_tables();
   if (comm.rank() == 0) result.model_file = export_now();

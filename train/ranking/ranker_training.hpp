@@ -40,6 +40,9 @@ struct RankerResult {
   size_t train_samples = 0;         // over all epochs
   double train_seconds = 0;
   double samples_per_second = 0;
+  // Under mpirun with sharded tables: bytes this rank sent to the others through the tables' row exchange
+  // (ids, rows, gradient rows; sharded_table.hpp), per step of this process's epochs.
+  double exchange_bytes_per_step = 0;
 };
 
 class RankerModel;
