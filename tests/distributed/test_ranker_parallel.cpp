@@ -8,11 +8,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <sstream>
 #include <tuple>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
 
 #include "support.hpp"
 #include "train/data/ctr_data.hpp"
@@ -73,6 +80,45 @@ struct SharedDir {
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The process of MPI rank `rank` (OMPI_COMM_WORLD_RANK in its environment) whose command line mentions
+// `marker`, or 0.
+pid_t rank_process(int rank, const std::string& marker) {
+  const std::string wanted = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (read_file(entry.path().string() + "/cmdline").find(marker) == std::string::npos) continue;
+    std::istringstream environment(read_file(entry.path().string() + "/environ"));
+    for (std::string variable; std::getline(environment, variable, '\0');)
+      if (variable == wanted) return static_cast<pid_t>(std::stol(name));
+  }
+  return 0;
+}
+
+// Runs `command` through the shell and returns its exit code (-1: killed by a signal or still running after
+// `limit`, then killed).
+int run_shell(const std::string& command, std::chrono::seconds limit = std::chrono::seconds(120),
+              const std::function<bool()>& meanwhile = {}) {
+  const pid_t child = fork();
+  if (child == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(-child, SIGKILL);
+      waitpid(child, &status, 0);
+      return -1;
+    }
+    if (meanwhile && meanwhile()) continue;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -197,5 +243,43 @@ TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; th
   CHECK(code != 0);
   CHECK_THAT(output, Catch::Contains("rank 1") && Catch::Contains("ck.rank1"));
   CHECK(read_file(dir.file("ck.rank0")) == rank0);
+#endif
+}
+
+// Alone: the CLI under mpirun -np 2, rank 1 killed (SIGKILL) right after its first checkpoint. mpirun ends
+// rank 0 too and exits non-zero naming rank 1; the checkpoints on disk are whole, and resuming from them gives
+// the uninterrupted run's model file byte for byte.
+TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints resume to the uninterrupted model", "[distributed][ranker][failure]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("built without MPI");
+#else
+  if (world().distributed()) return;  // it launches its own ranks: run alone
+  funnel::test::TempDir dir;
+  const std::string data = write_synthetic_dataset(dir.file("data"), SyntheticOptions{150, 80, 5, 8, 0.8, 3, 0.0});
+  const auto command = [&](const std::string& out, const std::string& args) {
+    return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + std::string(FUNNEL_MPIEXEC) +
+           " -np 2 " + FUNNEL_CLI + " train-ranker --data " + data + " --out " + dir.file(out) +
+           " --set model=dnn --set batch_size=32 --set threads=1 --set max_history=5 --set epochs=4 " + args + " > " + dir.file(out + ".log") +
+           " 2>&1";
+  };
+  REQUIRE(run_shell(command("whole.funnel", "")) == 0);
+
+  bool killed = false;
+  const int code = run_shell(command("killed.funnel", "--checkpoint " + dir.file("ck")), std::chrono::seconds(120), [&] {
+    if (killed || !std::filesystem::exists(dir.file("ck.rank1"))) return false;
+    if (const pid_t rank1 = rank_process(1, dir.file("killed.funnel")); rank1 > 0) killed = kill(rank1, SIGKILL) == 0;
+    return false;
+  });
+  const std::string output = read_file(dir.file("killed.funnel.log"));
+  INFO(output);
+  REQUIRE(killed);
+  CHECK(code != 0);
+  CHECK_THAT(output, Catch::Contains("rank 1"));
+  CHECK(!std::filesystem::exists(dir.file("killed.funnel")));
+
+  CHECK(run_shell(command("resumed.funnel", "--checkpoint " + dir.file("ck") + " --resume " + dir.file("ck"))) == 0);
+  INFO(read_file(dir.file("resumed.funnel.log")));
+  CHECK_THAT(read_file(dir.file("resumed.funnel.log")), Catch::Contains("resumed from"));
+  CHECK(read_file(dir.file("resumed.funnel")) == read_file(dir.file("whole.funnel")));
 #endif
 }
