@@ -2,13 +2,19 @@
 # The main job: train on the built-in dataset, export .funnel files, and recommend (retrieve, then rank) with the
 # native SDK and with the WASM module in Node; then the whole funnel (retrieval, AutoFAS pre-ranking, CAN
 # ranking) trained by one command into one file, what each stage adds, and its cascade natively and in WASM.
-# Installs whatever is missing first.
+# Installs whatever is missing first. With --serve: the browser demo instead (wasm/demo/serve.mjs trains its
+# three-stage funnel on first start, on MovieLens 100K where ../shared/data/ml-100k exists and on the built-in
+# dataset, and serves the page on http://127.0.0.1:8080/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$FUNNEL_ROOT"
 
 funnel_build release
 funnel_build wasm
+if [ "${1:-}" = "--serve" ]; then
+  [ -d node_modules/uplot ] || npm install --no-audit --no-fund  # uPlot, for the charts page
+  exec node wasm/demo/serve.mjs
+fi
 FUNNEL=build/release/train/funnel
 OUT=build/demo
 mkdir -p "$OUT"
@@ -71,3 +77,4 @@ PY
 else
   echo "==> Python: not installed in build/python-venv; docs/python.md installs it (pip install --no-build-isolation ./bindings/python)"
 fi
+echo "==> the browser demo: ./scripts/demo.sh --serve, then open http://127.0.0.1:8080/"

@@ -1,14 +1,17 @@
 // The browser demo (wasm/demo) in Debian's headless Chromium through playwright-core: start its server (which
-// trains one three-stage file), open the page, pick a user, and require what each stage shows to be the
-// native SDK's for that user on the same file (`funnel recommend`: the whole cascade, and with the later stages
-// skipped, what retrieval and pre-ranking passed on); save a screenshot of the page and of the charts page
-// under build/. Skips, with a message, without Chromium, playwright-core or the CLI.
+// trains one three-stage file per dataset and writes the page's catalogue), open the page, search the list, pick
+// items with the keyboard and the mouse, and require: readable names (titles and genres for MovieLens, generated
+// names for the built-in dataset), never raw keys; every stage's list and time updated on each pick; and what
+// each stage shows to be the native SDK's for the request the page made, on the same file (`funnel recommend`:
+// the whole cascade, and with the later stages skipped, what retrieval and pre-ranking passed on). Saves
+// screenshots, desktop and phone width, under build/demo-screenshots/. Skips, with a message, without Chromium,
+// playwright-core or the CLI; the MovieLens part skips where ../shared/data/ml-100k is absent.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [FUNNEL_DEMO_OUT=build/web-demo-test] node --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
@@ -16,11 +19,27 @@ import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
 const env = process.env;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE']);
+const movieLens = path.resolve(root, '../shared/data/ml-100k');
+const skipMovieLens = skip || (!existsSync(path.join(movieLens, 'u.data')) && `${path.relative(root, movieLens)} is absent`);
+const out = path.resolve(root, env.FUNNEL_DEMO_OUT ?? 'build/web-demo-test');
+const shots = path.join(root, 'build/demo-screenshots');
+let browser;
 
-test('the demo page shows the native SDK\'s recommendations for a picked user', { skip, timeout: 300_000 }, async () => {
-  const out = path.resolve(root, env.FUNNEL_DEMO_OUT ?? 'build/web-demo-test');
+before(async () => {
+  if (skip) return;
+  mkdirSync(shots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => browser?.close());
+
+// The demo server on a free port for these datasets; retrieval trains 3 epochs to keep the test short.
+async function serve(datasets) {
   const server = spawn(process.execPath, [path.join(root, 'wasm/demo/serve.mjs'), '--port', '0', '--funnel', env.FUNNEL_BIN,
-                                          '--out', out, '--datasets', 'builtin'], { stdio: ['ignore', 'pipe', 'inherit'] });
+                                          '--out', out, '--datasets', datasets, '--epochs', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const base = await new Promise((resolve, reject) => {
     let text = '';
     server.stdout.on('data', (chunk) => {
@@ -30,51 +49,140 @@ test('the demo page shows the native SDK\'s recommendations for a picked user', 
     });
     server.on('exit', (code) => reject(new Error(`the demo server exited (${code})`)));
   });
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync'],
-  });
+  return { base, server };
+}
+
+// Waits for the page to run the cascade after `action`.
+async function settled(page, action) {
+  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await action();
+  await page.waitForSelector('body[data-ready="true"]');
+  assert.equal(await page.textContent('#error'), '');
+}
+
+const STAGES = [['retrieval', 'retrieval'], ['pre-ranking', 'pre-ranking'], ['final', 'ranking']];
+const stageLists = (page) => Promise.all(STAGES.map(([list]) =>
+  page.$$eval(`#${list} li`, (items) => items.map((li) => ({ key: li.dataset.key, title: li.querySelector('.title').textContent })))));
+
+// Every stage shows items by name (never a raw key) with a time; and each list is the native SDK's for the
+// request the page shows, on the same file.
+async function checkStages(page, modelFile, keyPattern) {
+  const request = JSON.parse(await page.textContent('#request'));
+  const lists = await stageLists(page);
+  assert.deepEqual(lists.map((list) => list.length), [request.retrieveK, request.prerankK, request.k]);
+  for (const list of lists) {
+    for (const { key, title } of list) {
+      assert.ok(title.length > 3 && title !== key && !keyPattern.test(title), `item ${key} shows '${title}', not a readable name`);
+    }
+  }
+  for (const [, stage] of STAGES) assert.match(await page.textContent(`#t-${stage}`), /^\d+\.\d\d ms$/);
+  assert.match(await page.textContent('#t-total'), /ms for the whole funnel, in WebAssembly/);
+  const { features, behaviours, k, retrieveK, prerankK } = request;
+  const native = (count, ...skipped) => JSON.parse(execFileSync(env.FUNNEL_BIN, [
+    'recommend', '--model', modelFile, '--user', JSON.stringify(features), '-k', String(count), '--retrieve-k', String(retrieveK),
+    '--prerank-k', String(prerankK), ...(behaviours.length ? ['--behaviours', ...behaviours, '--exclude', ...behaviours] : []),
+    ...(skipped.length ? ['--skip', skipped.join(',')] : []), '--json'], { encoding: 'utf8' })).recommendations.map((r) => r.key);
+  assert.deepEqual(lists[2].map((item) => item.key), native(k));
+  assert.deepEqual(lists[0].map((item) => item.key), native(retrieveK, 'pre_ranking', 'ranking'));
+  assert.deepEqual(lists[1].map((item) => item.key), native(prerankK, 'ranking'));
+  return lists;
+}
+
+const options = (page) => page.$$eval('#options li', (items) => items.map((li) => li.textContent.toLowerCase()));
+
+test('the demo on the built-in dataset: generated names, search, picks that update the three stages as the native SDK does',
+     { skip, timeout: 600_000 }, async () => {
+  const { base, server } = await serve('builtin');
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
     const errors = [];
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${base}/`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-    await page.evaluate(() => { document.body.dataset.ready = 'false'; });
-    await page.selectOption('#user', '7');
-    await page.waitForSelector('body[data-ready="true"]');
-    const shown = await page.$$eval('#final li', (items) => items.map((li) => li.dataset.key));
-    const features = JSON.parse(await page.inputValue('#features'));
-    const behaviours = (await page.inputValue('#behaviours')).split(/\s+/).filter(Boolean);
-    const k = Number(await page.inputValue('#k'));
-    const retrieveK = Number(await page.inputValue('#retrieve-k'));
-    const prerankK = Number(await page.inputValue('#prerank-k'));
-    assert.equal(shown.length, k);
-    assert.equal(await page.textContent('#error'), '');
-    assert.match(await page.textContent('#status'), /thread/);
-    mkdirSync(path.join(root, 'build'), { recursive: true });
-    await page.screenshot({ path: path.join(root, 'build/demo-screenshot.png'), fullPage: true });
-
-    // The native SDK on the same file, the same request.
+    assert.match(await page.textContent('#status'), /1000 items, \d+-d embeddings/);
     const model = path.join(out, 'builtin/funnel.funnel');
-    const native = (k, ...skip) => JSON.parse(execFileSync(env.FUNNEL_BIN, [
-      'recommend', '--model', model, '--user', JSON.stringify(features), '-k', String(k), '--retrieve-k', String(retrieveK),
-      '--prerank-k', String(prerankK), ...(behaviours.length ? ['--behaviours', ...behaviours, '--exclude', ...behaviours] : []),
-      ...(skip.length ? ['--skip', skip.join(',')] : []), '--json'], { encoding: 'utf8' })).recommendations.map((r) => r.key);
-    const keys = (list) => page.$$eval(`#${list} li`, (items) => items.map((li) => li.dataset.key));
-    assert.deepEqual(shown, native(k));
-    assert.deepEqual(await keys('retrieval'), native(retrieveK, 'pre_ranking', 'ranking'));
-    assert.deepEqual(await keys('pre-ranking'), native(prerankK, 'ranking'));
-    for (const stage of ['retrieval', 'pre-ranking', 'ranking']) assert.match(await page.textContent(`#t-${stage}`), /\d ms$/);
+    const first = await checkStages(page, model, /^i\d+$/);  // no picks: a visitor the model knows nothing of
 
+    // The list before any typing: the most popular items, each a name and a department; then search narrows it.
+    const popular = await options(page);
+    assert.ok(popular.length >= 20, 'the popular items are listed');
+    const all = await page.$$eval('#options .title', (titles) => titles.map((t) => t.textContent));
+    assert.ok(all.every((title) => /^[A-Z][a-z]+( [A-Z][\w&-]*)+( No\. \d+)?$/.test(title)), `readable names: ${all.slice(0, 5)}`);
+    const word = all[0].split(' ').at(-1).toLowerCase();
+    await page.fill('#search', word);
+    const found = await options(page);
+    assert.ok(found.length > 0 && found.every((text) => text.includes(word)), `every match for '${word}' holds it`);
+    assert.match(await page.textContent('#match-count'), /^\d+ of 1000 products match/);
+    await page.fill('#search', 'no such product anywhere');
+    assert.equal((await options(page)).length, 0);
+
+    // Picks: by the keyboard (type, arrow down, Enter), then by a click; each one reruns the whole funnel.
+    await page.fill('#search', word);
+    await settled(page, async () => { await page.press('#search', 'ArrowDown'); await page.press('#search', 'Enter'); });
+    const picked = await page.$$eval('#picks li', (chips) => chips.map((chip) => chip.dataset.key));
+    assert.equal(picked.length, 1);
+    await settled(page, () => page.click('#options li:nth-child(3)'));
+    await settled(page, () => page.click('#options li:nth-child(1)'));
+    const chips = await page.$$eval('#picks li', (items) => items.map((li) => li.textContent));
+    assert.equal(chips.length, 3);
+    const after = await checkStages(page, model, /^i\d+$/);
+    assert.notDeepEqual(after[2].map((i) => i.key), first[2].map((i) => i.key), 'the recommendations follow the picks');
+    assert.match(await page.textContent('#profile'), /Retrieval reads the profile of user u\d+/);
+    await page.screenshot({ path: path.join(shots, 'builtin-desktop.png'), fullPage: true });
+
+    // A pick removed by its chip's button reruns the funnel too.
+    await settled(page, () => page.click('#picks li:first-child .remove'));
+    assert.equal((await page.$$('#picks li')).length, 2);
+    await checkStages(page, model, /^i\d+$/);
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(shots, 'builtin-phone.png'), fullPage: true });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'nothing wider than a phone');
+
+    await page.setViewportSize({ width: 1440, height: 1000 });
     await page.goto(`${base}/charts.html`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
     assert.ok(await page.$$eval('.chart canvas', (canvases) => canvases.length) >= 3, 'loss, validation and drift charts');
-    await page.screenshot({ path: path.join(root, 'build/demo-charts-screenshot.png'), fullPage: true });
+    await page.screenshot({ path: path.join(shots, 'charts.png'), fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
-    await browser.close();
+    server.kill();
+  }
+});
+
+test('the demo on MovieLens 100K: titles and genres from ../shared/data, films picked from the search',
+     { skip: skipMovieLens, timeout: 900_000 }, async () => {
+  const { base, server } = await serve('ml-100k');
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${base}/`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    const model = path.join(out, 'ml-100k/funnel.funnel');
+    // The most popular film of MovieLens 100K first, with its year and genres; titles with their article in front.
+    const top = await page.textContent('#options li:first-child');
+    assert.match(top, /^Star Wars1977ActionAdventureRomanceSci-FiWar$/);
+    for (const [query, title] of [['usual suspects', 'The Usual Suspects'], ['toy story', 'Toy Story'], ['fargo', 'Fargo']]) {
+      await page.fill('#search', query);
+      const found = await options(page);
+      assert.ok(found.length >= 1 && found.every((text) => query.split(' ').every((w) => text.includes(w))), `matches for '${query}'`);
+      await settled(page, () => page.press('#search', 'Enter'));
+      assert.equal(await page.textContent('#picks li:last-child span'), title);
+    }
+    await page.fill('#search', 'film-noir');
+    assert.ok((await options(page)).every((text) => text.includes('film-noir')), 'a genre searches too');
+    await page.fill('#search', '');
+    const lists = await checkStages(page, model, /^\d+$/);
+    const genres = await page.$$eval('#final .tag', (tags) => tags.map((t) => t.textContent));
+    assert.ok(genres.length >= lists[2].length && genres.every((g) => /^[A-Z][\w'-]+$/.test(g)), `genres: ${genres}`);
+    assert.match(await page.textContent('#profile'), /Retrieval reads the profile of user \d+ \(.*\), who liked [1-3] of your 3 picks/);
+    await page.screenshot({ path: path.join(shots, 'ml-100k-desktop.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(shots, 'ml-100k-phone.png'), fullPage: true });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'nothing wider than a phone');
+    assert.deepEqual(errors, []);
+  } finally {
     server.kill();
   }
 });

@@ -28,7 +28,7 @@ async function draw() {
     const lines = text.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
     for (const stage of [...new Set(lines.map((e) => e.stage ?? 'retrieval'))]) {
       const epochs = lines.filter((e) => (e.stage ?? 'retrieval') === stage);
-      const name = `${file.split('/').pop()}, ${stage}`;
+      const name = demo.metrics.length > 1 ? `${file.split('/').pop()}, ${stage}` : stage;
       const x = epochs.map((e, i) => e.epoch ?? i + 1);
       chart(`${name}: training loss`, 'epoch', x, [['loss', epochs.map((e) => e.loss ?? null)]]);
       const keys = [...new Set(epochs.flatMap((e) => Object.keys(e.validation ?? {})))]
@@ -48,6 +48,6 @@ async function draw() {
   document.body.dataset.ready = 'true';
 }
 
-$('dataset').replaceChildren(...sets.map((name) => new Option(name, name)));
+$('dataset').replaceChildren(...sets.map(({ id, name }) => new Option(name, id)));
 $('dataset').addEventListener('change', draw);
 await draw();

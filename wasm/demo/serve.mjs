@@ -1,10 +1,11 @@
 // The browser demo's server: trains the demo's funnel on first start, one three-stage file per dataset
 // (`funnel train-funnel`: retrieval, the AutoFAS pre-ranking student searched on a latency table measured in
 // WebAssembly, the CAN ranker), on the built-in dataset and MovieLens 100K where ../shared/data/ml-100k
-// exists; copies uPlot from node_modules into the demo, and serves it all on 127.0.0.1 with the cross-origin
-// isolation headers (COOP + COEP), so the package's threaded build is used.
+// exists; writes each one's catalogue for the page (catalogue.mjs: titles and genres, or generated names, and
+// the users' profiles), copies uPlot from node_modules into the demo, and serves it all on 127.0.0.1 with the
+// cross-origin isolation headers (COOP + COEP), so the package's threaded build is used.
 //   node wasm/demo/serve.mjs [--port 8080] [--funnel build/release/train/funnel] [--out build/web-demo]
-//                            [--datasets builtin,ml-100k]
+//                            [--datasets builtin,ml-100k] [--epochs 8 (retrieval's, when it trains)]
 // (--port 0 picks a free port; the URL is printed either way.)
 // Needs the WASM package (cmake --preset wasm && cmake --build --preset wasm), the native CLI for training,
 // and `npm install` (uPlot). Then open http://127.0.0.1:8080/ (the charts: /charts.html).
@@ -13,6 +14,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { builtinCatalogue, movieLensCatalogue } from './catalogue.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -23,6 +26,7 @@ const funnel = path.resolve(root, option('--funnel', ['build/release/train/funne
 const packageDir = path.join(root, 'build/wasm/package');
 const out = path.resolve(root, option('--out', 'build/web-demo'));
 const wanted = option('--datasets', 'builtin,ml-100k').split(',');
+const retrievalEpochs = Number(option('--epochs', '8'));
 const demoDir = path.join(root, 'wasm/demo');
 
 const run = (...command) => execFileSync(funnel, command, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -47,57 +51,40 @@ function trainFunnel(data, dir, retrievalEpochs) {
       '--set', 'ranking.max_history=20', '--set', 'pre_ranking.student_epochs=2', '--set', 'pre_ranking.operators=[0,16,32,64]',
       '--set', `pre_ranking.latency_table=${latencyTable(dir)}`, '--metrics-log', path.join(dir, 'metrics.jsonl'));
 }
-const csv = (file, separator = ',') => readFileSync(file, 'latin1').trim().split('\n').map((line) => line.split(separator));
-
-// The last `count` items each user interacted with, oldest first: the behaviour sequences ranking reads.
-function recentItems(rows, count) {
-  const byUser = new Map();
-  for (const [user, item, time] of rows) {
-    if (!byUser.has(user)) byUser.set(user, []);
-    byUser.get(user).push([Number(time), item]);
-  }
-  const recent = {};
-  for (const [user, list] of byUser) recent[user] = list.sort((a, b) => a[0] - b[0]).slice(-count).map(([, item]) => item);
-  return recent;
+// A dataset's page data next to its model: the catalogue (catalogue.mjs) and where the files are.
+function writeDemo(dir, name, catalogue) {
+  writeFileSync(path.join(dir, 'demo.json'), JSON.stringify({
+    model: `${name}/funnel.funnel`, metrics: [`${name}/metrics.jsonl`], ...catalogue,
+  }));
+  return { id: name, name: catalogue.name };
 }
 
 function prepareBuiltin() {
   const dir = path.join(out, 'builtin');
-  if (!existsSync(path.join(dir, 'demo.json'))) {
+  if (!existsSync(path.join(dir, 'funnel.funnel'))) {
     console.log('training the demo funnel on the built-in dataset (about a minute)');
     mkdirSync(dir, { recursive: true });
     run('generate', '--out', path.join(dir, 'data'));
-    trainFunnel(path.join(dir, 'data/dataset.json'), dir, 8);
-    const [header, ...rows] = csv(path.join(dir, 'data/users.csv'));
-    const users = rows.slice(0, 200).map((row) => Object.fromEntries(row.map((value, i) =>
-      [header[i], value !== '' && !Number.isNaN(Number(value)) ? Number(value) : value])));
-    const behaviours = recentItems(csv(path.join(dir, 'data/interactions.csv')).slice(1), 20);
-    writeFileSync(path.join(dir, 'demo.json'), JSON.stringify({
-      name: 'built-in synthetic dataset', model: 'builtin/funnel.funnel', metrics: ['builtin/metrics.jsonl'], userKey: 'user_id', users,
-      behaviours: Object.fromEntries(users.map((u) => [u.user_id, behaviours[u.user_id] ?? []])),
-    }));
+    trainFunnel(path.join(dir, 'data/dataset.json'), dir, retrievalEpochs);
   }
-  return 'builtin';
+  return writeDemo(dir, 'builtin', builtinCatalogue(path.join(dir, 'data')));
 }
 
+// MovieLens 100K, read in place: its titles and genres go into build/ (demo.json), never into the repository.
 function prepareMovieLens() {
   const data = path.resolve(root, '../shared/data/ml-100k');
-  if (!existsSync(path.join(data, 'u.data'))) return undefined;
+  if (!existsSync(path.join(data, 'u.data'))) {
+    console.log(`MovieLens 100K: ${data} is absent; serving the built-in dataset only`);
+    return undefined;
+  }
   const dir = path.join(out, 'ml-100k');
-  if (!existsSync(path.join(dir, 'demo.json'))) {
+  const description = path.join(root, 'datasets/ml-100k.json');
+  if (!existsSync(path.join(dir, 'funnel.funnel'))) {
     console.log('training the demo funnel on MovieLens 100K (a few minutes)');
     mkdirSync(dir, { recursive: true });
-    trainFunnel(path.join(root, 'datasets/ml-100k.json'), dir, 8);
-    const users = csv(path.join(data, 'u.user'), '|').slice(0, 200)
-      .map(([id, age, gender, occupation, zip]) => ({ user_id: id, gender, age: Number(age), occupation, zip3: zip }));
-    const titles = Object.fromEntries(csv(path.join(data, 'u.item'), '|').map(([id, title]) => [id, title]));
-    const behaviours = recentItems(csv(path.join(data, 'u.data'), '\t'), 20);
-    writeFileSync(path.join(dir, 'demo.json'), JSON.stringify({
-      name: 'MovieLens 100K', model: 'ml-100k/funnel.funnel', metrics: ['ml-100k/metrics.jsonl'], userKey: 'user_id',
-      users, titles, behaviours: Object.fromEntries(users.map((u) => [u.user_id, behaviours[u.user_id] ?? []])),
-    }));
+    trainFunnel(description, dir, retrievalEpochs);
   }
-  return 'ml-100k';
+  return writeDemo(dir, 'ml-100k', movieLensCatalogue(data, JSON.parse(readFileSync(description, 'utf8'))));
 }
 
 if (!existsSync(path.join(packageDir, 'index.mjs'))) {
@@ -108,7 +95,8 @@ if (!existsSync(funnel)) {
   console.error(`no native funnel CLI at ${funnel} (cmake --preset release && cmake --build --preset release)`);
   process.exit(1);
 }
-const sets = [wanted.includes('builtin') && prepareBuiltin(), wanted.includes('ml-100k') && prepareMovieLens()].filter(Boolean);
+// MovieLens first where it is there: the page opens on the first.
+const sets = [wanted.includes('ml-100k') && prepareMovieLens(), wanted.includes('builtin') && prepareBuiltin()].filter(Boolean);
 writeFileSync(path.join(out, 'index.json'), JSON.stringify(sets));
 // uPlot, vendored from node_modules: the pages never fetch anything from another origin.
 const uplot = path.join(root, 'node_modules/uplot/dist');
@@ -139,5 +127,5 @@ const server = createServer((request, response) => {
   }
 });
 server.listen(port, '127.0.0.1', () => {
-  console.log(`Funnel demo: http://127.0.0.1:${server.address().port}/  (training charts: /charts.html; models: ${sets.join(', ')})`);
+  console.log(`Funnel demo: http://127.0.0.1:${server.address().port}/  (training charts: /charts.html; models: ${sets.map((set) => set.id).join(', ')})`);
 });
