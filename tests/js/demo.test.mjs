@@ -36,10 +36,10 @@ before(async () => {
 });
 after(async () => browser?.close());
 
-// The demo server on a free port for these datasets; retrieval trains 3 epochs to keep the test short.
+// The demo server on a free port for these datasets; it trains fewer epochs (--quick) to keep the test short.
 async function serve(datasets) {
   const server = spawn(process.execPath, [path.join(root, 'wasm/demo/serve.mjs'), '--port', '0', '--funnel', env.FUNNEL_BIN,
-                                          '--out', out, '--datasets', datasets, '--epochs', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+                                          '--out', out, '--datasets', datasets, '--quick'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const base = await new Promise((resolve, reject) => {
     let text = '';
     server.stdout.on('data', (chunk) => {

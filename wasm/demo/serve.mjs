@@ -5,7 +5,7 @@
 // the users' profiles), copies uPlot from node_modules into the demo, and serves it all on 127.0.0.1 with the
 // cross-origin isolation headers (COOP + COEP), so the package's threaded build is used.
 //   node wasm/demo/serve.mjs [--port 8080] [--funnel build/release/train/funnel] [--out build/web-demo]
-//                            [--datasets builtin,ml-100k] [--epochs 8 (retrieval's, when it trains)]
+//                            [--datasets builtin,ml-100k] [--quick (fewer epochs, when it trains)]
 // (--port 0 picks a free port; the URL is printed either way.)
 // Needs the WASM package (cmake --preset wasm && cmake --build --preset wasm), the native CLI for training,
 // and `npm install` (uPlot). Then open http://127.0.0.1:8080/ (the charts: /charts.html).
@@ -26,7 +26,8 @@ const funnel = path.resolve(root, option('--funnel', ['build/release/train/funne
 const packageDir = path.join(root, 'build/wasm/package');
 const out = path.resolve(root, option('--out', 'build/web-demo'));
 const wanted = option('--datasets', 'builtin,ml-100k').split(',');
-const retrievalEpochs = Number(option('--epochs', '8'));
+// --quick (the test): fewer epochs, the same stages. The retrieval epochs, the ranker's, the pre-ranking student's.
+const [retrievalEpochs, rankingEpochs, studentEpochs] = args.includes('--quick') ? [3, 1, 1] : [8, 2, 2];
 const demoDir = path.join(root, 'wasm/demo');
 
 const run = (...command) => execFileSync(funnel, command, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -45,10 +46,10 @@ function latencyTable(dir) {
 }
 
 // One three-stage file: retrieval, pre-ranking and ranking trained together, their epochs in one metrics log.
-function trainFunnel(data, dir, retrievalEpochs) {
+function trainFunnel(data, dir) {
   run('train-funnel', '--data', data, '--out', path.join(dir, 'funnel.funnel'), '--work', path.join(dir, 'stages'),
-      '--set', `retrieval.epochs=${retrievalEpochs}`, '--set', 'retrieval.drift_sample=512', '--set', 'ranking.epochs=2',
-      '--set', 'ranking.max_history=20', '--set', 'pre_ranking.student_epochs=2', '--set', 'pre_ranking.operators=[0,16,32,64]',
+      '--set', `retrieval.epochs=${retrievalEpochs}`, '--set', 'retrieval.drift_sample=512', '--set', `ranking.epochs=${rankingEpochs}`,
+      '--set', 'ranking.max_history=20', '--set', `pre_ranking.student_epochs=${studentEpochs}`, '--set', 'pre_ranking.operators=[0,16,32,64]',
       '--set', `pre_ranking.latency_table=${latencyTable(dir)}`, '--metrics-log', path.join(dir, 'metrics.jsonl'));
 }
 // A dataset's page data next to its model: the catalogue (catalogue.mjs) and where the files are.
@@ -65,7 +66,7 @@ function prepareBuiltin() {
     console.log('training the demo funnel on the built-in dataset (about a minute)');
     mkdirSync(dir, { recursive: true });
     run('generate', '--out', path.join(dir, 'data'));
-    trainFunnel(path.join(dir, 'data/dataset.json'), dir, retrievalEpochs);
+    trainFunnel(path.join(dir, 'data/dataset.json'), dir);
   }
   return writeDemo(dir, 'builtin', builtinCatalogue(path.join(dir, 'data')));
 }
@@ -82,7 +83,7 @@ function prepareMovieLens() {
   if (!existsSync(path.join(dir, 'funnel.funnel'))) {
     console.log('training the demo funnel on MovieLens 100K (a few minutes)');
     mkdirSync(dir, { recursive: true });
-    trainFunnel(description, dir, retrievalEpochs);
+    trainFunnel(description, dir);
   }
   return writeDemo(dir, 'ml-100k', movieLensCatalogue(data, JSON.parse(readFileSync(description, 'utf8'))));
 }
