@@ -1,10 +1,11 @@
-// The demo page: the package (from /package/), a dataset's three-stage file and catalogue (from /models/, written
-// by serve.mjs). The visitor picks items they liked from a searchable list; on every change the cascade runs
-// again: retrieval's candidates, pre-ranking's shortlist of them and the ranking stage's final k, each stage with
-// its time inside the SDK. The picks are the behaviour sequence pre-ranking and ranking read; the retrieval
-// tower reads user features, not a history, so it gets the profile of the dataset's user whose liked items are
-// closest to the picks (cosine of the two sets): a visitor with no picks is a user the model knows nothing of.
-import { loadModel, threads } from '/package/index.mjs';
+// The demo page: the package (from /package/, its threads entry), a dataset's three-stage file and catalogue
+// (from /models/, written by serve.mjs). The visitor picks items they liked from a searchable list; on every
+// change the cascade runs again: retrieval's candidates, pre-ranking's shortlist of them and the ranking
+// stage's final k, each stage with its time inside the SDK. The picks are the behaviour sequence pre-ranking
+// and ranking read; the retrieval tower reads user features, not a history, so it gets the profile of the
+// dataset's user whose liked items are closest to the picks (cosine of the two sets): a visitor with no picks
+// is a user the model knows nothing of.
+import { loadModel, threads } from '/package/threads.mjs';  // the threaded build where the page is isolated
 
 const $ = (id) => document.getElementById(id);
 const sets = await (await fetch('/models/index.json')).json();
@@ -170,8 +171,8 @@ function recommend() {
     $('what-retrieval').textContent = `Two towers: the profile's embedding against all ${demo.items.length} ${demo.noun}; keeps ${retrieveK}.`;
     $('what-pre-ranking').textContent = `A small AutoFAS network reads your picks; keeps ${prerankK} of the ${retrieveK}.`;
     $('what-ranking').textContent = `The CAN ranker scores each with your picks: your top ${k}.`;
-    $('t-total').textContent = `${whole.timings.totalMs.toFixed(2)} ms for the whole funnel, in WebAssembly on ${state.threads} ` +
-      `thread${state.threads > 1 ? 's' : ''}. Highlighted in stages 1 and 2: what made the final ${k}.`;
+    $('t-total').textContent = `${whole.timings.totalMs.toFixed(2)} ms for the whole funnel, in WebAssembly ` +
+      `(${state.threads > 1 ? 'the threaded build' : 'single-threaded'}). Highlighted in stages 1 and 2: what made the final ${k}.`;
     $('profile').textContent = describeProfile(match);
     $('request').textContent = JSON.stringify({ features, ...request }, null, 1);
     document.body.dataset.ready = 'true';
