@@ -19,13 +19,16 @@ const element = (tag, className, text) => {
   return node;
 };
 
-// One item as the lists show it: title, year or price, genres or department.
-function itemBody(node, item) {
-  const title = element('span', 'title', item.title);
+// One item as the lists show it: its title (and the stage's score), then its year or price and its genres or
+// department.
+function itemBody(node, item, score) {
+  const head = element('span', 'head');
+  head.append(element('span', 'title', item.title));
+  if (score !== undefined) head.append(element('span', 'score', score.toFixed(3)));
   const meta = element('span', 'meta');
   if (item.detail) meta.append(element('span', 'detail', item.detail));
   for (const tag of item.tags) meta.append(element('span', 'tag', tag));
-  node.append(title, meta);
+  node.append(head, meta);
   return node;
 }
 
@@ -137,10 +140,9 @@ function describeProfile(match) {
 function list(id, items, finalKeys) {
   const { byKey } = state;
   $(id).replaceChildren(...items.map(({ key, score }) => {
-    const li = itemBody(element('li', finalKeys?.has(key) ? 'kept' : ''), byKey.get(key) ?? { title: key, tags: [] });
+    const li = itemBody(element('li', finalKeys?.has(key) ? 'kept' : ''), byKey.get(key) ?? { title: key, tags: [] }, score);
     li.dataset.key = key;
-    li.title = `${key}: score ${score.toFixed(4)}`;
-    li.querySelector('.meta').append(element('span', 'score', score.toFixed(3)));
+    li.title = `item ${key}, score ${score.toFixed(4)}`;
     return li;
   }));
 }
