@@ -132,7 +132,7 @@ function describeProfile(match) {
       : `No picks yet: these are the recommendations for a visitor the model knows nothing about.`;
   }
   const user = demo.users[match.user];
-  const traits = Object.entries(user).filter(([name]) => name !== demo.userKey && name !== 'zip3').map(([, v]) => v).join(' · ');
+  const traits = Object.entries(user).filter(([name]) => name !== demo.userKey && name !== 'zip3').map(([n, v]) => `${n} ${v}`).join(', ');
   return `Retrieval reads the profile of user ${user[demo.userKey]} (${traits}), who liked ${match.common} of your ` +
     `${picks.length} pick${picks.length > 1 ? 's' : ''}; pre-ranking and ranking read your picks themselves.`;
 }

@@ -26,8 +26,9 @@ const funnel = path.resolve(root, option('--funnel', ['build/release/train/funne
 const packageDir = path.join(root, 'build/wasm/package');
 const out = path.resolve(root, option('--out', 'build/web-demo'));
 const wanted = option('--datasets', 'builtin,ml-100k').split(',');
-// --quick (the test): fewer epochs, the same stages. The retrieval epochs, the ranker's, the pre-ranking student's.
-const [retrievalEpochs, rankingEpochs, studentEpochs] = args.includes('--quick') ? [3, 1, 1] : [8, 2, 2];
+// --quick (the test): less training, the same stages. The retrieval epochs, the ranker's, the pre-ranking
+// student's, and the share of the training instances the pre-ranking search visits.
+const [retrievalEpochs, rankingEpochs, studentEpochs, searchFraction] = args.includes('--quick') ? [3, 1, 1, 0.3] : [8, 2, 2, 1];
 const demoDir = path.join(root, 'wasm/demo');
 
 const run = (...command) => execFileSync(funnel, command, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -49,7 +50,8 @@ function latencyTable(dir) {
 function trainFunnel(data, dir) {
   run('train-funnel', '--data', data, '--out', path.join(dir, 'funnel.funnel'), '--work', path.join(dir, 'stages'),
       '--set', `retrieval.epochs=${retrievalEpochs}`, '--set', 'retrieval.drift_sample=512', '--set', `ranking.epochs=${rankingEpochs}`,
-      '--set', 'ranking.max_history=20', '--set', `pre_ranking.student_epochs=${studentEpochs}`, '--set', 'pre_ranking.operators=[0,16,32,64]',
+      '--set', 'ranking.max_history=20', '--set', `pre_ranking.student_epochs=${studentEpochs}`,
+      '--set', `pre_ranking.search_fraction=${searchFraction}`, '--set', 'pre_ranking.operators=[0,16,32,64]',
       '--set', `pre_ranking.latency_table=${latencyTable(dir)}`, '--metrics-log', path.join(dir, 'metrics.jsonl'));
 }
 // A dataset's page data next to its model: the catalogue (catalogue.mjs) and where the files are.
