@@ -77,14 +77,14 @@ struct SharedDir {
   }
 };
 
-std::string read_file(const std::string& path) {
+[[maybe_unused]] std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The process of MPI rank `rank` (OMPI_COMM_WORLD_RANK in its environment) whose command line mentions
 // `marker`, or 0.
-pid_t rank_process(int rank, const std::string& marker) {
+[[maybe_unused]] pid_t rank_process(int rank, const std::string& marker) {
   const std::string wanted = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
@@ -99,7 +99,7 @@ pid_t rank_process(int rank, const std::string& marker) {
 
 // Runs `command` through the shell and returns its exit code (-1: killed by a signal or still running after
 // `limit`, then killed).
-int run_shell(const std::string& command, std::chrono::seconds limit = std::chrono::seconds(120),
+[[maybe_unused]] int run_shell(const std::string& command, std::chrono::seconds limit = std::chrono::seconds(120),
               const std::function<bool()>& meanwhile = {}) {
   const pid_t child = fork();
   if (child == 0) {
