@@ -50,6 +50,13 @@ TrainConfig effective_config(const TrainArgs& args) {
 
 int run_train(const TrainArgs& args) {
   const TrainConfig config = effective_config(args);
+  // Under mpirun every rank trains its part; rank 0 alone reports and writes the model (docs/distributed.md).
+  Communicator& comm = world();
+  if (comm.rank() != 0) spdlog::set_level(spdlog::level::off);
+  if (comm.distributed())
+    spdlog::info("{} ranks: global batch {} ({} per rank), embedding tables {}", comm.size(),
+                 static_cast<size_t>(config.batch_size) * static_cast<size_t>(comm.size()), config.batch_size,
+                 config.embedding_sharding == "sharded" ? "sharded by row" : "replicated");
 
   const auto start = std::chrono::steady_clock::now();
   const Dataset data = load_dataset(args.data, args.data_root);
@@ -66,6 +73,7 @@ int run_train(const TrainArgs& args) {
   if (config.train_fraction < 1.0f)
     spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
   const TrainResult result = train_two_tower(data, split, config, options);
+  if (comm.rank() != 0) return 0;
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("best epoch {} (validation Recall@{}){}; training {:.0f} samples/s", result.best_epoch, config.select_k,
@@ -88,7 +96,12 @@ int run_train(const TrainArgs& args) {
                          {"train_samples", static_cast<double>(result.train_interactions) * static_cast<double>(result.history.size())},
                          {"train_seconds", result.train_seconds},
                          {"samples_per_second", result.samples_per_second},
-                         {"total_seconds", total}};
+                         {"total_seconds", total},
+                         {"ranks", comm.size()},
+                         {"steps", result.steps},
+                         // rank 0's, per optimiser step: the row exchange's bytes to other ranks and the replicated gradients' all-reduce payload
+                         {"exchange_bytes_per_step", result.steps ? static_cast<double>(result.exchange_bytes) / static_cast<double>(result.steps) : 0.0},
+                         {"allreduce_bytes_per_step", result.steps ? static_cast<double>(result.allreduce_bytes) / static_cast<double>(result.steps) : 0.0}};
     write_file_atomically(args.report, report.dump(2) + "\n");
   }
   return 0;

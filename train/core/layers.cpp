@@ -23,7 +23,7 @@ void EmbeddingBag::forward(const IdLists& lists, float* out, size_t stride, size
     std::fill(y, y + d, 0.0f);
     const auto ids = lists[b];
     for (uint32_t id : ids) {
-      const float* row = table_->value.data() + static_cast<size_t>(id) * d;
+      const float* row = table_->value.data() + row_of(id) * d;
       for (size_t k = 0; k < d; ++k) y[k] += row[k];
     }
     if (mean_ && ids.size() > 1) {
@@ -40,9 +40,10 @@ void EmbeddingBag::backward(const IdLists& lists, const float* dout, size_t stri
     const auto ids = lists[b];
     const float scale = mean_ && ids.size() > 1 ? 1.0f / static_cast<float>(ids.size()) : 1.0f;
     for (uint32_t id : ids) {
-      float* g = table_->grad.data() + static_cast<size_t>(id) * d;
+      const size_t row = row_of(id);
+      float* g = table_->grad.data() + row * d;
       for (size_t k = 0; k < d; ++k) g[k] += scale * dy[k];
-      if (table_->sparse) table_->touch(id);
+      if (table_->sparse) table_->touch(static_cast<uint32_t>(row));
     }
   }
 }

@@ -22,9 +22,19 @@ class EmbeddingBag {
   void forward(const IdLists& lists, float* out, size_t stride, size_t column) const;
   void backward(const IdLists& lists, const float* dout, size_t stride, size_t column);
 
+  // Reads and accumulates into `table` at row slots[id] instead of row id: a sharded table's cache of the
+  // batch's rows (train/distributed/sharded_table.hpp). nullptr slots: row id of the whole table.
+  void bind(Parameter* table, const std::vector<uint32_t>* slots) {
+    table_ = table;
+    slots_ = slots;
+  }
+
  private:
   Parameter* table_;
   bool mean_;
+  const std::vector<uint32_t>* slots_ = nullptr;
+
+  size_t row_of(uint32_t id) const { return slots_ ? (*slots_)[id] : id; }
 };
 
 // y = x W^T + b with W [out, in] (the SDK's layout).

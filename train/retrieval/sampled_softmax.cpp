@@ -20,12 +20,15 @@ std::pair<Eigen::Index, Eigen::Index> part(Eigen::Index n, int index, int count)
 }  // namespace
 
 double sampled_softmax(const float* u, const float* v, std::span<const uint32_t> items, std::span<const float> log_q,
-                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank) {
+                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank,
+                       const SoftmaxRows& rows_of) {
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const auto n = static_cast<Eigen::Index>(items.size());
+  const auto n = static_cast<Eigen::Index>(items.size());  // columns: the (global) batch's items
+  const auto nr = static_cast<Eigen::Index>(rows_of.count == SIZE_MAX ? items.size() : rows_of.count);  // rows scored here
+  const auto first = static_cast<Eigen::Index>(rows_of.first);  // row r's positive is column first + r
   const auto m = static_cast<Eigen::Index>(bank.count);
   const auto d = static_cast<Eigen::Index>(dim);
-  Eigen::Map<const Matrix> U(u, n, d), V(v, n, d), Bank(bank.embeddings, m, d);
+  Eigen::Map<const Matrix> U(u, nr, d), V(v, n, d), Bank(bank.embeddings, m, d);
   const float inv_tau = 1.0f / options.temperature;
 
   // Columns: the batch's items, then the bank's entries, each shifted by its log q.
@@ -44,17 +47,18 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
     std::sort(by_item.begin(), by_item.end());
   }
 
-  Matrix logits(n, n + m);
+  Matrix logits(nr, n + m);
   const bool balanced = bank.balanced_item_gradient && m > 0 && dv;
-  Matrix item_grad(balanced ? n : 0, balanced ? n : 0);  // the in-batch softmax's gradient, for dV
-  std::vector<double> row_loss(static_cast<size_t>(n));
+  Matrix item_grad(balanced ? nr : 0, balanced ? n : 0);  // the in-batch softmax's gradient, for dV
+  std::vector<double> row_loss(static_cast<size_t>(nr));
   const bool gradients = du || dv;
-  const float grad_scale = inv_tau / static_cast<float>(n);
+  const size_t total = rows_of.total ? rows_of.total : static_cast<size_t>(nr);
+  const float grad_scale = inv_tau / static_cast<float>(total);
   // Each thread owns a block of rows (logits, softmax, dU) and then a block of columns (dV). The split
   // is by rows, so every value is computed by the same arithmetic whatever the thread count.
 #pragma omp parallel
   {
-    const auto [r0, r1] = part(n, omp_get_thread_num(), omp_get_num_threads());
+    const auto [r0, r1] = part(nr, omp_get_thread_num(), omp_get_num_threads());
     const Eigen::Index rows = r1 - r0;
     if (rows > 0) {
       auto block = logits.middleRows(r0, rows);
@@ -63,15 +67,16 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
       block = (block * inv_tau).rowwise() - shift;
       for (Eigen::Index r = r0; r < r1; ++r) {
         auto row = logits.row(r).array();
-        const uint32_t positive = items[static_cast<size_t>(r)];
+        const Eigen::Index target_column = first + r;
+        const uint32_t positive = items[static_cast<size_t>(target_column)];
         if (options.mask_accidental_hits) {
           auto it = std::lower_bound(by_item.begin(), by_item.end(), std::make_pair(positive, uint32_t{0}));
           for (; it != by_item.end() && it->first == positive; ++it)
-            if (it->second != static_cast<uint32_t>(r)) row(it->second) = -std::numeric_limits<float>::infinity();
+            if (it->second != static_cast<uint32_t>(target_column)) row(it->second) = -std::numeric_limits<float>::infinity();
         }
         // Log-softmax; the gradient of the mean CE is (softmax - onehot) / n.
         const float top = row.maxCoeff();
-        const float target = row(r);
+        const float target = row(target_column);
         row = (row - top).exp();
         const double sum = row.template cast<double>().sum();
         row_loss[static_cast<size_t>(r)] = std::log(sum) + static_cast<double>(top) - static_cast<double>(target);
@@ -80,13 +85,13 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
           if (balanced) {
             const float in_batch = row.head(n).sum();
             item_grad.row(r) = row.head(n).matrix() * (grad_scale / in_batch);  // rows of p / P(batch), scaled
-            item_grad(r, r) -= grad_scale;
+            item_grad(r, target_column) -= grad_scale;
           }
-          row(r) -= grad_scale;
+          row(target_column) -= grad_scale;
         }
       }
       if (du) {
-        Eigen::Map<Matrix> dU(du, n, d);
+        Eigen::Map<Matrix> dU(du, nr, d);
         dU.middleRows(r0, rows).noalias() = block.leftCols(n) * V;
         if (m > 0) dU.middleRows(r0, rows).noalias() += block.rightCols(m) * Bank;  // the bank itself gets no gradient
       }
@@ -102,7 +107,7 @@ double sampled_softmax(const float* u, const float* v, std::span<const uint32_t>
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;
-  return loss / static_cast<double>(n);
+  return loss / static_cast<double>(total);
 }
 
 }  // namespace funnel::train

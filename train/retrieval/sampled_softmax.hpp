@@ -35,10 +35,22 @@ struct NegativeBank {
   bool balanced_item_gradient = false;
 };
 
-// Mean cross-entropy over the batch. u, v: [batch, dim] (row-major); items: the batch's item ids (for
-// hit masking); log_q: log q of each row's item. Writes du, dv ([batch, dim]) when not null. Rows are
-// spread over the OpenMP threads; the result does not depend on their number.
+// The rows one rank scores when the columns are the global batch of a distributed run (global negatives,
+// train/retrieval/global_negatives.hpp): `count` rows of u whose positives are columns first .. first+count-1,
+// the loss and gradients normalised by `total`, the global batch. The default: one row per column.
+struct SoftmaxRows {
+  size_t first = 0;
+  size_t count = SIZE_MAX;  // SIZE_MAX: as many rows as columns
+  size_t total = 0;         // 0: the number of rows
+};
+
+// Mean cross-entropy over the batch. u: [rows, dim], v: [batch, dim] (row-major); items: the batch's item
+// ids (for hit masking); log_q: log q of each column's item. Writes du ([rows, dim]) and dv ([batch, dim]) when
+// not null. Rows are spread over the OpenMP threads; the result does not depend on their number. With
+// `rows`, returns the rows' summed loss over rows.total (the sum over the ranks is the global mean) and dv
+// holds their share of the columns' gradient.
 double sampled_softmax(const float* u, const float* v, std::span<const uint32_t> items, std::span<const float> log_q,
-                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank = {});
+                       size_t dim, const SampledSoftmaxOptions& options, float* du, float* dv, const NegativeBank& bank = {},
+                       const SoftmaxRows& rows = {});
 
 }  // namespace funnel::train

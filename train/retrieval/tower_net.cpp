@@ -1,5 +1,6 @@
 #include "train/retrieval/tower_net.hpp"
 
+#include <algorithm>
 #include <numeric>
 
 namespace funnel::train {
@@ -139,8 +140,76 @@ void TowerNet::backward(TowerPass& pass, const float* d_output) {
 
 std::vector<Parameter*> TowerNet::parameters() {
   std::vector<Parameter*> out;
-  for (auto& p : storage_) out.push_back(p.get());
+  for (auto& p : storage_) {
+    Parameter* listed = p.get();
+    for (size_t f = 0; f < shards_.size(); ++f)
+      if (shards_[f] && embeddings_[f] == p.get()) listed = &shards_[f]->shard();
+    out.push_back(listed);
+  }
   return out;
+}
+
+void TowerNet::shard_tables(Communicator& comm) {
+  shards_.resize(embeddings_.size());
+  size_t bag = 0;
+  for (size_t f = 0; f < embeddings_.size(); ++f) {
+    Parameter* table = embeddings_[f];
+    if (!table) continue;
+    auto shard = std::make_unique<ShardedTable>(comm, table->name, static_cast<uint32_t>(table->shape[0]), static_cast<size_t>(table->shape[1]));
+    shard->take_owned_rows(table->value.data());
+    // The whole table's floats go; the Parameter keeps its name and shape for the export (gather_tables).
+    std::vector<float>().swap(table->value);
+    std::vector<float>().swap(table->grad);
+    std::vector<uint8_t>().swap(table->is_touched);
+    table->touched.clear();
+    bags_[bag++].bind(&shard->cache(), &shard->slots());
+    shards_[f] = std::move(shard);
+  }
+}
+
+bool TowerNet::is_shard(const Parameter* p) const {
+  for (const auto& shard : shards_)
+    if (shard && &shard->shard() == p) return true;
+  return false;
+}
+
+size_t TowerNet::whole_rows(const Parameter* p) const {
+  for (const auto& shard : shards_)
+    if (shard && &shard->shard() == p) return shard->rows();
+  for (const auto& own : storage_)
+    if (own.get() == p && p->sparse) return p->size() / p->row_size;
+  return 0;
+}
+
+void TowerNet::fetch_rows(std::span<const uint32_t> rows) {
+  std::vector<uint32_t> ids;
+  for (size_t f = 0; f < shards_.size(); ++f) {
+    if (!shards_[f]) continue;
+    ids.clear();
+    const IdLists lists = table_.features[f].lists(rows);
+    for (size_t b = 0; b < lists.size(); ++b)
+      for (uint32_t id : lists[b]) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    shards_[f]->fetch(ids);
+  }
+}
+
+void TowerNet::push_gradients() {
+  for (auto& shard : shards_)
+    if (shard) shard->push_gradients();
+}
+
+void TowerNet::gather_tables(int root) {
+  for (size_t f = 0; f < shards_.size(); ++f)
+    if (shards_[f]) embeddings_[f]->value = shards_[f]->gather(root);
+}
+
+uint64_t TowerNet::bytes_sent() const {
+  uint64_t bytes = 0;
+  for (const auto& shard : shards_)
+    if (shard) bytes += shard->bytes_sent();
+  return bytes;
 }
 
 TowerView TowerNet::view() const {

@@ -13,6 +13,7 @@
 #include "train/core/layers.hpp"
 #include "train/core/parameter.hpp"
 #include "train/core/rng.hpp"
+#include "train/distributed/sharded_table.hpp"
 
 namespace funnel::train {
 
@@ -65,12 +66,33 @@ class TowerNet {
   const Parameter* embedding(size_t f) const { return embeddings_[f]; }
   TowerView view() const;
 
+  // Distributed runs (docs/distributed.md): shards every embedding table by row over `comm`. The values come
+  // from the tables as initialised (drawn whole, identically, on every rank), so sharding changes no value.
+  // parameters() then lists the shards in place of the tables; between fetch_rows and push_gradients the
+  // forward and backward read and write the batch's rows in the shards' caches.
+  void shard_tables(Communicator& comm);
+  bool sharded() const { return !shards_.empty(); }
+  // Whether `p` is one of this tower's shards (exchanged by the row exchange, not all-reduced).
+  bool is_shard(const Parameter* p) const;
+  // The rows of the whole table `p` holds rows of: a shard's table's, a whole sparse parameter's own; 0 for a
+  // parameter not of this tower.
+  size_t whole_rows(const Parameter* p) const;
+  // Collective: the rows the features of entity rows `rows` read, from their owners.
+  void fetch_rows(std::span<const uint32_t> rows);
+  // Collective: the fetched rows' gradients to their owners.
+  void push_gradients();
+  // Collective: every table whole on `root`, for view() (evaluation, export); the other ranks keep shards only.
+  void gather_tables(int root);
+  // Bytes the row exchange sent to other ranks so far, over the tables.
+  uint64_t bytes_sent() const;
+
  private:
   const EntityTable& table_;
   size_t first_feature_;
   std::vector<std::unique_ptr<Parameter>> storage_;
   std::vector<Parameter*> embeddings_;  // per table feature; nullptr for dense
   std::vector<Parameter*> defaults_;    // per table feature when default_inputs; empty otherwise
+  std::vector<std::unique_ptr<ShardedTable>> shards_;  // per table feature once sharded (nullptr for dense)
   std::vector<EmbeddingBag> bags_;      // per categorical feature, in feature order
   std::vector<Linear> linears_;
   size_t input_dim_ = 0;

@@ -1,5 +1,7 @@
 #include "train/retrieval/two_tower.hpp"
 
+#include <algorithm>
+
 namespace funnel::train {
 
 TwoTowerModel::TwoTowerModel(const Dataset& data, const TrainConfig& config)
@@ -14,6 +16,19 @@ std::vector<Parameter*> TwoTowerModel::parameters() {
   for (Parameter* p : item_.parameters()) out.push_back(p);
   if (ssl_)
     for (Parameter* p : ssl_->parameters()) out.push_back(p);
+  return out;
+}
+
+std::vector<Parameter*> TwoTowerModel::replicated_parameters() {
+  std::vector<Parameter*> out;
+  for (Parameter* p : parameters())
+    if (!user_.is_shard(p) && !item_.is_shard(p)) out.push_back(p);
+  return out;
+}
+
+std::vector<size_t> TwoTowerModel::whole_rows() {
+  std::vector<size_t> out;
+  for (Parameter* p : parameters()) out.push_back(p->sparse ? std::max(user_.whole_rows(p), item_.whole_rows(p)) : 0);
   return out;
 }
 

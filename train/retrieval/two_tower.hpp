@@ -27,6 +27,11 @@ class TwoTowerModel {
   const TowerNet& user_tower() const { return user_; }
   const TowerNet& item_tower() const { return item_; }
   std::vector<Parameter*> parameters();
+  // The parameters whole on every rank of a distributed run: all but the towers' table shards.
+  std::vector<Parameter*> replicated_parameters();
+  // Per parameter (parameters()' order), the rows of the whole table it holds rows of (a shard: its table's),
+  // so every rank picks the same optimiser for a table (TrainerOptimizer); 0 for a dense parameter.
+  std::vector<size_t> whole_rows();
 
  private:
   Rng rng_;

@@ -52,6 +52,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("early_stopping_patience", c.early_stopping_patience);
   visit("seed", c.seed);
   visit("threads", c.threads);
+  visit("embedding_sharding", c.embedding_sharding);
   visit("eval_k", c.eval_k);
   visit("select_k", c.select_k);
   visit("catalogue_precision", c.catalogue_precision);
@@ -98,6 +99,7 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.sparse_optimizer == "none" || c.sparse_optimizer == "sparse_adam" || c.sparse_optimizer == "rowwise_adagrad",
           "sparse_optimizer must be 'none', 'sparse_adam' or 'rowwise_adagrad'");
   require(c.sparse_learning_rate >= 0.0f, "sparse_learning_rate must be 0 (learning_rate) or positive");
+  require(c.embedding_sharding == "sharded" || c.embedding_sharding == "replicated", "embedding_sharding must be 'sharded' or 'replicated'");
   require(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "linear",
           "lr_schedule must be 'constant', 'cosine' or 'linear'");
   require(c.lr_min_ratio >= 0.0f && c.lr_min_ratio <= 1.0f, "lr_min_ratio must be in [0, 1]");

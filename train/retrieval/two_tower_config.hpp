@@ -68,6 +68,10 @@ struct TrainConfig {
   uint32_t early_stopping_patience = 0;  // stop after this many epochs without a better validation score (0: off)
   uint64_t seed = 0;
   uint32_t threads = 0;  // 0: every core
+  // Under mpirun (docs/distributed.md; batch_size is then per rank, the global batch batch_size x ranks): the
+  // embedding tables "sharded" (by row over the ranks, touched rows exchanged each step) or "replicated"
+  // (whole on every rank, gradients all-reduced). No effect on one process.
+  std::string embedding_sharding = "sharded";
 
   // Evaluation.
   std::vector<uint32_t> eval_k = {10, 50};

@@ -4,16 +4,21 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <numeric>
 
 #include "funnel/model.hpp"
 #include "train/core/sparse_optimizer.hpp"
+#include "train/core/checkpoint.hpp"
 #include "train/core/errors.hpp"
 #include "train/core/lr_schedule.hpp"
 #include "train/core/subnormals.hpp"
 #include "train/core/training_state.hpp"
+#include "train/distributed/gradient_allreduce.hpp"
 #include "train/export/export.hpp"
 #include "train/retrieval/cbns.hpp"
+#include "train/retrieval/global_negatives.hpp"
 #include "train/retrieval/logq.hpp"
 #include "train/retrieval/two_tower.hpp"
 
@@ -161,7 +166,137 @@ Metadata run_metadata(const Dataset& data, const TrainConfig& config, const Trai
   return metadata;
 }
 
+// A failure injected for the distributed tests (docs/distributed.md): FUNNEL_FAIL_AT_STEP="<rank>:<step>" makes
+// that rank throw after that optimiser step, as a rank whose data or machine failed would.
+long injected_failure_step(int rank) {
+  const char* spec = std::getenv("FUNNEL_FAIL_AT_STEP");
+  if (!spec) return -1;
+  char* end = nullptr;
+  const long failing_rank = std::strtol(spec, &end, 10);
+  if (*end != ':' || failing_rank != rank) return -1;
+  return std::strtol(end + 1, nullptr, 10);
+}
+
+// Reads this rank's checkpoint of `base` ("<base>.rank<r>" under mpirun, `base` alone). Files written by a
+// run of another number of ranks are refused, saying which: each rank's file holds its shard of the tables.
+Checkpoint load_resumable(const std::string& base, int rank, int ranks) {
+  std::string file = rank_checkpoint(base, rank, ranks);
+  if (!std::filesystem::exists(file)) {
+    // One process finding a set of rank files, or ranks finding one process's file: read it to say which.
+    const std::string other = ranks == 1 ? base + ".rank0" : base;
+    if (!std::filesystem::exists(other)) throw TrainingError(file + ": no such checkpoint");
+    file = other;
+  }
+  Checkpoint checkpoint = load_checkpoint(file);
+  const nlohmann::json identity = checkpoint.header.value("identity", nlohmann::json::object());
+  const int written = identity.value("world_size", 1);
+  if (written != ranks)
+    throw TrainingError(base + ": the checkpoint was written by " + (written == 1 ? "one process" : "a run of " + std::to_string(written) + " ranks") +
+                        " and this run has " + (ranks == 1 ? "one" : std::to_string(ranks) + " ranks") + "; resume it with as many (" +
+                        (written == 1 ? "without mpirun" : "mpirun -np " + std::to_string(written)) + "): each rank's file holds its shard of the tables");
+  return checkpoint;
+}
+
+// What a checkpoint must match to be resumed by this run. Distributed, each rank's file holds its own shard:
+// resumable by the same rank of a run of as many ranks.
+nlohmann::json run_identity(const Dataset& data, const TrainConfig& config, const Communicator& comm) {
+  nlohmann::json identity = {{"dataset", data.name},
+                             {"users", data.users.size()},
+                             {"items", data.items.size()},
+                             {"hidden", config.hidden},
+                             {"output_dim", config.output_dim},
+                             {"embedding_dim", config.embedding_dim}};
+  if (comm.distributed()) {
+    identity["world_size"] = comm.size();
+    identity["rank"] = comm.rank();
+    identity["embedding_sharding"] = config.embedding_sharding;
+  }
+  return identity;
+}
+
+// Every rank's file must come from the same epoch (a run stopped while the ranks were saving leaves files of
+// two epochs).
+void check_same_epoch(Communicator& comm, const RunState& run, const std::string& resume) {
+  const std::vector<long> mine = {static_cast<long>(run.epochs_done), run.step};
+  const std::vector<long> all = comm.allgatherv<long>(mine);
+  for (size_t r = 0; r < all.size() / 2; ++r)
+    if (all[2 * r] != all[0] || all[2 * r + 1] != all[1])
+      throw TrainingError(resume + ": the ranks' checkpoints are from different epochs (rank 0: epoch " + std::to_string(all[0]) +
+                          ", rank " + std::to_string(r) + ": epoch " + std::to_string(all[2 * r]) + "); resume from a set written by one epoch");
+}
+
+// This rank's positives of the global batch order[begin, end): its contiguous part (all of it on one
+// process). Distributed, `global` receives the global batch's items in rank order, which is the permutation's.
+void assemble_batch(const Split& split, const std::vector<uint32_t>& order, size_t begin, size_t end, Communicator& comm,
+                    std::vector<uint32_t>& users, std::vector<uint32_t>& items, GlobalBatch& global) {
+  users.clear();
+  items.clear();
+  const size_t n = end - begin, rank = static_cast<size_t>(comm.rank()), ranks = static_cast<size_t>(comm.size());
+  for (size_t i = begin + n * rank / ranks; i < begin + n * (rank + 1) / ranks; ++i) {
+    const Interaction& x = split.train[order[i]];
+    users.push_back(x.user);
+    items.push_back(x.item);
+  }
+  if (!comm.distributed()) return;
+  std::vector<int> counts;
+  global.items = comm.allgatherv<uint32_t>(items, &counts);
+  global.first = static_cast<size_t>(std::accumulate(counts.begin(), counts.begin() + comm.rank(), 0));
+  global.count = items.size();
+}
+
+// Rank 0 evaluates the whole model (the shards gathered to it) on validation; every rank learns the score,
+// so the best epoch and early stopping agree.
+double evaluate_epoch(TwoTowerModel& model, const Dataset& data, const Split& split, const TrainConfig& config,
+                      const std::vector<uint32_t>& ks, Communicator& comm, EpochRecord& record) {
+  model.user_tower().gather_tables(0);
+  model.item_tower().gather_tables(0);
+  double score = 0.0;
+  if (comm.rank() == 0) {
+    record.validation = evaluate_in_memory(export_two_tower(data, model, config, {}), data, split, Holdout::kValidation, ks);
+    score = record.validation.recall_at(config.select_k);
+  }
+  comm.broadcast(score, 0);
+  return score;
+}
+
+// log q of the (global) batch's items: from the training counts, or the streaming estimate, which sees
+// the same batches on every rank.
+void fill_log_q(const TrainConfig& config, StreamingFrequency& streaming, const std::vector<float>& count_log_q, long step,
+                const std::vector<uint32_t>& batch_items, std::vector<float>& log_q) {
+  if (config.logq == "streaming") {
+    streaming.update(step, batch_items, &log_q);
+    return;
+  }
+  log_q.clear();
+  for (uint32_t item : batch_items) log_q.push_back(count_log_q[item]);
+}
+
+// One step's forward and backward: the in-batch softmax on one process, global negatives across ranks.
+double forward_backward(TwoTowerModel& model, Communicator& comm, const std::vector<uint32_t>& users, const std::vector<uint32_t>& items,
+                        const std::vector<float>& log_q, GlobalBatch& global, const TrainConfig& config, const NegativeBank& negatives,
+                        double* ssl_loss) {
+  if (!comm.distributed()) return two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, ssl_loss);
+  global.log_q = log_q;
+  return global_negatives_step(model, comm, users, global, config, negatives);
+}
+
+// Restores a checkpoint when asked: each rank its own file, all from one epoch.
+void resume_if_asked(TrainingState& state, const RunState& run, const TrainOptions& options, Communicator& comm,
+                     const TrainObserver& observer) {
+  if (options.resume.empty()) return;
+  state.restore(load_resumable(options.resume, comm.rank(), comm.size()));
+  if (comm.distributed()) check_same_epoch(comm, run, options.resume);
+  if (observer.on_note)
+    observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
+                     std::to_string(run.step) + ")");
+}
+
 }  // namespace
+
+std::string rank_checkpoint(const std::string& path, int rank, int ranks) {
+  if (ranks <= 1) return path;
+  return path + ".rank" + std::to_string(rank);
+}
 
 TrainResult train_two_tower(const Dataset& data, const Split& full_split, const TrainConfig& config, const TrainOptions& options) {
   // Sparse-data studies train on a share of the interactions and are scored like the full run.
@@ -170,17 +305,29 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
-  const TrainObserver& observer = options.observer;
+  Communicator& comm = options.communicator ? *options.communicator : world();
+  const bool distributed = comm.distributed();
+  const int rank = comm.rank(), ranks = comm.size();
+  if (distributed && config.ssl != "none")
+    throw ConfigError("ssl '" + config.ssl + "': the self-supervised task is not supported across ranks yet (it draws its own batches); "
+                      "train it on one process");
+  const TrainObserver quiet;
+  const TrainObserver& observer = rank == 0 ? options.observer : quiet;
   std::vector<uint32_t> ks = config.eval_k;
   if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
 
   TwoTowerModel model(data, config);
+  if (distributed && config.embedding_sharding == "sharded") {
+    model.user_tower().shard_tables(comm);
+    model.item_tower().shard_tables(comm);
+  }
   SelfSupervisedTask* ssl = model.self_supervised();
   if (ssl) ssl->set_training_counts(split.item_train_count);
   if (ssl && config.ssl == "cfm" && observer.on_note) observer.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
   std::vector<Parameter*> parameters = model.parameters();
+  GradientAllReduce allreduce(comm, model.replicated_parameters());
   TrainerOptimizer adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"}, config.sparse_optimizer,
-                        config.sparse_optimizer_min_rows, config.sparse_learning_rate);
+                        config.sparse_optimizer_min_rows, config.sparse_learning_rate, model.whole_rows());
   const size_t dim = config.output_dim;
   const bool cbns = config.negatives == "cbns";
   MemoryBank bank(cbns ? config.memory_size : 0, dim);
@@ -189,18 +336,14 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
 
   DriftMonitor drift(drift_sample(data, split, config), config.drift_deltas, config.drift_interval);
   const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
+    if (model.item_tower().sharded()) model.item_tower().fetch_rows(rows);  // collective: every rank probes alike
     const float* v = model.item_tower().forward(rows);
     std::copy(v, v + rows.size() * model.item_tower().output_dim(), out);
   };
 
   Rng shuffle_rng(config.seed ^ 0x5DEECE66Dull);
   RunState run;
-  TrainingState state({{"dataset", data.name},
-                       {"users", data.users.size()},
-                       {"items", data.items.size()},
-                       {"hidden", config.hidden},
-                       {"output_dim", config.output_dim},
-                       {"embedding_dim", config.embedding_dim}});
+  TrainingState state(run_identity(data, config, comm));
   state.note("config", config_to_json(config));
   state.parameters(parameters);
   adam.register_state(state);
@@ -209,21 +352,21 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   state.rng("shuffle_rng", shuffle_rng);
   if (ssl) state.rng("ssl_rng", ssl->rng());
   run.register_state(state, parameters);
-  if (!options.resume.empty()) {
-    state.restore(options.resume);
-    if (observer.on_note)
-      observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
-                       std::to_string(run.step) + ")");
-  }
+  resume_if_asked(state, run, options, comm, observer);
 
   std::vector<uint32_t> order(split.train.size());
   std::iota(order.begin(), order.end(), 0u);
   std::vector<uint32_t> users, items;
   std::vector<float> log_q;
-  const size_t steps_per_epoch = (order.size() + config.batch_size - 1) / config.batch_size;
+  GlobalBatch global;
+  // Distributed, each rank takes its contiguous part of every global batch of batch_size x ranks positives
+  // (the same permutation on every rank), so 2 ranks of batch b step as 1 process of batch 2b does.
+  const size_t global_batch_size = static_cast<size_t>(config.batch_size) * static_cast<size_t>(ranks);
+  const size_t steps_per_epoch = (order.size() + global_batch_size - 1) / global_batch_size;
+  const long fail_at_step = injected_failure_step(rank);
+  const std::string checkpoint = options.checkpoint.empty() ? "" : rank_checkpoint(options.checkpoint, rank, ranks);
   const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
   const LrSchedule schedule = lr_schedule_of(config);
-  const Metadata no_metadata;
   TrainResult result;
   double train_seconds = 0.0;
   size_t samples = 0;
@@ -241,32 +384,27 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     size_t batches = 0;
     float rate = config.learning_rate;
     for (size_t s = 0; s < steps_per_epoch; ++s) {
-      const size_t begin = s * config.batch_size;
-      const size_t end = std::min(order.size(), begin + config.batch_size);
+      const size_t begin = s * global_batch_size;
+      const size_t end = std::min(order.size(), begin + global_batch_size);
       if (end - begin < 2) continue;  // a softmax over one column has nothing to learn from
-      users.clear();
-      items.clear();
-      for (size_t i = begin; i < end; ++i) {
-        const Interaction& x = split.train[order[i]];
-        users.push_back(x.user);
-        items.push_back(x.item);
-      }
-      if (config.logq == "streaming") {
-        streaming.update(run.step, items, &log_q);
-      } else {
-        log_q.clear();
-        for (uint32_t item : items) log_q.push_back(count_log_q[item]);
-      }
+      assemble_batch(split, order, begin, end, comm, users, items, global);
+      const std::vector<uint32_t>& batch_items = distributed ? global.items : items;
+      fill_log_q(config, streaming, count_log_q, run.step, batch_items, log_q);
       rate = learning_rate_at(schedule, run.step, total_steps);
       adam.set_learning_rate(rate);
       const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
       double ssl_loss = 0.0;
-      const double loss = two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, &ssl_loss);
+      const double loss = forward_backward(model, comm, users, items, log_q, global, config, negatives, &ssl_loss);
       if (!std::isfinite(loss) || !std::isfinite(ssl_loss)) throw_non_finite(loss, ssl_loss, epoch, s + 1, rate);
+      allreduce.reduce();
       adam.step();
-      // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave.
-      if (cbns) bank.enqueue(model.item_tower().output(), log_q.data(), items.data(), items.size());
+      // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave;
+      // distributed, the global batch's, the same on every rank.
+      if (cbns)
+        bank.enqueue(distributed ? global.embeddings.data() : model.item_tower().output(), log_q.data(), batch_items.data(), batch_items.size());
       ++run.step;
+      if (run.step == fail_at_step)
+        throw TrainingError("injected failure after step " + std::to_string(run.step) + " (FUNNEL_FAIL_AT_STEP)");
       loss_sum += loss;
       ssl_loss_sum += ssl_loss;
       ++batches;
@@ -288,12 +426,12 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     record.learning_rate = rate;
     record.steps = run.step;
     record.cbns_active = run.cbns_active;
-    record.validation = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kValidation, ks);
+    const double score = evaluate_epoch(model, data, split, config, ks, comm, record);
     result.history.push_back(record);
     run.history.push_back(epoch_json(record, config.drift_deltas));
-    run.finish_epoch(epoch, record.validation.recall_at(config.select_k), parameters);
+    run.finish_epoch(epoch, score, parameters);
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!options.checkpoint.empty()) state.save(options.checkpoint);
+    if (!checkpoint.empty()) state.save(checkpoint);
     if (observer.on_epoch) observer.on_epoch(record);
     stop = result.stopped_early = run.patience_ran_out(config, observer);
   }
@@ -305,7 +443,13 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   result.cbns_start_step = run.cbns_start_step;
   result.train_seconds = train_seconds;
   result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;
-  result.test = evaluate_in_memory(export_two_tower(data, model, config, no_metadata), data, split, Holdout::kTest, ks);
+  result.steps = run.step;
+  result.exchange_bytes = model.user_tower().bytes_sent() + model.item_tower().bytes_sent();
+  result.allreduce_bytes = allreduce.bytes_reduced();
+  model.user_tower().gather_tables(0);
+  model.item_tower().gather_tables(0);
+  if (rank != 0) return result;
+  result.test = evaluate_in_memory(export_two_tower(data, model, config, {}), data, split, Holdout::kTest, ks);
   result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
 
   result.model_file = export_two_tower(data, model, config, run_metadata(data, config, result, run, options.metadata));

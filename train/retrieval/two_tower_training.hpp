@@ -9,6 +9,7 @@
 
 #include "train/data/dataset.hpp"
 #include "train/data/split.hpp"
+#include "train/distributed/communicator.hpp"
 #include "train/export/export.hpp"
 #include "train/retrieval/evaluation.hpp"
 #include "train/retrieval/feature_drift.hpp"
@@ -37,14 +38,22 @@ struct TrainObserver {
 };
 
 struct TrainOptions {
-  std::string checkpoint;  // written atomically after every epoch when not empty
-  std::string resume;      // continue from this checkpoint when not empty
+  // Written atomically after every epoch when not empty; in a distributed run every rank writes its own,
+  // "<checkpoint>.rank<r>" (rank_checkpoint), as the ranker's.
+  std::string checkpoint;
+  // Continue from this checkpoint when not empty (distributed: each rank reads its own file, written by a
+  // run of the same number of ranks; another number is refused).
+  std::string resume;
   Metadata metadata;       // joins the model file's own metadata (the config, metrics, history)
-  TrainObserver observer;
+  TrainObserver observer;  // distributed: called on rank 0 only
+  // The processes that train together (docs/distributed.md); nullptr: world(), which is one process unless
+  // launched by mpirun or srun. Distributed, batch_size is per rank and the global batch is batch_size x
+  // ranks; only rank 0 evaluates, exports (model_file) and reports.
+  Communicator* communicator = nullptr;
 };
 
 struct TrainResult {
-  std::vector<uint8_t> model_file;  // the exported model of the best epoch
+  std::vector<uint8_t> model_file;  // the exported model of the best epoch (distributed: rank 0's; empty elsewhere)
   std::vector<EpochRecord> history;
   uint32_t best_epoch = 0;
   bool stopped_early = false;
@@ -54,11 +63,17 @@ struct TrainResult {
   double train_seconds = 0;
   double samples_per_second = 0;
   size_t train_interactions = 0;  // after train_fraction
+  uint64_t exchange_bytes = 0;     // distributed: bytes this rank's row exchange sent to other ranks
+  uint64_t allreduce_bytes = 0;    // distributed: payload bytes of replicated gradients this rank all-reduced
+  long steps = 0;                  // optimiser steps this run took
 };
 
 // Trains, evaluates validation after each epoch through the SDK, keeps the epoch with the best
 // validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch. Throws
 // TrainingError when the loss stops being finite; the last checkpoint is then the last good epoch.
+// The checkpoint file rank `rank` of `ranks` writes for `path` (`path` itself on one process).
+std::string rank_checkpoint(const std::string& path, int rank, int ranks);
+
 TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
 
 }  // namespace funnel::train

@@ -1,0 +1,52 @@
+#include "train/retrieval/global_negatives.hpp"
+
+namespace funnel::train {
+
+double global_negatives_step(TwoTowerModel& model, Communicator& comm, std::span<const uint32_t> users, GlobalBatch& batch,
+                             const TrainConfig& config, const NegativeBank& bank) {
+  TowerNet& user_tower = model.user_tower();
+  TowerNet& item_tower = model.item_tower();
+  const std::span<const uint32_t> items(batch.items.data() + batch.first, batch.count);
+  if (user_tower.sharded()) user_tower.fetch_rows(users);
+  if (item_tower.sharded()) item_tower.fetch_rows(items);
+  const float* u = nullptr;
+  const float* v = nullptr;
+#pragma omp parallel sections
+  {
+#pragma omp section
+    u = user_tower.forward(users);
+#pragma omp section
+    v = item_tower.forward(items);
+  }
+  const size_t dim = user_tower.output_dim();
+  batch.embeddings = comm.allgatherv<float>(std::span<const float>(v, batch.count * dim));
+  if (batch.embeddings.size() != batch.items.size() * dim)
+    throw CommunicationError("rank " + std::to_string(comm.rank()) + ": the gathered item embeddings (" +
+                             std::to_string(batch.embeddings.size() / dim) + ") do not match the global batch (" +
+                             std::to_string(batch.items.size()) + " items)");
+
+  SampledSoftmaxOptions options;
+  options.temperature = config.temperature;
+  options.logq_correction = config.logq != "none";
+  options.mask_accidental_hits = config.mask_accidental_hits;
+  std::vector<float> du(users.size() * dim), dv(batch.items.size() * dim);
+  double loss = sampled_softmax(u, batch.embeddings.data(), batch.items, batch.log_q, dim, options, du.data(), dv.data(), bank,
+                                {batch.first, batch.count, batch.items.size()});
+  // Every rank's share of every item's gradient: summed, each rank keeps its own items' rows.
+  comm.allreduce_sum(dv);
+  std::span<double> loss_span(&loss, 1);
+  comm.allreduce_sum(loss_span);
+  const float* dv_mine = dv.data() + batch.first * dim;
+#pragma omp parallel sections
+  {
+#pragma omp section
+    user_tower.backward(du.data());
+#pragma omp section
+    item_tower.backward(dv_mine);
+  }
+  if (user_tower.sharded()) user_tower.push_gradients();
+  if (item_tower.sharded()) item_tower.push_gradients();
+  return loss;
+}
+
+}  // namespace funnel::train
