@@ -131,15 +131,19 @@ TEST_CASE("Two-tower, 2 ranks of batch B/2 == 1 process of batch B: CBNS, the ba
   check_two_ranks_match_one(config);
 }
 
-TEST_CASE("Two-tower on 2 ranks: tables sharded by row == tables replicated", "[two_ranks]") {
+TEST_CASE("Two-tower on 2 ranks: tables sharded by row == tables replicated, for every table optimiser", "[two_ranks]") {
   Communicator& comm = world();
   REQUIRE(comm.size() == 2);
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
-  for (const char* optimizer : {"adam", "lazy_adam"}) {
+  // The tables' optimisers: dense and lazy Adam, and the sparse optimisers (each row's state with its owner).
+  for (const std::string optimizer : {"adam", "lazy_adam", "sparse_adam", "rowwise_adagrad"}) {
     INFO(optimizer);
     TrainConfig config = quick_config(32);
-    config.optimizer = optimizer;
+    if (optimizer == "adam" || optimizer == "lazy_adam")
+      config.optimizer = optimizer;
+    else
+      config.sparse_optimizer = optimizer;
     config.epochs = 2;
     TrainOptions options;
     options.communicator = &comm;
