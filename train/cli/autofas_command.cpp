@@ -34,6 +34,7 @@ AutoFasConfig effective_autofas_config(const TrainArgs& args) {
 }  // namespace
 
 int run_autofas(const TrainArgs& args) {
+  require_description(args, "autofas");
   // The teacher, search and student are one process's work (docs/distributed.md): under mpirun every rank
   // would run them all and write the same files.
   if (world().distributed())

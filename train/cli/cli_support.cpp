@@ -5,6 +5,7 @@
 
 #include "train/core/config_io.hpp"
 #include "train/core/errors.hpp"
+#include "train/data/prepared.hpp"
 
 namespace funnel::train::cli {
 
@@ -54,8 +55,15 @@ std::string config_source(const TrainArgs& args) { return args.config.empty() ? 
 
 json parse_config_file(const std::string& path) { return config_io::parse_file(path); }
 
+void require_description(const TrainArgs& args, const std::string& verb) {
+  if (is_prepared_dataset(args.data))
+    throw ConfigError(args.data + ": a prepared folder; " + verb + " reads a dataset description (JSON) — only train streams prepared data so far");
+}
+
 void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example) {
-  command->add_option("--data", args.data, "dataset description (JSON)")->required()->check(CLI::ExistingFile);
+  command->add_option("--data", args.data, "dataset description (JSON); for train also a prepared folder (funnel prepare)")
+      ->required()
+      ->check(CLI::ExistingPath);
   command->add_option("--data-root", args.data_root, "folder the description's file paths are relative to");
   command->add_option("--config", args.config, config_name + " (JSON); defaults for every missing field")->check(CLI::ExistingFile);
   command->add_option("--out", args.out, "model file to write")->capture_default_str();

@@ -35,6 +35,9 @@ nlohmann::json apply_overrides(nlohmann::json object, const TrainArgs& args);
 std::string config_source(const TrainArgs& args);
 nlohmann::json parse_config_file(const std::string& path);
 
+// Refuses a prepared folder (funnel prepare) as --data of a verb that does not stream: ConfigError naming it.
+void require_description(const TrainArgs& args, const std::string& verb);
+
 // --data, --config, --out, --epochs, --set... of a training command.
 void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example);
 // --checkpoint and --resume of a trainer whose runs resume (train, train-ranker, autofas).

@@ -17,6 +17,8 @@ class CommandFamily {
 
 // generate, train, train-ranker, autofas, eval: the verbs that need the trainer (training_commands.cpp).
 std::unique_ptr<CommandFamily> add_training_commands(CLI::App& app);
+// prepare: the verbs that turn a dataset into another form (data_commands.cpp).
+std::unique_ptr<CommandFamily> add_data_commands(CLI::App& app);
 // inspect, recommend, rank, prerank, update-catalogue, bench-layers: the verbs that only read or rewrite a
 // model file, and need the SDK alone (model_commands.cpp).
 std::unique_ptr<CommandFamily> add_model_commands(CLI::App& app);

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   CLI::App app{"funnel: train recommendation models and run them anywhere"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("funnel ") + funnel::kVersion);
-  const std::unique_ptr<CommandFamily> families[] = {add_training_commands(app), add_model_commands(app)};
+  const std::unique_ptr<CommandFamily> families[] = {add_training_commands(app), add_data_commands(app), add_model_commands(app)};
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("[%H:%M:%S] %v");

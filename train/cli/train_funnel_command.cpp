@@ -54,6 +54,7 @@ void print_cascade(const std::vector<CascadeRow>& rows) {
 }  // namespace
 
 int run_train_funnel(const TrainArgs& args, const std::string& work_dir, bool resume) {
+  require_description(args, "train-funnel");
   const auto start = std::chrono::steady_clock::now();
   const FunnelConfig config = effective_funnel_config(args);
   MetricsLog metrics_log(args.metrics_log);

@@ -18,6 +18,8 @@
 #include "train/core/errors.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/data/dataset.hpp"
+#include "train/data/interaction_stream.hpp"
+#include "train/data/prepared.hpp"
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
 #include "train/distributed/communicator.hpp"
@@ -59,10 +61,20 @@ int run_train(const TrainArgs& args) {
                  config.embedding_sharding == "sharded" ? "sharded by row" : "replicated");
 
   const auto start = std::chrono::steady_clock::now();
-  const Dataset data = load_dataset(args.data, args.data_root);
-  const Split split = leave_last_out(data);
-  spdlog::info("dataset '{}': {} users, {} items, {} interactions ({} for training)", data.name, data.users.size(),
-               data.items.size(), data.interactions.size(), split.train.size());
+  // A prepared folder streams its shards through a shuffle buffer; a description is read into memory.
+  const bool streaming = is_prepared_dataset(args.data);
+  if (streaming && config.train_fraction < 1.0f)
+    throw ConfigError(args.data + ": train_fraction below 1 needs the dataset description (it subsamples in memory), not a prepared folder");
+  const PreparedDataset prepared = streaming ? open_prepared(args.data) : PreparedDataset{};
+  const Dataset loaded = streaming ? Dataset{} : load_dataset(args.data, args.data_root);
+  const Dataset& data = streaming ? prepared.data : loaded;
+  const Split in_memory_split = streaming ? Split{} : leave_last_out(data);
+  const Split& split = streaming ? prepared.split : in_memory_split;
+  spdlog::info("dataset '{}': {} users, {} items, {} interactions ({} for training{})", data.name, data.users.size(), data.items.size(),
+               streaming ? prepared.interactions : data.interactions.size(), streaming ? prepared.train_rows : split.train.size(),
+               streaming ? ", streamed from " + std::to_string(prepared.shards.size()) + " shards through a shuffle buffer of " +
+                               std::to_string(config.shuffle_buffer) + " rows"
+                         : std::string());
 
   MetricsLog metrics_log(args.metrics_log);
   TrainOptions options;
@@ -72,7 +84,9 @@ int run_train(const TrainArgs& args) {
 
   if (config.train_fraction < 1.0f)
     spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
-  const TrainResult result = train_two_tower(data, split, config, options);
+  // Under mpirun every rank streams the whole folder in the same order and takes its part of each global batch.
+  std::unique_ptr<ShuffledShards> shards = streaming ? std::make_unique<ShuffledShards>(prepared, config.shuffle_buffer) : nullptr;
+  const TrainResult result = streaming ? train_two_tower(data, split, *shards, config, options) : train_two_tower(data, split, config, options);
   if (comm.rank() != 0) return 0;
   write_file_atomically(args.out, result.model_file);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -109,6 +123,7 @@ int run_train(const TrainArgs& args) {
 
 // ---- train-ranker ------------------------------------------------------------------------------------
 int run_train_ranker(const TrainArgs& args) {
+  require_description(args, "train-ranker");
   const RankerConfig config = ranker_config_from_json(
       apply_overrides(ranker_config_to_json(args.config.empty() ? RankerConfig{} : load_ranker_config(args.config)), args),
       config_source(args));

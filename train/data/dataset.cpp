@@ -452,24 +452,57 @@ void for_each_line(const std::string& path, const std::function<void(const std::
   }
 }
 
-Dataset load_dataset(const std::string& description_path, const std::string& root_override) {
-  const DatasetDescription described = read_dataset_description(description_path, root_override);
+InteractionsFile for_each_interaction(const DatasetDescription& described, const InteractionRow& row) {
   const json& description = described.json;
-  const std::string& where = description_path;
-  const fs::path root = described.root;
-
-  Dataset data;
-  data.name = described.name;
+  const std::string& where = described.path;
   if (!description.contains("interactions")) throw ConfigError(where + ": missing 'interactions'");
   const json& spec = description.at("interactions");
   const std::string here = where + " 'interactions'";
-  const FileSpec file = parse_file_spec(spec, root, here);
+  const FileSpec file = parse_file_spec(spec, described.root, here);
   const size_t user_column = get_or<size_t>(spec, "user", 0, here);
   const size_t item_column = get_or<size_t>(spec, "item", 1, here);
   const int timestamp_column = get_or<int>(spec, "timestamp", -1, here);
   const std::string format = get_or<std::string>(spec, "format", "delimited", here);
   if (format != "delimited" && format != "sequences")
     throw ConfigError(here + ": unknown format '" + format + "' (delimited, sequences)");
+
+  size_t rows = 0;
+  DelimitedReader reader(file, /*same_field_count=*/format != "sequences");
+  while (reader.next()) {
+    const size_t line = reader.line_number();
+    if (format == "sequences") {
+      // "user item_1 item_2 ...", oldest first: the position is the time.
+      const std::string& user = reader.field(0, "user");
+      if (reader.field_count() < 2) throw DataError(reader.where() + ": a sequence needs a user and at least one item");
+      for (size_t i = 1; i < reader.field_count(); ++i, ++rows) row(user, reader.field(i, "item"), static_cast<int64_t>(i), line);
+      continue;
+    }
+    row(reader.field(user_column, "user"), reader.field(item_column, "item"),
+        timestamp_column >= 0 ? parse_integer(reader.field(static_cast<size_t>(timestamp_column), "timestamp"),
+                                              reader.where(static_cast<size_t>(timestamp_column), "timestamp"))
+                              : static_cast<int64_t>(rows),
+        line);
+    ++rows;
+  }
+  if (rows == 0) throw DataError(file.path + ": no interactions");
+  return {file.path, user_column};
+}
+
+EntityTable read_entity_table(const DatasetDescription& described, const char* section, const std::string& name,
+                              const std::vector<std::string>& keys_from_interactions) {
+  return read_entities(described.json, section, name, described.root, described.path, keys_from_interactions);
+}
+
+std::string missing_key_message(const InteractionsFile& file, size_t line, bool user, const std::string& key) {
+  const std::string where_line = file.path + ":" + std::to_string(line);
+  return user ? where_line + ": field " + std::to_string(file.user_column + 1) + " (user): key '" + key + "' is not in the users file"
+              : where_line + ": item key '" + key + "' is not in the items file";
+}
+
+Dataset load_dataset(const std::string& description_path, const std::string& root_override) {
+  const DatasetDescription described = read_dataset_description(description_path, root_override);
+  Dataset data;
+  data.name = described.name;
 
   struct RawInteraction {
     std::string user, item;
@@ -479,45 +512,22 @@ Dataset load_dataset(const std::string& description_path, const std::string& roo
   std::vector<RawInteraction> raw;
   std::vector<std::string> user_keys, item_keys;
   std::unordered_map<std::string, bool> seen_users, seen_items;
-  const auto add = [&](RawInteraction r) {
-    if (seen_users.emplace(r.user, true).second) user_keys.push_back(r.user);
-    if (seen_items.emplace(r.item, true).second) item_keys.push_back(r.item);
-    raw.push_back(std::move(r));
-  };
-  {
-    DelimitedReader reader(file, /*same_field_count=*/format != "sequences");
-    while (reader.next()) {
-      const size_t line = reader.line_number();
-      if (format == "sequences") {
-        // "user item_1 item_2 ...", oldest first: the position is the time.
-        const std::string& user = reader.field(0, "user");
-        if (reader.field_count() < 2) throw DataError(reader.where() + ": a sequence needs a user and at least one item");
-        for (size_t i = 1; i < reader.field_count(); ++i)
-          add({user, reader.field(i, "item"), static_cast<int64_t>(i), line});
-        continue;
-      }
-      add({reader.field(user_column, "user"), reader.field(item_column, "item"),
-           timestamp_column >= 0 ? parse_integer(reader.field(static_cast<size_t>(timestamp_column), "timestamp"),
-                                                 reader.where(static_cast<size_t>(timestamp_column), "timestamp"))
-                                 : static_cast<int64_t>(raw.size()),
-           line});
-    }
-  }
-  if (raw.empty()) throw DataError(file.path + ": no interactions");
+  const InteractionsFile file = for_each_interaction(described, [&](const std::string& user, const std::string& item, int64_t timestamp, size_t line) {
+    if (seen_users.emplace(user, true).second) user_keys.push_back(user);
+    if (seen_items.emplace(item, true).second) item_keys.push_back(item);
+    raw.push_back({user, item, timestamp, line});
+  });
 
-  data.users = read_entities(description, "users", "user", root, where, user_keys);
-  data.items = read_entities(description, "items", "item", root, where, item_keys);
-  check_distinct_feature_names(data, where);
+  data.users = read_entity_table(described, "users", "user", user_keys);
+  data.items = read_entity_table(described, "items", "item", item_keys);
+  check_distinct_feature_names(data, description_path);
 
   data.interactions.reserve(raw.size());
   for (const RawInteraction& r : raw) {
-    const std::string where_line = file.path + ":" + std::to_string(r.line);
     const auto user = data.users.index.find(r.user);
-    if (user == data.users.index.end())
-      throw DataError(where_line + ": field " + std::to_string(user_column + 1) + " (user): key '" + r.user + "' is not in the users file");
+    if (user == data.users.index.end()) throw DataError(missing_key_message(file, r.line, true, r.user));
     const auto item = data.items.index.find(r.item);
-    if (item == data.items.index.end())
-      throw DataError(where_line + ": item key '" + r.item + "' is not in the items file");
+    if (item == data.items.index.end()) throw DataError(missing_key_message(file, r.line, false, r.item));
     data.interactions.push_back({user->second, item->second, r.timestamp});
   }
   return data;

@@ -122,6 +122,23 @@ void check_distinct_feature_names(const Dataset& data, const std::string& where)
 // or lossy). Throws DataError "<where>: '<text>' is not an integer ...".
 int64_t parse_integer(const std::string& text, const std::string& where);
 
+// The interactions file as read: its path and the user's column (for located errors).
+struct InteractionsFile {
+  std::string path;
+  size_t user_column = 0;
+};
+using InteractionRow = std::function<void(const std::string& user, const std::string& item, int64_t timestamp, size_t line)>;
+// Streams the description's interactions in file order, one call per interaction (a sequences line gives
+// several), without keeping any: the common path of load_dataset and `funnel prepare` (prepare.hpp).
+// Throws DataError naming the file, line and field of a bad row, and when there is no interaction.
+InteractionsFile for_each_interaction(const DatasetDescription& described, const InteractionRow& row);
+// The "users" or "items" table of a description; a section without a file is a key-only table of the keys
+// the interactions gave, in order of first appearance.
+EntityTable read_entity_table(const DatasetDescription& described, const char* section, const std::string& name,
+                              const std::vector<std::string>& keys_from_interactions);
+// "<file>:<line>: ... key '<key>' is not in the users (items) file".
+std::string missing_key_message(const InteractionsFile& file, size_t line, bool user, const std::string& key);
+
 // Reads the dataset that `description_path` describes. File paths in it are relative to its "root"
 // (itself relative to the description's folder), or to `root_override` when that is not empty.
 // Throws DataError naming the file, line and field of the first problem.

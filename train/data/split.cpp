@@ -35,12 +35,17 @@ Split leave_last_out(const Dataset& data) {
     std::sort(items.begin(), items.end());
     items.erase(std::unique(items.begin(), items.end()), items.end());
   }
-  std::vector<uint32_t> counts = split.item_train_count;
+  split.tail_item = tail_items(split.item_train_count);
+  return split;
+}
+
+std::vector<uint8_t> tail_items(const std::vector<uint32_t>& item_train_count) {
+  std::vector<uint32_t> counts = item_train_count;
   std::nth_element(counts.begin(), counts.begin() + static_cast<long>(counts.size() / 2), counts.end());
   const uint32_t median = counts.empty() ? 0 : counts[counts.size() / 2];
-  split.tail_item.resize(data.items.size());
-  for (size_t i = 0; i < data.items.size(); ++i) split.tail_item[i] = split.item_train_count[i] < median;
-  return split;
+  std::vector<uint8_t> tail(item_train_count.size());
+  for (size_t i = 0; i < tail.size(); ++i) tail[i] = item_train_count[i] < median;
+  return tail;
 }
 
 Split subsample_training(const Split& split, double fraction, uint64_t seed) {

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "train/data/dataset.hpp"
 
 namespace funnel::train {
+
+class TrainItemLists;  // train/data/prepared.hpp
 
 struct Split {
   std::vector<Interaction> train;
@@ -18,7 +21,13 @@ struct Split {
   // Per item: 1 for a tail item, one whose training count is below the median over the catalogue. Fixed by
   // the full split, so runs on a fraction of the training data are scored on the same tail.
   std::vector<uint8_t> tail_item;
+  // A prepared dataset's per-user training items, read from disk a block of users at a time; when set,
+  // train_items is empty and the evaluation reads these instead (its results are the same).
+  std::shared_ptr<const TrainItemLists> train_item_lists;
 };
+
+// 1 for each item whose training count is below the median count over the catalogue (Split::tail_item).
+std::vector<uint8_t> tail_items(const std::vector<uint32_t>& item_train_count);
 
 // Interactions are ordered by (timestamp, item row): the item row breaks ties, so the split does not
 // depend on the file's line order. Users with fewer than 3 interactions keep all of them for training.

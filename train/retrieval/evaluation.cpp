@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <span>
 
 #include "train/core/errors.hpp"
+#include "train/data/prepared.hpp"
 #include "funnel/kernels.hpp"
 #include "funnel/tower.hpp"
 
@@ -63,25 +65,36 @@ RetrievalMetrics evaluate_ranking(const Dataset& data, const Split& split, Holdo
   std::vector<int64_t> rank(data.users.size(), -1);
   std::vector<std::vector<uint32_t>> top(data.users.size());
 
+  // Users a block at a time: a prepared dataset's training items are read from disk per block
+  // (Split::train_item_lists), so the exclusions never need memory that grows with the interactions.
+  constexpr size_t kBlock = 4096;
+  std::vector<uint32_t> starts, block_items;
+  for (size_t first = 0; first < data.users.size(); first += kBlock) {
+    const size_t last = std::min(data.users.size(), first + kBlock);
+    if (split.train_item_lists) split.train_item_lists->read(first, last, &starts, &block_items);
 #pragma omp parallel
-  {
-    std::vector<float> scores(items);
-    std::vector<uint8_t> skip(items);
-    std::vector<Hit> hits;
+    {
+      std::vector<float> scores(items);
+      std::vector<uint8_t> skip(items);
+      std::vector<Hit> hits;
 #pragma omp for schedule(dynamic, 16)
-    for (size_t u = 0; u < data.users.size(); ++u) {
-      if (held[u] < 0) continue;
-      scorer(static_cast<uint32_t>(u), scores.data());
-      std::fill(skip.begin(), skip.end(), 0);
-      for (uint32_t item : split.train_items[u]) skip[item] = 1;
-      if (holdout == Holdout::kTest && split.validation_item[u] >= 0) skip[static_cast<size_t>(split.validation_item[u])] = 1;
-      skip[static_cast<size_t>(held[u])] = 0;
-      const float threshold = scores[static_cast<size_t>(held[u])];
-      int64_t r = 0;
-      for (size_t i = 0; i < items; ++i) r += !skip[i] && scores[i] > threshold;
-      rank[u] = r;
-      kernels::top_k(scores, max_k, skip, &hits);
-      for (const Hit& hit : hits) top[u].push_back(hit.index);
+      for (size_t u = first; u < last; ++u) {
+        if (held[u] < 0) continue;
+        scorer(static_cast<uint32_t>(u), scores.data());
+        std::fill(skip.begin(), skip.end(), 0);
+        const std::span<const uint32_t> trained =
+            split.train_item_lists ? std::span<const uint32_t>(block_items.data() + starts[u - first], starts[u - first + 1] - starts[u - first])
+                                   : std::span<const uint32_t>(split.train_items[u]);
+        for (uint32_t item : trained) skip[item] = 1;
+        if (holdout == Holdout::kTest && split.validation_item[u] >= 0) skip[static_cast<size_t>(split.validation_item[u])] = 1;
+        skip[static_cast<size_t>(held[u])] = 0;
+        const float threshold = scores[static_cast<size_t>(held[u])];
+        int64_t r = 0;
+        for (size_t i = 0; i < items; ++i) r += !skip[i] && scores[i] > threshold;
+        rank[u] = r;
+        kernels::top_k(scores, max_k, skip, &hits);
+        for (const Hit& hit : hits) top[u].push_back(hit.index);
+      }
     }
   }
 

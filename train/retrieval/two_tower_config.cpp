@@ -40,6 +40,7 @@ void for_each_field(TrainConfig& c, Visit&& visit) {
   visit("ssl_sampling", c.ssl_sampling);
   visit("train_fraction", c.train_fraction);
   visit("batch_size", c.batch_size);
+  visit("shuffle_buffer", c.shuffle_buffer);
   visit("epochs", c.epochs);
   visit("learning_rate", c.learning_rate);
   visit("optimizer", c.optimizer);
@@ -93,6 +94,7 @@ TrainConfig config_from_json(const nlohmann::json& object, const std::string& wh
   require(c.ssl_sampling == "uniform" || c.ssl_sampling == "training", "ssl_sampling must be 'uniform' or 'training'");
   require(c.train_fraction > 0.0f && c.train_fraction <= 1.0f, "train_fraction must be in (0, 1]");
   require(c.batch_size >= 2, "batch_size must be at least 2 (in-batch negatives)");
+  require(c.shuffle_buffer >= 1, "shuffle_buffer must be at least 1 row");
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");
   require(c.optimizer == "adam" || c.optimizer == "lazy_adam", "optimizer must be 'adam' or 'lazy_adam'");

@@ -54,6 +54,9 @@ struct TrainConfig {
   // Optimisation.
   float train_fraction = 1.0f;  // train on this share of the training interactions (seeded), to study sparse data
   uint32_t batch_size = 256;
+  // Rows of the shuffle buffer when training streams a prepared folder (interaction_stream.hpp): 16 bytes
+  // each, so the default holds 16 MiB; at least the training rows (with one shard) shuffles as in memory.
+  uint64_t shuffle_buffer = uint64_t{1} << 20;
   uint32_t epochs = 20;
   float learning_rate = 1e-3f;
   std::string optimizer = "adam";  // "adam" (dense moments, as the reference) or "lazy_adam" (touched embedding rows only)

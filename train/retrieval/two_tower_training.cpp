@@ -225,15 +225,15 @@ void check_same_epoch(Communicator& comm, const RunState& run, const std::string
                           ", rank " + std::to_string(r) + ": epoch " + std::to_string(all[2 * r]) + "); resume from a set written by one epoch");
 }
 
-// This rank's positives of the global batch order[begin, end): its contiguous part (all of it on one
-// process). Distributed, `global` receives the global batch's items in rank order, which is the permutation's.
-void assemble_batch(const Split& split, const std::vector<uint32_t>& order, size_t begin, size_t end, Communicator& comm,
-                    std::vector<uint32_t>& users, std::vector<uint32_t>& items, GlobalBatch& global) {
+// This rank's positives of the global batch: its contiguous part (all of it on one process). Distributed,
+// `global` receives the global batch's items in rank order, which is the epoch's order.
+void assemble_batch(const std::vector<Interaction>& batch, Communicator& comm, std::vector<uint32_t>& users, std::vector<uint32_t>& items,
+                    GlobalBatch& global) {
   users.clear();
   items.clear();
-  const size_t n = end - begin, rank = static_cast<size_t>(comm.rank()), ranks = static_cast<size_t>(comm.size());
-  for (size_t i = begin + n * rank / ranks; i < begin + n * (rank + 1) / ranks; ++i) {
-    const Interaction& x = split.train[order[i]];
+  const size_t n = batch.size(), rank = static_cast<size_t>(comm.rank()), ranks = static_cast<size_t>(comm.size());
+  for (size_t i = n * rank / ranks; i < n * (rank + 1) / ranks; ++i) {
+    const Interaction& x = batch[i];
     users.push_back(x.user);
     items.push_back(x.item);
   }
@@ -302,7 +302,14 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   // Sparse-data studies train on a share of the interactions and are scored like the full run.
   const Split subsampled = config.train_fraction < 1.0f ? subsample_training(full_split, config.train_fraction, config.seed) : Split{};
   const Split& split = config.train_fraction < 1.0f ? subsampled : full_split;
-  if (split.train.size() < 2) throw TrainingError("fewer than 2 training interactions");
+  InMemoryInteractions rows(split.train);
+  return train_two_tower(data, split, rows, config, options);
+}
+
+TrainResult train_two_tower(const Dataset& data, const Split& split, InteractionBatches& rows, const TrainConfig& config,
+                            const TrainOptions& options) {
+  const uint64_t train_rows = rows.rows();
+  if (train_rows < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
   Communicator& comm = options.communicator ? *options.communicator : world();
@@ -332,7 +339,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   const bool cbns = config.negatives == "cbns";
   MemoryBank bank(cbns ? config.memory_size : 0, dim);
   StreamingFrequency streaming(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha);
-  const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, split.train.size());
+  const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, train_rows);
 
   DriftMonitor drift(drift_sample(data, split, config), config.drift_deltas, config.drift_interval);
   const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
@@ -354,15 +361,15 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   run.register_state(state, parameters);
   resume_if_asked(state, run, options, comm, observer);
 
-  std::vector<uint32_t> order(split.train.size());
-  std::iota(order.begin(), order.end(), 0u);
+  std::vector<Interaction> batch;
   std::vector<uint32_t> users, items;
   std::vector<float> log_q;
   GlobalBatch global;
   // Distributed, each rank takes its contiguous part of every global batch of batch_size x ranks positives
-  // (the same permutation on every rank), so 2 ranks of batch b step as 1 process of batch 2b does.
+  // (the same order on every rank: `rows` reads the whole data alike on each), so 2 ranks of batch b step as
+  // 1 process of batch 2b does.
   const size_t global_batch_size = static_cast<size_t>(config.batch_size) * static_cast<size_t>(ranks);
-  const size_t steps_per_epoch = (order.size() + global_batch_size - 1) / global_batch_size;
+  const size_t steps_per_epoch = (train_rows + global_batch_size - 1) / global_batch_size;
   const long fail_at_step = injected_failure_step(rank);
   const std::string checkpoint = options.checkpoint.empty() ? "" : rank_checkpoint(options.checkpoint, rank, ranks);
   const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
@@ -373,9 +380,8 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   bool stop = false;
 
   for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs && !stop; ++epoch) {
-    // The permutation is drawn from the epoch's own state, so a resumed run shuffles as the original did.
-    std::iota(order.begin(), order.end(), 0u);
-    shuffle_rng.shuffle(order);
+    // The order is drawn from the epoch's own state, so a resumed run shuffles as the original did.
+    rows.start_epoch(shuffle_rng);
     drift.reset_probe();
     EpochRecord record;
     record.epoch = epoch;
@@ -383,11 +389,12 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     double loss_sum = 0.0, ssl_loss_sum = 0.0;
     size_t batches = 0;
     float rate = config.learning_rate;
+    size_t end = 0;  // rows of the epoch so far
     for (size_t s = 0; s < steps_per_epoch; ++s) {
-      const size_t begin = s * global_batch_size;
-      const size_t end = std::min(order.size(), begin + global_batch_size);
-      if (end - begin < 2) continue;  // a softmax over one column has nothing to learn from
-      assemble_batch(split, order, begin, end, comm, users, items, global);
+      batch.clear();
+      end += rows.next(global_batch_size, &batch);
+      if (batch.size() < 2) continue;  // a softmax over one column has nothing to learn from
+      assemble_batch(batch, comm, users, items, global);
       const std::vector<uint32_t>& batch_items = distributed ? global.items : items;
       fill_log_q(config, streaming, count_log_q, run.step, batch_items, log_q);
       rate = learning_rate_at(schedule, run.step, total_steps);
@@ -418,11 +425,11 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
     }
     const double seconds = seconds_since(start);
     train_seconds += seconds;
-    samples += order.size();
+    samples += train_rows;
 
     record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
     record.ssl_loss = ssl_loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
-    record.samples_per_second = static_cast<double>(order.size()) / seconds;
+    record.samples_per_second = static_cast<double>(train_rows) / seconds;
     record.learning_rate = rate;
     record.steps = run.step;
     record.cbns_active = run.cbns_active;
@@ -439,7 +446,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
   // Before any epoch ran best_values are the initial values, as the parameters are.
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
   result.best_epoch = run.best_epoch;
-  result.train_interactions = split.train.size();
+  result.train_interactions = train_rows;
   result.cbns_start_step = run.cbns_start_step;
   result.train_seconds = train_seconds;
   result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;

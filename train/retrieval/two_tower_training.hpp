@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "train/data/dataset.hpp"
+#include "train/data/interaction_stream.hpp"
 #include "train/data/split.hpp"
 #include "train/distributed/communicator.hpp"
 #include "train/export/export.hpp"
@@ -75,5 +76,10 @@ struct TrainResult {
 std::string rank_checkpoint(const std::string& path, int rank, int ranks);
 
 TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
+// The same loop over rows from elsewhere (a prepared folder's ShuffledShards, one rank's shards): `split`
+// gives the holdouts, the training counts (logQ, drift probes) and the evaluation's exclusions, `rows` the
+// training interactions. train_fraction is the in-memory overload's alone.
+TrainResult train_two_tower(const Dataset& data, const Split& split, InteractionBatches& rows, const TrainConfig& config,
+                            const TrainOptions& options = {});
 
 }  // namespace funnel::train
