@@ -19,13 +19,13 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string read_text(const std::string& path) {
+[[maybe_unused]] std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
 // Runs a shell command, its stderr into `err`; returns the exit code.
-int run(const std::string& command, const std::string& err) {
+[[maybe_unused]] int run(const std::string& command, const std::string& err) {
   const int status = std::system((command + " >/dev/null 2>" + err).c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
