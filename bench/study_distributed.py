@@ -60,6 +60,7 @@ def configurations(b):
         "1x1-b": (1, 1, b, {}),                                          # the compute term's calibration
         "1x1-2b": (1, 1, 2 * b, {}),
         "1x1-4b": (1, 1, 4 * b, {}),
+        "1x1-cbns": (1, 1, b, {"negatives": "cbns", "memory_size": b}),  # the quality runs over more epochs
         # the same two, with waiting processes and threads that sleep instead of spinning (see LAUNCH)
         "2x1-yield": (2, 1, b, {}),
         "1x2-passive": (1, 2, 2 * b, {}),
