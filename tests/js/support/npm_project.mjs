@@ -1,7 +1,9 @@
 // The package as a user installs it, for tests/js/bundlers.test.mjs and worker.test.mjs: `npm pack` of the
 // built package, fresh projects that install the tarball (and a bundler) from npm with a shared cache under
-// build/, and a static server on 127.0.0.1 (with COOP/COEP when asked). A failed npm install throws
-// InstallError, which the tests report as a skip with npm's message.
+// build/, and a static server on 127.0.0.1 (with COOP/COEP when asked). An npm install that fails because the
+// registry cannot be reached (no network, DNS, a refused or reset connection, a timeout, the registry's 5xx)
+// throws InstallError, which the tests report as a skip with npm's message; any other failure (ETARGET: no such
+// version, ERESOLVE, a broken tarball) is a real error and fails the test.
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -14,6 +16,15 @@ const npmCache = path.join(root, 'build/npm-cache');
 const run = promisify(execFile);
 
 export class InstallError extends Error {}
+
+// npm's error codes (and messages) that say the registry could not be reached, not that the install is wrong.
+// (npm reports the registry's 5xx as code E500, E503...)
+const NETWORK = /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ESOCKETTIMEDOUT|ENETUNREACH|EHOSTUNREACH|ECONNRESET|E5\d\d)\b/;
+
+// Whether npm's output (stderr) says the install failed for want of the registry, not for what was asked.
+export function networkFailure(stderr) {
+  return NETWORK.test(stderr);
+}
 
 // The tarball of packageDir, written afresh into build/bundlers/tarballs/<owner>/ (a folder per test file, so that
 // test files running at once never remove each other's).
@@ -40,8 +51,10 @@ export async function project(dir, { tarball, packages = [], files = {}, build =
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--cache', npmCache,
                       tarball, ...packages], { cwd: dir, maxBuffer: 16 << 20 });
   } catch (error) {
-    throw new InstallError(`npm could not install ${[path.basename(tarball), ...packages].join(' ')}: ` +
-                           `${String(error.stderr || error.message).trim().split('\n').slice(0, 3).join(' ')}`);
+    const stderr = String(error.stderr || error.message).trim();
+    const message = `npm could not install ${[path.basename(tarball), ...packages].join(' ')}: ` +
+                    stderr.split('\n').slice(0, 3).join(' ');
+    throw networkFailure(stderr) ? new InstallError(message) : new Error(`${message}\n${stderr}`);
   }
   const installed = Date.now();
   for (const [command, ...args] of build) {
