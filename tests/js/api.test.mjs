@@ -211,3 +211,15 @@ test('bad files, missing features and wrong types throw, and later calls are una
   assert.throws(() => freed.inspect(), /used after free/);
   assert.deepEqual(model.cascade(users[0], { k: 10 }).items, before);
 });
+
+test('a module load that fails is not kept: the next call loads again', { skip: skipUnless('FUNNEL_WASM_PACKAGE') }, async () => {
+  const { entry: entryOf, defaultModule } = await import(pathToFileURL(entry('api.mjs')).href);
+  let tries = 0;
+  const { version } = entryOf(async () => {
+    if (++tries === 1) throw new Error('the .wasm could not be fetched');
+    return defaultModule();
+  });
+  await assert.rejects(version(), /could not be fetched/);
+  assert.match(await version(), /^\d+\.\d+\.\d+/);
+  assert.equal(tries, 2);
+});

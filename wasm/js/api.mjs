@@ -311,10 +311,14 @@ export class FunnelModel {
 }
 
 // An entry point's functions over one WebAssembly instance (made by load() on first use), which serves every
-// model: its heap holds them all. index.mjs passes the default build, threads.mjs the threaded one.
+// model: its heap holds them all. index.mjs passes the default build, threads.mjs the threaded one. A load
+// that fails (the .wasm not fetched, say) is forgotten, so that the next call tries again.
 export function entry(load) {
   let instance;
-  const ready = () => (instance ??= load());
+  const ready = () => (instance ??= load().catch((error) => {
+    instance = undefined;
+    throw error;
+  }));
   return {
     // The SDK's version.
     async version() {
