@@ -29,6 +29,7 @@ const threadsSkip = skip || (existsSync(path.join(packageDir, 'threads/funnel_wa
   ? false : 'no threaded build in the package (build/wasm-threads: see wasm/CMakeLists.txt)');
 
 // The cascade requests of the golden answers (tests/data/golden/expected.json), asked again of the native CLI.
+// There must be some, or every comparison below would pass by checking nothing.
 const requests = JSON.parse(readFileSync(path.join(root, 'tests/data/golden/expected.json'), 'utf8')).cascade
   .filter((entry) => entry.model === path.basename(goldenModel))
   .map((entry) => ({ user: entry.user, options: { k: entry.k, retrieveK: entry.retrieve_k, prerankK: entry.prerank_k,
@@ -39,22 +40,23 @@ const page = (head, script) => `<!doctype html><meta charset="utf-8"><title>funn
 const esm = page('', './main.js');
 
 // Each bundler: what npm installs beside the tarball, the files of a fresh project, its build commands (run in
-// the project) and the folder served. Pinned to a major version each.
+// the project) and the folder served. Pinned to exact versions (the newest of each major on 2026-12-06), so that
+// a new release cannot change what the test checks; raise them deliberately.
 const BUNDLERS = {
   vite: {
-    packages: ['vite@8'],
+    packages: ['vite@8.4.1'],
     files: { 'index.html': page('', '/src/main.js') },
     build: [['node_modules/.bin/vite', 'build']],
     serve: 'dist',
   },
   webpack: {
-    packages: ['webpack@5', 'webpack-cli@7'],
+    packages: ['webpack@5.113.0', 'webpack-cli@7.3.1'],
     files: { 'dist/index.html': page('', './main.js').replace(' type="module"', '') },
     build: [['node_modules/.bin/webpack', '--mode', 'production', './src/main.js', '-o', 'dist']],
     serve: 'dist',
   },
   esbuild: {
-    packages: ['esbuild@0'],
+    packages: ['esbuild@0.28.2'],
     files: { 'dist/index.html': esm },
     // As the README says: esbuild does not emit what new URL() names, so the .wasm and threads/ are copied.
     build: [['node_modules/.bin/esbuild', 'src/main.js', '--bundle', '--format=esm', '--outfile=dist/main.js'],
@@ -62,7 +64,7 @@ const BUNDLERS = {
     serve: 'dist',
   },
   rollup: {
-    packages: ['rollup@4', '@rollup/plugin-node-resolve@16', '@web/rollup-plugin-import-meta-assets@2'],
+    packages: ['rollup@4.69.3', '@rollup/plugin-node-resolve@16.0.3', '@web/rollup-plugin-import-meta-assets@2.3.3'],
     files: { 'dist/index.html': esm, 'rollup.config.mjs': readFileSync(path.join(here, 'bundlers/rollup.config.mjs'), 'utf8') },
     build: [['node_modules/.bin/rollup', '-c']],
     serve: 'dist',
@@ -153,6 +155,8 @@ async function check(t, name, isolated, dev = false) {
       new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000))]), requests);
     const cores = await tab.evaluate(() => navigator.hardwareConcurrency);
     assert.deepEqual(errors, []);
+    assert.ok(requests.length > 0, `no cascade requests for ${path.basename(goldenModel)} in tests/data/golden/expected.json`);
+    assert.equal(answer.answers.length, requests.length);
     assert.equal(answer.threads, isolated ? Math.min(4, cores) : 1);
     answer.answers.forEach((items, i) => {
       const what = JSON.stringify(requests[i].user);

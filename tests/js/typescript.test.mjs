@@ -1,4 +1,4 @@
-// The package's types as a TypeScript user meets them: the packed tarball and typescript@5 from npm in a fresh
+// The package's types as a TypeScript user meets them: the packed tarball and typescript 5.9.3 (pinned) from npm in a fresh
 // project, then `tsc --strict --noEmit` over wasm/examples/typescript/ (every export of both entries, ESM and
 // CommonJS), with Node's module resolution (nodenext: the exports map's import and require conditions) and
 // with a bundler's (the .ts files). The examples' @ts-expect-error lines must be errors, so a declaration that
@@ -29,7 +29,7 @@ test('tsc --strict --noEmit accepts the TypeScript examples against the packed p
   try {
     times = await project(work, {
       tarball: pack(packageDir, 'typescript'),
-      packages: ['typescript@5'],
+      packages: ['typescript@5.9.3'],
       files: {
         ...files,
         'tsconfig.node.json': config({ module: 'nodenext', moduleResolution: 'nodenext' }, ['src']),

@@ -41,7 +41,7 @@ test('a Web Worker searches a 70,000-item catalogue while the page stays respons
     try {
       times = await project(work, {
         tarball: pack(packageDir, 'worker'),
-        packages: ['vite@8'],
+        packages: ['vite@8.4.1'],
         files: {
           'index.html': '<!doctype html><meta charset="utf-8"><title>worker</title><script type="module" src="/src/page.js"></script>\n',
           'vite.config.js': "export default { worker: { format: 'es' } };\n",
