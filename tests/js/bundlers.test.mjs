@@ -8,14 +8,14 @@
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
-import { CHROMIUM_ARGS, InstallError, pack, project, root, serve } from './support/npm_project.mjs';
+import { CHROMIUM_ARGS, InstallError, pack, project, root, serve, unpackable } from './support/npm_project.mjs';
 
 const env = process.env;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -23,10 +23,7 @@ const work = path.join(root, 'build/bundlers');
 const packageDir = env.FUNNEL_WASM_PACKAGE && path.resolve(env.FUNNEL_WASM_PACKAGE);
 const goldenModel = path.join(root, 'tests/data/golden/three-stages-trained.funnel');
 
-const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE'])
-  || (existsSync(path.join(packageDir, 'package.json')) ? false : `no package.json in ${packageDir}: rebuild the WASM package`);
-const threadsSkip = skip || (existsSync(path.join(packageDir, 'threads/funnel_wasm.wasm'))
-  ? false : 'no threaded build in the package (build/wasm-threads: see wasm/CMakeLists.txt)');
+const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE']) || unpackable(packageDir);
 
 // The cascade requests of the golden answers (tests/data/golden/expected.json), asked again of the native CLI.
 // There must be some, or every comparison below would pass by checking nothing.
@@ -205,8 +202,8 @@ for (const name of Object.keys(BUNDLERS)) {
   test(`${name}: the packed package, built and served, answers as the native SDK`, { skip, timeout: 600_000 },
        (t) => check(t, name, false));
   test(`${name}: the threaded entry on a cross-origin isolated page answers the same on its workers`,
-       { skip: threadsSkip, timeout: 600_000 }, (t) => check(t, name, true));
+       { skip, timeout: 600_000 }, (t) => check(t, name, true));
 }
 test("vite: the dev server (`vite`) answers as the native SDK", { skip, timeout: 600_000 }, (t) => check(t, 'vite', false, true));
 test("vite: the dev server with COOP/COEP in server.headers runs the threaded entry, with the same answers",
-     { skip: threadsSkip, timeout: 600_000 }, (t) => check(t, 'vite', true, true));
+     { skip, timeout: 600_000 }, (t) => check(t, 'vite', true, true));

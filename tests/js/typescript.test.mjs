@@ -6,16 +6,15 @@
 // Run with: FUNNEL_WASM_PACKAGE=… node --test tests/js/typescript.test.mjs
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { InstallError, pack, project, root } from './support/npm_project.mjs';
+import { InstallError, pack, project, root, unpackable } from './support/npm_project.mjs';
 
 const packageDir = process.env.FUNNEL_WASM_PACKAGE && path.resolve(process.env.FUNNEL_WASM_PACKAGE);
-const skip = !packageDir ? 'set FUNNEL_WASM_PACKAGE to run this test'
-  : existsSync(path.join(packageDir, 'package.json')) ? false : `no package.json in ${packageDir}: rebuild the WASM package`;
+const skip = !packageDir ? 'set FUNNEL_WASM_PACKAGE to run this test' : unpackable(packageDir);
 
 const examples = path.join(root, 'wasm/examples/typescript');
 const config = (compilerOptions, include) => JSON.stringify({

@@ -8,18 +8,17 @@
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/worker.test.mjs
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
-import { CHROMIUM_ARGS, InstallError, pack, project, root, serve } from './support/npm_project.mjs';
+import { CHROMIUM_ARGS, InstallError, pack, project, root, serve, unpackable } from './support/npm_project.mjs';
 
 const env = process.env;
 const packageDir = env.FUNNEL_WASM_PACKAGE && path.resolve(env.FUNNEL_WASM_PACKAGE);
-const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE'])
-  || (existsSync(path.join(packageDir, 'package.json')) ? false : `no package.json in ${packageDir}: rebuild the WASM package`);
+const skip = skipReason(['FUNNEL_BIN', 'FUNNEL_WASM_PACKAGE']) || unpackable(packageDir);
 
 const example = (file) => readFileSync(path.join(root, 'wasm/examples/worker', file), 'utf8');
 const BUDGET_MS = 1500;  // how long the main thread searches, in one task

@@ -26,6 +26,15 @@ export function networkFailure(stderr) {
   return NETWORK.test(stderr);
 }
 
+// Why packageDir cannot be packed here (false if it can): no package at all, or no threaded build in it, which
+// the package's prepack script refuses (a package without threads/ would break funnel-recsys/threads).
+export function unpackable(packageDir) {
+  if (!existsSync(path.join(packageDir, 'package.json'))) return `no package.json in ${packageDir}: rebuild the WASM package`;
+  if (!existsSync(path.join(packageDir, 'threads/funnel_wasm.wasm')))
+    return `no threaded build in ${packageDir}, which npm pack refuses (build/wasm-threads: see wasm/CMakeLists.txt)`;
+  return false;
+}
+
 // The tarball of packageDir, written afresh into build/bundlers/tarballs/<owner>/ (a folder per test file, so that
 // test files running at once never remove each other's).
 export function pack(packageDir, owner) {
