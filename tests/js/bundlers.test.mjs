@@ -2,13 +2,15 @@
 // project per bundler (Vite 8, webpack 5, esbuild, Rollup 4, and none: a static page with an import map), each
 // built as the package README says, served on 127.0.0.1 and opened in headless Chromium; once plain (the
 // default build) and once with COOP/COEP (the threaded build). The page (tests/js/bundlers/main.js) runs the
-// cascade on a golden file, which must answer as the native SDK (`funnel recommend`) does.
+// cascade on a golden file, which must answer as the native SDK (`funnel recommend`) does; the isolated page
+// also on a generated 70,000-item model, whose catalogue (over the 65,536-item threshold) is scanned on the
+// workers.
 // The bundlers come from npm, into build/bundlers/<name>/ with a shared cache (build/npm-cache, so a second run
 // installs offline); where npm cannot install one, its tests are skipped with npm's error.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -97,10 +99,39 @@ async function setup(name) {
   }
 }
 
+// A catalogue of 70,000 items (above the threaded build's 65,536-item threshold, as tests/js/worker.test.mjs),
+// one epoch of retrieval: its requests and the native answers, for the isolated pages.
+const large = { file: path.join(work, 'large/model.funnel') };
+function makeLarge() {
+  const dir = path.dirname(large.file);
+  rmSync(dir, { recursive: true, force: true });
+  execFileSync(env.FUNNEL_BIN, ['generate', '--out', path.join(dir, 'data'), '--users', '300', '--items', '70000', '--seed', '1']);
+  execFileSync(env.FUNNEL_BIN, ['train', '--data', path.join(dir, 'data/dataset.json'), '--out', large.file, '--epochs', '1'],
+               { stdio: 'ignore' });
+  const users = JSON.parse(execFileSync('node', [path.join(root, 'wasm/examples/users_from_csv.mjs'),
+                                                 path.join(dir, 'data/users.csv'), '3'], { encoding: 'utf8' }));
+  large.requests = users.map((user) => ({ user, options: { k: 10 } }));
+  large.native = users.map((user) => JSON.parse(execFileSync(env.FUNNEL_BIN, [
+    'recommend', '--model', large.file, '--user', JSON.stringify(user), '-k', '10', '--json'], { encoding: 'utf8' })).recommendations);
+}
+
+// The page's answers against the native ones, item for item.
+function sameAnswers(name, answers, asked, expected) {
+  assert.equal(answers.length, asked.length);
+  answers.forEach((items, i) => {
+    const what = JSON.stringify(asked[i].user);
+    assert.ok(items.length > 0, `${what}: no items`);
+    assert.deepEqual(items.map((item) => item.key), expected[i].map((item) => item.key), what);
+    items.forEach((item, j) => assert.ok(Math.abs(item.score - expected[i][j].score) <= 2e-5,
+      `${what}: ${item.key} scores ${item.score} in ${name}'s page, ${expected[i][j].score} natively`));
+  });
+}
+
 let browser;
 let native;
 before(async () => {
   if (skip) return;
+  makeLarge();
   tarball = pack(packageDir, 'bundlers');
   for (const name of Object.keys(BUNDLERS)) {
     setups[name] = setup(name);
@@ -133,7 +164,8 @@ async function check(t, name, isolated, dev = false) {
     if (dev) {
       base = await viteDev(path.dirname(built.dir), isolated, stop);
     } else {
-      const server = await serve(built.dir, { isolated, extra: { '/model.funnel': readFileSync(goldenModel) } });
+      const server = await serve(built.dir, { isolated, extra: { '/model.funnel': readFileSync(goldenModel),
+                                                                 '/large.funnel': readFileSync(large.file) } });
       stop.push(() => server.close());
       base = `http://127.0.0.1:${server.address().port}`;
     }
@@ -147,20 +179,24 @@ async function check(t, name, isolated, dev = false) {
     tab.on('console', (message) => message.type() === 'warning' && errors.push(message.text()));
     await tab.goto(`${base}/`);
     await tab.waitForFunction(() => typeof globalThis.funnelCascade == 'function', null, { timeout: 60_000 });
-    const answer = await tab.evaluate((requests) => Promise.race([
-      globalThis.funnelCascade(requests),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000))]), requests);
+    const ask = (asked, file) => tab.evaluate(([asked, file]) => Promise.race([
+      globalThis.funnelCascade(asked, file),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000))]), [asked, file]);
+    const answer = await ask(requests, 'model.funnel');
     const cores = await tab.evaluate(() => navigator.hardwareConcurrency);
-    assert.deepEqual(errors, []);
     assert.ok(requests.length > 0, `no cascade requests for ${path.basename(goldenModel)} in tests/data/golden/expected.json`);
-    assert.equal(answer.answers.length, requests.length);
     assert.equal(answer.threads, isolated ? Math.min(4, cores) : 1);
-    answer.answers.forEach((items, i) => {
-      const what = JSON.stringify(requests[i].user);
-      assert.deepEqual(items.map((item) => item.key), native[i].map((item) => item.key), what);
-      items.forEach((item, j) => assert.ok(Math.abs(item.score - native[i][j].score) <= 2e-5,
-        `${what}: ${item.key} scores ${item.score} in ${name}'s page, ${native[i][j].score} natively`));
-    });
+    sameAnswers(name, answer.answers, requests, native);
+    assert.deepEqual(errors, []);
+    if (isolated) {
+      // Emscripten warns (once) when the main thread waits on its workers: the sign that the scan ran on them,
+      // which the golden file's small catalogue never does.
+      sameAnswers(name, (await ask(large.requests, 'large.funnel')).answers, large.requests, large.native);
+      const blocking = errors.findIndex((text) => /^Blocking on the main thread/.test(text));
+      assert.ok(blocking >= 0, `${name}: the 70,000-item catalogue was not scanned on the workers`);
+      errors.splice(blocking, 1);
+      assert.deepEqual(errors, []);
+    }
   } finally {
     for (const close of stop.reverse()) await close();
   }
@@ -172,6 +208,7 @@ async function check(t, name, isolated, dev = false) {
 async function viteDev(dir, isolated, stop) {
   mkdirSync(path.join(dir, 'public'), { recursive: true });
   cpSync(goldenModel, path.join(dir, 'public/model.funnel'));
+  cpSync(large.file, path.join(dir, 'public/large.funnel'));
   writeFileSync(path.join(dir, 'vite.isolated.config.js'), `export default { server: { headers: {
   'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } } };\n`);
   const port = await new Promise((resolve) => {
@@ -201,9 +238,9 @@ async function viteDev(dir, isolated, stop) {
 for (const name of Object.keys(BUNDLERS)) {
   test(`${name}: the packed package, built and served, answers as the native SDK`, { skip, timeout: 600_000 },
        (t) => check(t, name, false));
-  test(`${name}: the threaded entry on a cross-origin isolated page answers the same on its workers`,
+  test(`${name}: the threaded entry on a cross-origin isolated page answers the same, and scans a 70,000-item catalogue on its workers`,
        { skip, timeout: 600_000 }, (t) => check(t, name, true));
 }
 test("vite: the dev server (`vite`) answers as the native SDK", { skip, timeout: 600_000 }, (t) => check(t, 'vite', false, true));
-test("vite: the dev server with COOP/COEP in server.headers runs the threaded entry, with the same answers",
+test("vite: the dev server with COOP/COEP in server.headers runs the threaded entry, with the same answers on both models",
      { skip, timeout: 600_000 }, (t) => check(t, 'vite', true, true));
