@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "support.hpp"
+#include "train/core/momentum_tail_adam.hpp"
 #include "train/core/rowwise_adagrad.hpp"
 #include "train/core/sparse_adam.hpp"
 #include "train/data/ctr_data.hpp"
@@ -96,6 +97,40 @@ TEST_CASE("Sparse Adam: a table whose every row is touched every step is dense A
   }
 }
 
+TEST_CASE("Momentum-tail Adam: follows dense Adam's path where lazy Adam drops the momentum's tail", "[training][optimizer][sparse]") {
+  // Past the bias corrections' early steps (3,000 steps without a touch, which move nothing), rows touched
+  // now and then; then 400 steps without gradients, over which dense Adam's momentum runs out. The rows'
+  // total displacement must then be dense Adam's, within the approximations named in momentum_tail_adam.hpp.
+  Parameter dense = make_table(), tail = make_table(), lazy = make_table();
+  const SparseOptimizerOptions options{0.01f, 0.9f, 0.999f, 1e-8f};
+  Adam dense_adam({&dense}, {0.01f, 0.9f, 0.999f, 1e-8f, false, false});
+  Adam lazy_adam({&lazy}, {0.01f, 0.9f, 0.999f, 1e-8f, true, false});
+  MomentumTailAdam tail_adam({&tail}, options);
+  const auto step_all = [&] {
+    dense_adam.step();
+    tail_adam.step();
+    lazy_adam.step();
+  };
+  for (int s = 0; s < 3000; ++s) step_all();
+  for (size_t step = 0; step < 60; ++step) {
+    for (Parameter* p : {&dense, &tail, &lazy}) accumulate(*p, step);
+    step_all();
+  }
+  for (int s = 0; s < 400; ++s) step_all();
+  const Parameter start = make_table();
+  double tail_error = 0.0, lazy_error = 0.0, moved = 0.0;
+  for (size_t e = 0; e < start.size(); ++e) {
+    const double d = dense.value[e] - start.value[e];
+    moved += std::abs(d);
+    tail_error += std::abs(tail.value[e] - start.value[e] - d);
+    lazy_error += std::abs(lazy.value[e] - start.value[e] - d);
+  }
+  INFO("dense Adam moved " << moved << " in all; momentum-tail Adam is off by " << tail_error << ", lazy Adam by " << lazy_error);
+  CHECK(tail_error < 1e-3 * moved);  // 8e-5 here
+  CHECK(lazy_error > 0.3 * moved);
+  for (size_t d = 0; d < kDim; ++d) CHECK(tail.value[5 * kDim + d] == start.value[5 * kDim + d]);
+}
+
 TEST_CASE("Row-wise Adagrad: one accumulator per row, FBGEMM's update", "[training][optimizer][sparse]") {
   Parameter table = make_table();
   RowwiseAdagrad adagrad({&table}, {0.05f, 0.9f, 0.999f, 1e-8f});
@@ -118,7 +153,7 @@ TEST_CASE("Row-wise Adagrad: one accumulator per row, FBGEMM's update", "[traini
 TEST_CASE("Sparse optimisers: a step reads and writes the touched rows only", "[training][optimizer][sparse]") {
   // Untouched rows carry a gradient here (as no model would leave them): a step that swept the table
   // would apply it or clear it. Neither happens, so the step's work is the touched rows, not the table.
-  for (const char* name : {"sparse_adam", "rowwise_adagrad"}) {
+  for (const char* name : {"sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
     INFO(name);
     Parameter table("big", {100000, kDim});
     table.make_sparse(kDim);
@@ -156,7 +191,7 @@ TEST_CASE("Sparse optimisers: tables below sparse_optimizer_min_rows and dense l
 }
 
 TEST_CASE("Sparse optimisers: a checkpoint resumes to the uninterrupted run, bit for bit", "[training][optimizer][sparse][checkpoint]") {
-  for (const char* name : {"sparse_adam", "rowwise_adagrad"}) {
+  for (const char* name : {"sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
     INFO(name);
     const auto run = [name](size_t steps, const std::string& save, const std::string& resume) {
       Parameter table = make_table();
@@ -191,7 +226,7 @@ TEST_CASE("Sparse optimisers: both trainers resume to the uninterrupted run", "[
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
   const CtrDataset ctr{data, build_ctr_instances(data, CtrOptions{5, 2, 3})};
-  for (const char* name : {"sparse_adam", "rowwise_adagrad"}) {
+  for (const char* name : {"sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
     INFO(name);
     TrainConfig config;
     config.embedding_dim = 8;

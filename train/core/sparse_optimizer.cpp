@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "train/core/momentum_tail_adam.hpp"
 #include "train/core/rowwise_adagrad.hpp"
 #include "train/core/sparse_adam.hpp"
 
@@ -28,8 +29,9 @@ void check_sparse_tables(const std::vector<Parameter*>& tables, const char* opti
 std::unique_ptr<SparseOptimizer> make_sparse_optimizer(const std::string& name, std::vector<Parameter*> tables,
                                                        const SparseOptimizerOptions& options) {
   if (name == "sparse_adam") return std::make_unique<SparseAdam>(std::move(tables), options);
+  if (name == "momentum_tail_adam") return std::make_unique<MomentumTailAdam>(std::move(tables), options);
   if (name == "rowwise_adagrad") return std::make_unique<RowwiseAdagrad>(std::move(tables), options);
-  throw std::invalid_argument("unknown sparse optimizer '" + name + "' (sparse_adam or rowwise_adagrad)");
+  throw std::invalid_argument("unknown sparse optimizer '" + name + "' (sparse_adam, momentum_tail_adam or rowwise_adagrad)");
 }
 
 namespace {

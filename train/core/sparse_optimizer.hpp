@@ -43,7 +43,7 @@ std::vector<TouchedRow> take_touched_rows(const std::vector<Parameter*>& tables)
 // Throws std::invalid_argument naming the first parameter that is not an embedding table.
 void check_sparse_tables(const std::vector<Parameter*>& tables, const char* optimizer);
 
-// "sparse_adam" or "rowwise_adagrad"; every table must be sparse (Parameter::make_sparse).
+// "sparse_adam", "momentum_tail_adam" or "rowwise_adagrad"; every table must be sparse (Parameter::make_sparse).
 std::unique_ptr<SparseOptimizer> make_sparse_optimizer(const std::string& name, std::vector<Parameter*> tables,
                                                        const SparseOptimizerOptions& options);
 

@@ -98,8 +98,9 @@ RankerConfig ranker_config_from_json(const nlohmann::json& object, const std::st
   require(c.epochs >= 1, "epochs must be at least 1");
   require(c.learning_rate > 0.0f, "learning_rate must be positive");
   require(c.optimizer == "adam" || c.optimizer == "lazy_adam", "optimizer must be 'adam' or 'lazy_adam'");
-  require(c.sparse_optimizer == "none" || c.sparse_optimizer == "sparse_adam" || c.sparse_optimizer == "rowwise_adagrad",
-          "sparse_optimizer must be 'none', 'sparse_adam' or 'rowwise_adagrad'");
+  require(c.sparse_optimizer == "none" || c.sparse_optimizer == "sparse_adam" || c.sparse_optimizer == "momentum_tail_adam" ||
+              c.sparse_optimizer == "rowwise_adagrad",
+          "sparse_optimizer must be 'none', 'sparse_adam', 'momentum_tail_adam' or 'rowwise_adagrad'");
   require(c.sparse_learning_rate >= 0.0f, "sparse_learning_rate must be 0 (learning_rate) or positive");
   require(c.embedding_sharding == "sharded" || c.embedding_sharding == "replicated", "embedding_sharding must be 'sharded' or 'replicated'");
   return c;
