@@ -137,13 +137,16 @@ TEST_CASE("Two-tower on 2 ranks: tables sharded by row == tables replicated, for
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
   // The tables' optimisers: dense and lazy Adam, and the sparse optimisers (each row's state with its owner).
-  for (const std::string optimizer : {"adam", "lazy_adam", "sparse_adam", "rowwise_adagrad"}) {
+  for (const std::string optimizer : {"adam", "lazy_adam", "sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
     INFO(optimizer);
     TrainConfig config = quick_config(32);
-    if (optimizer == "adam" || optimizer == "lazy_adam")
+    if (optimizer == "adam" || optimizer == "lazy_adam") {
       config.optimizer = optimizer;
-    else
+      config.sparse_optimizer = "none";
+    } else {
       config.sparse_optimizer = optimizer;
+    }
+    config.sparse_optimizer_min_rows = 0;  // every table (the default leaves tables under 10,000 rows to Adam)
     config.epochs = 2;
     TrainOptions options;
     options.communicator = &comm;
