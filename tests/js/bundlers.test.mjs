@@ -4,7 +4,7 @@
 // default build) and once with COOP/COEP (the threaded build). The page (tests/js/bundlers/main.js) runs the
 // cascade on a golden file, which must answer as the native SDK (`funnel recommend`) does; the isolated page
 // also on a generated 70,000-item model, whose catalogue (over the 65,536-item threshold) is scanned on the
-// workers.
+// workers. The Vite project also builds the package README's example as a page, which must log the native answer.
 // The bundlers come from npm, into build/bundlers/<name>/ with a shared cache (build/npm-cache, so a second run
 // installs offline); where npm cannot install one, its tests are skipped with npm's error.
 // Run with: FUNNEL_BIN=… FUNNEL_WASM_PACKAGE=… [CHROMIUM=/usr/bin/chromium] node --test tests/js/bundlers.test.mjs
@@ -34,6 +34,15 @@ const requests = JSON.parse(readFileSync(path.join(root, 'tests/data/golden/expe
   .map((entry) => ({ user: entry.user, options: { k: entry.k, retrieveK: entry.retrieve_k, prerankK: entry.prerank_k,
                                                   behaviours: entry.behaviours, exclude: entry.exclude } }));
 
+// The package README's example (the JS block under "## Use it"), which the Vite project builds as a second page,
+// and the user and options it asks the cascade for (object literals in the block, read as JS).
+const readmeExample = (() => {
+  const readme = readFileSync(path.join(root, 'wasm/package/README.md'), 'utf8');
+  const code = readme.slice(readme.indexOf('## Use it')).match(/```js\n([\s\S]*?)```/)[1];
+  const literal = (pattern) => new Function(`return (${code.match(pattern)[1]});`)();
+  return { code, user: literal(/const user = (\{.*\});/), options: literal(/model\.cascade\(user, (\{.*\})\)/) };
+})();
+
 const page = (head, script) => `<!doctype html><meta charset="utf-8"><title>funnel-recsys</title>${head}
 <script type="module" src="${script}"></script>\n`;
 const esm = page('', './main.js');
@@ -44,7 +53,8 @@ const esm = page('', './main.js');
 const BUNDLERS = {
   vite: {
     packages: ['vite@8.4.1'],
-    files: { 'index.html': page('', '/src/main.js') },
+    files: { 'index.html': page('', '/src/main.js'), 'readme.html': page('', '/src/readme.js'), 'src/readme.js': readmeExample.code,
+             'vite.config.js': "export default { build: { rollupOptions: { input: ['index.html', 'readme.html'] } } };\n" },
     build: [['node_modules/.bin/vite', 'build']],
     serve: 'dist',
   },
@@ -244,3 +254,34 @@ for (const name of Object.keys(BUNDLERS)) {
 test("vite: the dev server (`vite`) answers as the native SDK", { skip, timeout: 600_000 }, (t) => check(t, 'vite', false, true));
 test("vite: the dev server with COOP/COEP in server.headers runs the threaded entry, with the same answers on both models",
      { skip, timeout: 600_000 }, (t) => check(t, 'vite', true, true));
+
+test("vite: the package README's example, built as a page, logs what the native SDK recommends", { skip, timeout: 600_000 }, async (t) => {
+  let built;
+  try {
+    built = await setups.vite;
+  } catch (error) {
+    if (error instanceof InstallError) return t.skip(error.message);
+    throw error;
+  }
+  const { user, options } = readmeExample;
+  const expected = JSON.parse(execFileSync(env.FUNNEL_BIN, [
+    'recommend', '--model', goldenModel, '--user', JSON.stringify(user), '-k', String(options.k),
+    '--behaviours', options.behaviours.join(','), '--json'], { encoding: 'utf8' })).recommendations;
+  const server = await serve(built.dir, { extra: { '/model.funnel': readFileSync(goldenModel) } });
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    const errors = [];
+    tab.on('pageerror', (error) => errors.push(error.message));
+    tab.on('response', (response) => response.status() >= 400 && errors.push(`${response.url()}: ${response.status()}`));
+    const logged = new Promise((resolve) => tab.on('console', (message) => message.type() === 'log' && resolve(message.args()[0].jsonValue())));
+    await tab.goto(`http://127.0.0.1:${server.address().port}/readme.html`);
+    const items = await Promise.race([logged, new Promise((_, reject) => setTimeout(() => reject(new Error(`nothing logged in 60 s: ${errors}`)), 60_000))]);
+    assert.deepEqual(errors, []);
+    assert.equal(items.length, options.k);
+    sameAnswers('the README', [items], [{ user }], [expected]);
+  } finally {
+    await context.close();
+    server.close();
+  }
+});
