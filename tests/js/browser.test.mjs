@@ -11,7 +11,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
-import { chromium, chromiumPath, skipReason } from './support/chromium.mjs';
+import { staticFile } from '../../wasm/demo/static_file.mjs';
+import { launchChromium, skipReason } from './support/chromium.mjs';
 
 const env = process.env;
 const skip = skipReason(['FUNNEL_WASM_PACKAGE', 'FUNNEL_TEST_MODEL', 'FUNNEL_TEST_USERS']);
@@ -51,17 +52,14 @@ async function inChromium(isolated, modelPath = env.FUNNEL_TEST_MODEL) {
     const name = new URL(request.url, 'http://x').pathname;
     if (name === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>funnel</title>');
     if (name === '/model.funnel') return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(model);
-    const file = path.join(packageDir, name.replace(/^\/package\//, ''));
-    if (!name.startsWith('/package/') || name.includes('..') || !existsSync(file)) return response.writeHead(404).end();
+    if (!name.startsWith('/package/')) return response.writeHead(404).end();
+    const { status, file } = staticFile(packageDir, name.slice('/package'.length));
+    if (status !== 200) return response.writeHead(status).end();
     response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${server.address().port}`;
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors = [];

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium, launchChromium } from '../../tests/js/support/chromium.mjs';
 import { parseArguments, report } from './bench_layers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -18,12 +19,7 @@ const options = parseArguments(process.argv.slice(2), {
   module: path.join(root, 'build/wasm/bench-layers'), chromium: '/usr/bin/chromium',
 });
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  throw new Error('playwright-core is missing: run `npm install` at the repository root');
-}
+if (!chromium) throw new Error('playwright-core is missing: run `npm install` at the repository root');
 
 const page = `<!doctype html><meta charset="utf-8"><title>Funnel layer latency</title>
 <script src="funnel_bench_layers.cjs"></script>`;
@@ -49,11 +45,7 @@ const server = createServer(async (request, response) => {
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const url = `http://127.0.0.1:${server.address().port}/`;
 
-const browser = await chromium.launch({
-  executablePath: options.chromium,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium(options.chromium);
 try {
   const tab = await browser.newPage();
   tab.on('pageerror', (error) => console.error(`page error: ${error.message}`));

@@ -5,11 +5,13 @@
 // throws InstallError, which the tests report as a skip with npm's message; any other failure (ETARGET: no such
 // version, ERESOLVE, a broken tarball) is a real error and fails the test.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+
+import { staticFile } from '../../../wasm/demo/static_file.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const npmCache = path.join(root, 'build/npm-cache');
@@ -86,17 +88,16 @@ export async function serve(dir, { isolated = false, extra = {} } = {}) {
       response.setHeader('cross-origin-opener-policy', 'same-origin');
       response.setHeader('cross-origin-embedder-policy', 'require-corp');
     }
-    let name = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+    let name = new URL(request.url, 'http://x').pathname;
     if (extra[name]) return response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(extra[name]);
     if (name.endsWith('/')) name += 'index.html';
-    const file = path.join(dir, name);
-    if (name.includes('..') || !existsSync(file) || !statSync(file).isFile()) return response.writeHead(404).end();
+    const { status, file } = staticFile(dir, name);
+    if (status !== 200) return response.writeHead(status).end();
     response.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
 }
 
-// The flags the browser tests launch Debian's Chromium with.
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                              '--disable-component-update', '--disable-sync'];
+// The flags the browser tests launch Debian's Chromium with (support/chromium.mjs holds them).
+export { CHROMIUM_ARGS } from './chromium.mjs';
