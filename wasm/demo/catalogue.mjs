@@ -42,19 +42,25 @@ export function movieTitle(raw) {
 }
 
 // MovieLens 100K: titles and genres from u.item (the genre names from the dataset description), profiles from
-// u.user as the dataset description reads them, liked = rated 4 or 5.
+// u.user with the features, columns and types the dataset description gives (a feature with boundaries is a
+// number), liked = rated 4 or 5 (u.data's third column, which the description does not name: it is no feature).
 export function movieLensCatalogue(data, description) {
   const genres = description.items.features.find((f) => f.name === 'genres').flags;
-  const items = csv(`${data}/u.item`, '|').map((row) => {
-    const { title, year } = movieTitle(row[1]);
+  const items = csv(`${data}/${description.items.path}`, description.items.delimiter).map((row) => {
+    const { title, year } = movieTitle(row[1]);  // u.item's title column: no feature, so not in the description
     const tags = genres.names.filter((g, i) => row[genres.first_column + i] === '1' && g !== 'unknown');
-    return { key: row[0], title, detail: year, tags };
+    return { key: row[description.items.key], title, detail: year, tags };
   });
-  const users = csv(`${data}/u.user`, '|')
-    .map(([id, age, gender, occupation, zip]) => ({ user_id: id, gender, age: Number(age), occupation, zip3: zip }));
-  const { count, histories } = usage(csv(`${data}/u.data`, '\t'), { time: 3, liked: (row) => Number(row[2]) >= 4 });
-  const anonymous = Object.fromEntries(Object.keys(users[0]).map((name) => [name, '']));  // every feature unknown
-  return assemble('MovieLens 100K', 'films', items, count, users, 'user_id', histories, anonymous);
+  const { features, key } = description.users;
+  const users = csv(`${data}/${description.users.path}`, description.users.delimiter)
+    .map((row) => Object.fromEntries(features.map((f) => [f.name, f.boundaries ? Number(row[f.column]) : row[f.column]])));
+  const userKey = features.find((f) => f.column === key).name;
+  const { interactions } = description;
+  const { count, histories } = usage(csv(`${data}/${interactions.path}`, interactions.delimiter),
+                                     { user: interactions.user, item: interactions.item, time: interactions.timestamp,
+                                       liked: (row) => Number(row[2]) >= 4 });
+  const anonymous = Object.fromEntries(features.map((f) => [f.name, '']));  // every feature unknown
+  return assemble('MovieLens 100K', 'films', items, count, users, userKey, histories, anonymous);
 }
 
 // The built-in dataset's names: a department per category, an adjective per tag (so an item's name says what
