@@ -8,9 +8,15 @@
 import { loadModel, threads } from '/package/threads.mjs';  // the threaded build where the page is isolated
 
 const $ = (id) => document.getElementById(id);
-const sets = await (await fetch('/models/index.json')).json();
-const state = { picks: [], active: -1, shown: [] };
+const state = { picks: [], active: -1, shown: [], loads: 0 };
 const MAX_OPTIONS = 40;
+
+// A JSON file of the server's, or an error naming it and the HTTP status.
+async function fetchJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`);
+  return response.json();
+}
 
 const element = (tag, className, text) => {
   const node = document.createElement(tag);
@@ -42,6 +48,7 @@ function filterOptions() {
   }
   state.shown = matches.slice(0, MAX_OPTIONS);
   state.active = state.shown.length && words.length ? 0 : -1;
+  $('search').setAttribute('aria-expanded', String(state.shown.length > 0));
   $('options').replaceChildren(...state.shown.map((i, n) => {
     const li = itemBody(element('li', 'option'), demo.items[i]);
     li.id = `option-${n}`;
@@ -140,7 +147,9 @@ function describeProfile(match) {
 function list(id, items, finalKeys) {
   const { byKey } = state;
   $(id).replaceChildren(...items.map(({ key, score }) => {
-    const li = itemBody(element('li', finalKeys?.has(key) ? 'kept' : ''), byKey.get(key) ?? { title: key, tags: [] }, score);
+    const kept = finalKeys?.has(key);
+    const li = itemBody(element('li', kept ? 'kept' : ''), byKey.get(key) ?? { title: key, tags: [] }, score);
+    if (kept) li.querySelector('.head').append(element('span', 'visually-hidden', ', in your final recommendations'));
     li.dataset.key = key;
     li.title = `item ${key}, score ${score.toFixed(4)}`;
     return li;
@@ -177,6 +186,10 @@ function recommend() {
       `(${state.threads > 1 ? 'the threaded build' : 'single-threaded'}). Highlighted in stages 1 and 2: what made the final ${k}.`;
     $('profile').textContent = describeProfile(match);
     $('request').textContent = JSON.stringify({ features, ...request }, null, 1);
+    // Read out once per change (the lists themselves are not live: three lists of up to 100 would be noise).
+    const top = whole.items.slice(0, 3).map(({ key }) => state.byKey.get(key)?.title ?? key);
+    $('live-summary').textContent = `Recommendations updated for ${picks.length} pick${picks.length === 1 ? '' : 's'}: ` +
+      `${whole.items.length} ${demo.noun}, first ${top.join(', ')}.`;
     document.body.dataset.ready = 'true';
   } catch (error) {
     $('error').textContent = error.message;
@@ -191,29 +204,51 @@ function surprise() {
   changed();
 }
 
+// Loads the chosen dataset's file and catalogue, then swaps them in and frees the old model: the page keeps
+// answering with the old one while the new one loads, and a load overtaken by a later pick is dropped. A load
+// that fails leaves the old model in place and says why in #error.
 async function pickDataset() {
+  const load = ++state.loads;
   document.body.dataset.ready = 'false';
   const name = $('dataset').value;
-  state.model?.free();
-  const demo = await (await fetch(`/models/${name}/demo.json`)).json();
-  const model = await loadModel(`/models/${demo.model}`);
-  Object.assign(state, {
-    demo, model, picks: [], threads: await threads(),
-    byKey: new Map(demo.items.map((item) => [item.key, item])),
-    haystack: demo.items.map((item) => [item.title, item.detail, ...item.tags].join(' ').toLowerCase()),
-  });
+  let model;
+  try {
+    const demo = await fetchJson(`/models/${name}/demo.json`);
+    model = await loadModel(`/models/${demo.model}`);
+    const threadCount = await threads();
+    if (load !== state.loads) return model.free();
+    const old = state.model;
+    Object.assign(state, {
+      demo, model, picks: [], threads: threadCount,
+      byKey: new Map(demo.items.map((item) => [item.key, item])),
+      haystack: demo.items.map((item) => [item.title, item.detail, ...item.tags].join(' ').toLowerCase()),
+    });
+    old?.free();
+  } catch (error) {
+    if (model && model !== state.model) model.free();
+    if (load === state.loads) $('error').textContent = `Could not load the ${name} catalogue: ${error.message}`;
+    return undefined;
+  }
+  const { demo, model: current } = state;
   for (const node of document.querySelectorAll('.noun')) node.textContent = demo.noun;
   $('taste-title').textContent = demo.noun === 'films' ? 'Which films did you like?' : 'What did you like?';
   $('search').placeholder = `Search ${demo.items.length} ${demo.noun}…`;
   $('fields').textContent = demo.noun === 'films' ? 'year or genre' : 'department or price';
-  $('search').setAttribute('aria-label', `search ${demo.noun} by title, ${demo.noun === 'films' ? 'year or genre' : 'department or price'}`);
-  const info = model.inspect();
+  $('search-label').textContent = `Search ${demo.noun} by title, ${demo.noun === 'films' ? 'year or genre' : 'department or price'}`;
+  const info = current.inspect();
   $('status').textContent = `${demo.name}: ${info.catalogueSize} items, ${info.embeddingDim}-d embeddings, ` +
     `${(info.byteSize / 1024).toFixed(0)} KiB model file, loaded by the funnel-recsys package` +
     `${crossOriginIsolated ? ' (the page is cross-origin isolated)' : ''}.`;
   changed();
+  return undefined;
 }
 
+let sets = [];
+try {
+  sets = await fetchJson('/models/index.json');
+} catch (error) {
+  $('error').textContent = `Could not list the catalogues: ${error.message}`;
+}
 $('dataset').replaceChildren(...sets.map(({ id, name }) => new Option(name, id)));
 $('dataset').addEventListener('change', pickDataset);
 $('search').addEventListener('input', filterOptions);
@@ -221,4 +256,4 @@ $('search').addEventListener('keydown', onSearchKey);
 $('clear').addEventListener('click', () => { state.picks = []; changed(); });
 $('sample').addEventListener('click', surprise);
 for (const id of ['k', 'retrieve-k', 'prerank-k']) $(id).addEventListener('change', recommend);
-await pickDataset();
+if (sets.length) await pickDataset();

@@ -4,12 +4,31 @@
 import uPlot from '/vendor/uPlot.esm.js';
 
 const $ = (id) => document.getElementById(id);
-const sets = await (await fetch('/models/index.json')).json();
+// A file of the server's, or an error naming it and the HTTP status.
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`);
+  return response;
+}
 const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
 
+// The chart's text alternative: each series' first and last value, its lowest and highest.
+function describe(title, xLabel, x, series) {
+  const number = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
+  return `${title}, over ${x.length} ${xLabel}${x.length === 1 ? '' : 's'}. ` + series.map(([label, values]) => {
+    const known = values.map((v, i) => [x[i], v]).filter(([, v]) => v !== null && Number.isFinite(v));
+    if (!known.length) return `${label}: no values.`;
+    const ys = known.map(([, v]) => v);
+    return `${label}: ${number(known[0][1])} at ${xLabel} ${known[0][0]}, ${number(known.at(-1)[1])} at ${xLabel} ${known.at(-1)[0]}` +
+      ` (lowest ${number(Math.min(...ys))}, highest ${number(Math.max(...ys))}).`;
+  }).join(' ');
+}
+
 function chart(title, xLabel, x, series) {
-  const box = document.createElement('div');
+  const box = document.createElement('figure');
   box.className = 'chart';
+  box.setAttribute('role', 'img');
+  box.setAttribute('aria-label', describe(title, xLabel, x, series));
   $('charts').append(box);
   new uPlot({
     title, width: 560, height: 300,
@@ -20,10 +39,20 @@ function chart(title, xLabel, x, series) {
 }
 
 async function draw() {
+  document.body.dataset.ready = 'false';
   $('charts').replaceChildren();
-  const demo = await (await fetch(`/models/${$('dataset').value}/demo.json`)).json();
+  $('error').textContent = '';
+  try {
+    await drawCharts();
+  } catch (error) {
+    $('error').textContent = `Could not draw the charts: ${error.message}`;
+  }
+}
+
+async function drawCharts() {
+  const demo = await (await fetchOk(`/models/${$('dataset').value}/demo.json`)).json();
   for (const file of demo.metrics) {
-    const text = await (await fetch(`/models/${file}`)).text();
+    const text = await (await fetchOk(`/models/${file}`)).text();
     // A whole-funnel log holds every stage's epochs: the ranking stages' lines name their stage.
     const lines = text.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
     for (const stage of [...new Set(lines.map((e) => e.stage ?? 'retrieval'))]) {
@@ -48,6 +77,12 @@ async function draw() {
   document.body.dataset.ready = 'true';
 }
 
+let sets = [];
+try {
+  sets = await (await fetchOk('/models/index.json')).json();
+} catch (error) {
+  $('error').textContent = `Could not list the catalogues: ${error.message}`;
+}
 $('dataset').replaceChildren(...sets.map(({ id, name }) => new Option(name, id)));
 $('dataset').addEventListener('change', draw);
-await draw();
+if (sets.length) await draw();
