@@ -16,19 +16,34 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { builtinCatalogue, movieLensCatalogue } from './catalogue.mjs';
+import { staticFile } from './static_file.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+function fail(message) {
+  console.error(`serve.mjs: ${message}`);
+  process.exit(1);
+}
+// An option's value: the next argument, which must be there and not be another option.
+function option(name, fallback) {
+  if (!args.includes(name)) return fallback;
+  const value = args[args.indexOf(name) + 1];
+  if (value === undefined || value.startsWith('--')) fail(`${name} needs a value`);
+  return value;
+}
 const port = Number(option('--port', '8080'));
-const funnel = path.resolve(root, option('--funnel', ['build/release/train/funnel', 'build/helper-js/train/funnel']
-  .find((candidate) => existsSync(path.join(root, candidate))) ?? 'build/release/train/funnel'));
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be a port number (0 picks a free one), not '${option('--port')}'`);
+const funnel = path.resolve(root, option('--funnel', 'build/release/train/funnel'));
 const packageDir = path.join(root, 'build/wasm/package');
 const out = path.resolve(root, option('--out', 'build/web-demo'));
 const wanted = option('--datasets', 'builtin,ml-100k').split(',');
+const unknown = wanted.filter((name) => !['builtin', 'ml-100k'].includes(name));
+if (unknown.length) fail(`--datasets: unknown ${unknown.join(', ')} (builtin, ml-100k)`);
 // --quick (the test): less training, the same stages. The retrieval epochs, the ranker's, the pre-ranking
-// student's, and the share of the training instances the pre-ranking search visits.
-const [retrievalEpochs, rankingEpochs, studentEpochs, searchFraction] = args.includes('--quick') ? [3, 1, 1, 0.3] : [8, 2, 2, 1];
+// student's, the share of the training instances the pre-ranking search visits, and the most behaviours the ranker
+// reads (CAN's co-action cost grows with them).
+const [retrievalEpochs, rankingEpochs, studentEpochs, searchFraction, maxHistory] =
+  args.includes('--quick') ? [3, 1, 1, 0.15, 10] : [8, 2, 2, 1, 20];
 const demoDir = path.join(root, 'wasm/demo');
 
 const run = (...command) => execFileSync(funnel, command, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -50,7 +65,7 @@ function latencyTable(dir) {
 function trainFunnel(data, dir) {
   run('train-funnel', '--data', data, '--out', path.join(dir, 'funnel.funnel'), '--work', path.join(dir, 'stages'),
       '--set', `retrieval.epochs=${retrievalEpochs}`, '--set', 'retrieval.drift_sample=512', '--set', `ranking.epochs=${rankingEpochs}`,
-      '--set', 'ranking.max_history=20', '--set', `pre_ranking.student_epochs=${studentEpochs}`,
+      '--set', `ranking.max_history=${maxHistory}`, '--set', `pre_ranking.student_epochs=${studentEpochs}`,
       '--set', `pre_ranking.search_fraction=${searchFraction}`, '--set', 'pre_ranking.operators=[0,16,32,64]',
       '--set', `pre_ranking.latency_table=${latencyTable(dir)}`, '--metrics-log', path.join(dir, 'metrics.jsonl'));
 }
@@ -90,16 +105,12 @@ function prepareMovieLens() {
   return writeDemo(dir, 'ml-100k', movieLensCatalogue(data, JSON.parse(readFileSync(description, 'utf8'))));
 }
 
-if (!existsSync(path.join(packageDir, 'index.mjs'))) {
-  console.error('build the WASM package first: cmake --preset wasm && cmake --build --preset wasm');
-  process.exit(1);
-}
-if (!existsSync(funnel)) {
-  console.error(`no native funnel CLI at ${funnel} (cmake --preset release && cmake --build --preset release)`);
-  process.exit(1);
-}
+if (!existsSync(path.join(packageDir, 'index.mjs'))) fail('build the WASM package first: cmake --preset wasm && cmake --build --preset wasm');
+if (!existsSync(funnel)) fail(`no native funnel CLI at ${funnel} (cmake --preset release && cmake --build --preset release)`);
+mkdirSync(out, { recursive: true });
 // MovieLens first where it is there: the page opens on the first.
 const sets = [wanted.includes('ml-100k') && prepareMovieLens(), wanted.includes('builtin') && prepareBuiltin()].filter(Boolean);
+if (!sets.length) fail(`no dataset to serve (--datasets ${wanted.join(',')}); add builtin`);
 writeFileSync(path.join(out, 'index.json'), JSON.stringify(sets));
 // uPlot, vendored from node_modules: the pages never fetch anything from another origin.
 const uplot = path.join(root, 'node_modules/uplot/dist');
@@ -113,16 +124,24 @@ const TYPES = {
 };
 const ROUTES = [['/package/', packageDir], ['/models/', out], ['/vendor/', path.join(out, 'vendor')], ['/', demoDir]];
 
+// Only the names this server is reached by on this machine: a page on another site that rebinds its own name to
+// 127.0.0.1 (DNS rebinding) sends its own Host, and is refused.
+function allowedHost(host) {
+  const { port } = server.address();
+  return ['127.0.0.1', 'localhost'].some((name) => host === `${name}:${port}` || (port === 80 && host === name));
+}
+
 const server = createServer((request, response) => {
   response.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
   response.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
   response.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
   response.setHeader('Cache-Control', 'no-store');
-  let name = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+  if (!allowedHost(request.headers.host)) return response.writeHead(403).end('this server answers only to 127.0.0.1 and localhost');
+  let name = new URL(request.url, 'http://localhost').pathname;
   if (name === '/') name = '/index.html';
   const [prefix, dir] = ROUTES.find(([p]) => name.startsWith(p));
-  const file = path.join(dir, name.slice(prefix.length));
-  if (!file.startsWith(dir) || !existsSync(file) || file === dir) return response.writeHead(404).end('not found');
+  const { status, file } = staticFile(dir, name.slice(prefix.length - 1));
+  if (status !== 200) return response.writeHead(status).end(status === 400 ? 'bad request' : 'not found');
   try {
     response.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   } catch {
