@@ -74,8 +74,11 @@ test('a Web Worker searches a 70,000-item catalogue while the page stays respons
     assert.match(result.error, /^Error: InvalidArgument: missing feature/);
     // The control: searching on the main thread does block it, so the measure can see a pause.
     assert.ok(result.main.worstMs >= BUDGET_MS * 0.9, `the main thread's search paused it only ${result.main.worstMs} ms`);
-    // The same work in the worker took long enough to matter, and never paused the page for long.
-    assert.ok(result.worker.tookMs >= PAUSE_MS * 2, `the worker's search took only ${result.worker.tookMs} ms`);
+    // The same work in the worker took longer than the pause allowed (so that a short pause means something),
+    // and never paused the page for long. The worker mostly does the same cascades 2-4x faster than the main
+    // thread here (388 to 2,017 ms against 1,500 in eight runs on this loaded 2-core machine; warming up the main
+    // thread first did not change it), so twice the pause (500 ms) failed now and then; the pause is the check.
+    assert.ok(result.worker.tookMs >= PAUSE_MS, `the worker's search took only ${result.worker.tookMs} ms`);
     assert.ok(result.worker.worstMs < PAUSE_MS, `the page paused ${result.worker.worstMs} ms while the worker searched`);
   } finally {
     await browser?.close();
