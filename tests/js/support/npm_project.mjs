@@ -5,7 +5,7 @@
 // throws InstallError, which the tests report as a skip with npm's message; any other failure (ETARGET: no such
 // version, ERESOLVE, a broken tarball) is a real error and fails the test.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
