@@ -2,6 +2,7 @@
 // alone) and on the single-process communicator.
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <numeric>
 
 #include "train/distributed/communicator.hpp"
@@ -110,7 +111,8 @@ TEST_CASE("ShardedTable: owners partition the rows; fetch, push and gather move 
     CHECK(static_cast<bool>(table.shard().is_touched[i]) == (readers[table.owned()[i]] > 0));
   }
 
-  // Bytes follow the model: 4 B per remote id, dim floats per remote row each way.
+  // Bytes follow the model: 4 B per remote rank (the table's id count), 4 B per remote id, dim floats per
+  // remote row each way.
   uint64_t remote = 0;
   for (uint32_t row : want) remote += ShardedTable::owner(row, comm.size()) != comm.rank();
   // The rows this rank served: those the other ranks read and this one owns.
@@ -122,7 +124,7 @@ TEST_CASE("ShardedTable: owners partition the rows; fetch, push and gather move 
       if (row != 7) theirs.push_back(row);
     for (uint32_t row : theirs) served += ShardedTable::owner(row, comm.size()) == comm.rank();
   }
-  CHECK(table.bytes_sent() == remote * 4 + served * dim * 4 + remote * dim * 4);
+  CHECK(table.bytes_sent() == (comm.size() - 1) * 4u + remote * 4 + served * dim * 4 + remote * dim * 4);
   CHECK(table.exchanges() == 1);
 
   const std::vector<float> gathered = table.gather(0);
@@ -130,4 +132,58 @@ TEST_CASE("ShardedTable: owners partition the rows; fetch, push and gather move 
     CHECK(gathered == full);
   else
     CHECK(gathered.empty());
+}
+
+// Several tables in one RowExchange: each table's cache, owners' gradient sums and bytes are what its own
+// exchange gives, and the whole step makes 4 collective MPI calls (ids' counts, ids, values, gradients)
+// whatever the number of tables; one table fetched alone makes as many.
+TEST_CASE("RowExchange: every table in one exchange per phase, 4 collective calls a step", "[distributed][two_ranks]") {
+  Communicator& comm = world();
+  if (comm.size() != 2) {
+    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    return;
+  }
+  const std::vector<std::pair<uint32_t, size_t>> shapes = {{19, 3}, {7, 5}, {30, 2}};
+  std::vector<std::unique_ptr<ShardedTable>> fused, alone;
+  std::vector<std::vector<float>> fulls;
+  std::vector<std::vector<uint32_t>> wants;
+  for (size_t t = 0; t < shapes.size(); ++t) {
+    const auto [rows, dim] = shapes[t];
+    fulls.push_back(full_table(rows, dim));
+    for (auto* group : {&fused, &alone}) {
+      group->push_back(std::make_unique<ShardedTable>(comm, std::string("table ").append(std::to_string(t)), rows, dim));
+      group->back()->take_owned_rows(fulls.back().data());
+    }
+    // Rank r reads every (r + t + 2)-th row from r, and table 1 nothing on rank 1.
+    std::vector<uint32_t> want;
+    if (!(t == 1 && comm.rank() == 1))
+      for (uint32_t row = static_cast<uint32_t>(comm.rank()); row < rows; row += static_cast<uint32_t>(comm.rank() + t + 2)) want.push_back(row);
+    wants.push_back(want);
+  }
+  RowExchange exchange(comm);
+  const uint64_t before = comm.collective_calls();
+  for (size_t t = 0; t < shapes.size(); ++t) exchange.add(*fused[t], wants[t]);
+  exchange.fetch();
+  for (size_t t = 0; t < shapes.size(); ++t) {
+    const size_t dim = shapes[t].second;
+    REQUIRE(fused[t]->cache().value.size() == wants[t].size() * dim);
+    for (uint32_t row : wants[t])
+      for (size_t k = 0; k < dim; ++k) CHECK(fused[t]->cache().value[fused[t]->slots()[row] * dim + k] == fulls[t][row * dim + k]);
+    for (size_t i = 0; i < fused[t]->cache().grad.size(); ++i) fused[t]->cache().grad[i] = 0.25f * static_cast<float>(i % 7 + t);
+  }
+  exchange.push_gradients();
+  CHECK(comm.collective_calls() - before == 4);
+
+  for (size_t t = 0; t < shapes.size(); ++t) {
+    const uint64_t one = comm.collective_calls();
+    alone[t]->fetch(wants[t]);
+    for (size_t i = 0; i < alone[t]->cache().grad.size(); ++i) alone[t]->cache().grad[i] = 0.25f * static_cast<float>(i % 7 + t);
+    alone[t]->push_gradients();
+    CHECK(comm.collective_calls() - one == 4);
+    CHECK(fused[t]->cache().value == alone[t]->cache().value);
+    CHECK(fused[t]->shard().grad == alone[t]->shard().grad);
+    CHECK(fused[t]->shard().is_touched == alone[t]->shard().is_touched);
+    CHECK(fused[t]->bytes_sent() == alone[t]->bytes_sent());
+    CHECK(fused[t]->exchanges() == 1);
+  }
 }

@@ -26,6 +26,14 @@ void LocalCommunicator::alltoallv_bytes(std::span<const std::byte> send, const s
   recv_counts = send_counts;
 }
 
+void LocalCommunicator::alltoallv_known_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts,
+                                              std::vector<std::byte>& out, const std::vector<int>& recv_counts) {
+  if (recv_counts.size() != 1 || recv_counts[0] != send_counts.at(0))
+    throw CommunicationError("rank 0: alltoallv: the receive counts do not match what this rank sends itself");
+  std::vector<int> counts;
+  alltoallv_bytes(send, send_counts, out, counts);
+}
+
 void LocalCommunicator::abort(const std::string& message, int code) {
   std::fprintf(stderr, "rank 0: %s\n", message.c_str());
   std::fflush(stderr);

@@ -41,11 +41,18 @@ class Communicator {
   // every rank sent this one, in rank order, with recv_counts the length from each.
   virtual void alltoallv_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts, std::vector<std::byte>& out,
                                std::vector<int>& recv_counts) = 0;
+  // The same when every rank already knows what it receives from each (recv_counts, bytes): one MPI call
+  // (MPI_Alltoallv) where alltoallv_bytes makes two (an MPI_Alltoall of the counts first).
+  virtual void alltoallv_known_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts, std::vector<std::byte>& out,
+                                     const std::vector<int>& recv_counts) = 0;
   // `bytes` (the same length on every rank) takes root's contents.
   virtual void broadcast_bytes(std::span<std::byte> bytes, int root) = 0;
   virtual void barrier() = 0;
   // Ends every process of the run: "rank r: <message>" on stderr, then the exit code (MPI_Abort).
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
+  // The collective MPI calls this communicator has made (each one a point where every rank waits for the
+  // others; 0 for a single process, which makes none): what tests and benchmarks count per step.
+  uint64_t collective_calls() const { return collective_calls_; }
 
   // Typed forms over the byte operations (trivially copyable T).
   template <typename T>
@@ -72,6 +79,16 @@ class Communicator {
     alltoallv_bytes(std::as_bytes(send), byte_counts, out, recv_bytes);
     return from_bytes<T>(out, recv_bytes, recv_counts);
   }
+  // send_counts[r] elements to rank r, recv_counts[r] elements expected from rank r (one MPI call).
+  template <typename T>
+  std::vector<T> alltoallv_known(std::span<const T> send, const std::vector<int>& send_counts, const std::vector<int>& recv_counts) {
+    std::vector<int> send_bytes(send_counts.size()), recv_bytes(recv_counts.size());
+    for (size_t r = 0; r < send_counts.size(); ++r) send_bytes[r] = send_counts[r] * static_cast<int>(sizeof(T));
+    for (size_t r = 0; r < recv_counts.size(); ++r) recv_bytes[r] = recv_counts[r] * static_cast<int>(sizeof(T));
+    std::vector<std::byte> out;
+    alltoallv_known_bytes(std::as_bytes(send), send_bytes, out, recv_bytes);
+    return from_bytes<T>(out, recv_bytes, nullptr);
+  }
   template <typename T>
   void broadcast(std::span<T> values, int root) {
     broadcast_bytes(std::as_writable_bytes(values), root);
@@ -82,6 +99,9 @@ class Communicator {
   }
   // A string (any length on root; the others receive it).
   void broadcast(std::string& text, int root);
+
+ protected:
+  uint64_t collective_calls_ = 0;
 
  private:
   template <typename T>
@@ -110,6 +130,8 @@ class LocalCommunicator final : public Communicator {
   }
   void alltoallv_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts, std::vector<std::byte>& out,
                        std::vector<int>& recv_counts) override;
+  void alltoallv_known_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts, std::vector<std::byte>& out,
+                             const std::vector<int>& recv_counts) override;
   void broadcast_bytes(std::span<std::byte>, int) override {}
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message, int code) override;

@@ -29,24 +29,24 @@ class MpiCommunicator final : public Communicator {
   void allgatherv_bytes(std::span<const std::byte> bytes, std::vector<std::byte>& out, std::vector<int>& counts) override {
     const int mine = count_of(bytes.size(), "MPI_Allgatherv");
     counts.assign(static_cast<size_t>(size_), 0);
-    check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), "MPI_Allgather");
+    collective(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), "MPI_Allgather");
     const std::vector<int> displacements = offsets(counts, "MPI_Allgatherv");
     out.resize(static_cast<size_t>(displacements.back() + counts.back()));
-    check(MPI_Allgatherv(bytes.data(), mine, MPI_BYTE, out.data(), counts.data(), displacements.data(), MPI_BYTE, comm_),
+    collective(MPI_Allgatherv(bytes.data(), mine, MPI_BYTE, out.data(), counts.data(), displacements.data(), MPI_BYTE, comm_),
           "MPI_Allgatherv");
   }
 
   void gatherv_bytes(std::span<const std::byte> bytes, std::vector<std::byte>& out, std::vector<int>& counts, int root) override {
     const int mine = count_of(bytes.size(), "MPI_Gatherv");
     std::vector<int> all(static_cast<size_t>(size_), 0);
-    check(MPI_Gather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, root, comm_), "MPI_Gather");
+    collective(MPI_Gather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, root, comm_), "MPI_Gather");
     std::vector<int> displacements(static_cast<size_t>(size_), 0);
     std::vector<std::byte> received;
     if (rank_ == root) {
       displacements = offsets(all, "MPI_Gatherv");
       received.resize(static_cast<size_t>(displacements.back() + all.back()));
     }
-    check(MPI_Gatherv(bytes.data(), mine, MPI_BYTE, received.data(), all.data(), displacements.data(), MPI_BYTE, root, comm_),
+    collective(MPI_Gatherv(bytes.data(), mine, MPI_BYTE, received.data(), all.data(), displacements.data(), MPI_BYTE, root, comm_),
           "MPI_Gatherv");
     if (rank_ == root) {
       out = std::move(received);
@@ -63,23 +63,38 @@ class MpiCommunicator final : public Communicator {
     if (static_cast<size_t>(send_displacements.back() + send_counts.back()) != send.size())
       throw CommunicationError(where("MPI_Alltoallv") + ": the send counts do not describe the send buffer");
     recv_counts.assign(static_cast<size_t>(size_), 0);
-    check(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm_), "MPI_Alltoall");
+    collective(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm_), "MPI_Alltoall");
     const std::vector<int> recv_displacements = offsets(recv_counts, "MPI_Alltoallv");
     out.resize(static_cast<size_t>(recv_displacements.back() + recv_counts.back()));
-    check(MPI_Alltoallv(send.data(), send_counts.data(), send_displacements.data(), MPI_BYTE, out.data(), recv_counts.data(),
+    collective(MPI_Alltoallv(send.data(), send_counts.data(), send_displacements.data(), MPI_BYTE, out.data(), recv_counts.data(),
                         recv_displacements.data(), MPI_BYTE, comm_),
           "MPI_Alltoallv");
+  }
+
+  void alltoallv_known_bytes(std::span<const std::byte> send, const std::vector<int>& send_counts, std::vector<std::byte>& out,
+                             const std::vector<int>& recv_counts) override {
+    if (send_counts.size() != static_cast<size_t>(size_) || recv_counts.size() != static_cast<size_t>(size_))
+      throw CommunicationError(where("MPI_Alltoallv") + ": counts for " + std::to_string(send_counts.size()) + " and " +
+                               std::to_string(recv_counts.size()) + " ranks in a world of " + std::to_string(size_));
+    const std::vector<int> send_displacements = offsets(send_counts, "MPI_Alltoallv");
+    if (static_cast<size_t>(send_displacements.back() + send_counts.back()) != send.size())
+      throw CommunicationError(where("MPI_Alltoallv") + ": the send counts do not describe the send buffer");
+    const std::vector<int> recv_displacements = offsets(recv_counts, "MPI_Alltoallv");
+    out.resize(static_cast<size_t>(recv_displacements.back() + recv_counts.back()));
+    collective(MPI_Alltoallv(send.data(), send_counts.data(), send_displacements.data(), MPI_BYTE, out.data(), recv_counts.data(),
+                             recv_displacements.data(), MPI_BYTE, comm_),
+               "MPI_Alltoallv");
   }
 
   void broadcast_bytes(std::span<std::byte> bytes, int root) override {
     // In pieces below INT_MAX bytes: MPI's counts are ints.
     for (size_t done = 0; done < bytes.size();) {
       const size_t piece = std::min<size_t>(bytes.size() - done, static_cast<size_t>(INT_MAX));
-      check(MPI_Bcast(bytes.data() + done, static_cast<int>(piece), MPI_BYTE, root, comm_), "MPI_Bcast");
+      collective(MPI_Bcast(bytes.data() + done, static_cast<int>(piece), MPI_BYTE, root, comm_), "MPI_Bcast");
       done += piece;
     }
   }
-  void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  void barrier() override { collective(MPI_Barrier(comm_), "MPI_Barrier"); }
 
   void abort(const std::string& message, int code) override {
     std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
@@ -93,6 +108,11 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
 
   std::string where(const char* call) const { return "rank " + std::to_string(rank_) + ": " + call; }
+  // A collective call: counted, then checked.
+  void collective(int code, const char* call) {
+    ++collective_calls_;
+    check(code, call);
+  }
   void check(int code, const char* call) const {
     if (code == MPI_SUCCESS) return;
     char text[MPI_MAX_ERROR_STRING];
@@ -118,7 +138,7 @@ class MpiCommunicator final : public Communicator {
     const size_t element = type == MPI_FLOAT ? sizeof(float) : sizeof(double);
     for (size_t done = 0; done < n;) {
       const size_t piece = std::min<size_t>(n - done, static_cast<size_t>(INT_MAX));
-      check(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(values) + done * element, static_cast<int>(piece), type, MPI_SUM, comm_),
+      collective(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(values) + done * element, static_cast<int>(piece), type, MPI_SUM, comm_),
             "MPI_Allreduce");
       done += piece;
     }

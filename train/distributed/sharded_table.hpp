@@ -13,9 +13,16 @@
 //                    shard().grad and marks the rows touched, so the optimiser (dense or lazy Adam over
 //                    shard()) updates the rows this rank owns and no others.
 //
+// A trainer with several tables exchanges them all at once through a RowExchange: one message per phase for
+// every table (ids, values, gradients), so a step makes 4 collective MPI calls however many tables there are
+// (an MPI_Alltoall of the id counts and an MPI_Alltoallv of the ids; one MPI_Alltoallv of the values; one of
+// the gradients, whose sizes both sides already know). ShardedTable::fetch / push_gradients are the exchange
+// of one table.
+//
 // Every call named collective must be made by every rank, in the same order, even with no rows. Bytes sent
-// to other ranks (ids, values, gradients; not what a rank sends itself) are counted for the benchmark: per
-// step, 4 B per remote id + 2 x 4 dim B per remote row. Memory per rank: the owned rows (values, gradients
+// to other ranks (ids, values, gradients; not what a rank sends itself) are counted per table for the
+// benchmark: per step, 4 B per remote rank (the table's id count in the message) + 4 B per remote id +
+// 2 x 4 dim B per remote row. Memory per rank: the owned rows (values, gradients
 // and the optimiser's moments), the cache (the batch's rows) and 8 B per table row (the slot map and, on the
 // owner, the global-to-local index).
 //
@@ -36,6 +43,8 @@
 namespace funnel::train {
 
 class ShardedTable {
+  friend class RowExchange;
+
  public:
   // A table of `rows` rows of `dim` floats, named `name` (the shard and the cache carry the name).
   ShardedTable(Communicator& comm, std::string name, uint32_t rows, size_t dim);
@@ -78,6 +87,7 @@ class ShardedTable {
   // The last fetch: how many ids went to each rank and in which order (cache rows grouped by owner), and
   // the ids each rank asked of this one (local shard rows), in their order.
   std::vector<int> request_counts_;
+  std::vector<int> request_offsets_;     // where each owner's ids begin in request_order_
   std::vector<uint32_t> request_order_;  // cache rows, grouped by owner
   std::vector<int> served_counts_;
   std::vector<uint32_t> served_local_;  // shard rows asked for, grouped by asking rank
@@ -85,6 +95,36 @@ class ShardedTable {
 
   uint32_t local_index(uint32_t row) const;
   uint64_t remote_elements(const std::vector<int>& counts) const;
+  // RowExchange's steps for this table: the request (the ids grouped by owner, request_counts_ and
+  // request_offsets_ say where), and an empty cache for the rows asked for.
+  std::vector<uint32_t> plan_request(std::span<const uint32_t> rows);
+  void prepare_cache(std::span<const uint32_t> rows);
+};
+
+// The row exchange of several tables at once (every table the trainer reads; the same tables, in the same
+// order, on every rank). Per step: add(table, rows) for each table, fetch(), the forward and backward on the
+// tables' caches, push_gradients(). Each table's cache, slots, bytes and exchange count are as if it had
+// been fetched on its own; the sums into the owners' gradients are the same, in the same order.
+class RowExchange {
+  friend class ShardedTable;
+
+ public:
+  explicit RowExchange(Communicator& comm) : comm_(comm) {}
+  // Stages `table` (of this exchange's communicator) with the distinct global ids its batch reads; the next
+  // fetch() exchanges it. Clears what the previous fetch exchanged.
+  void add(ShardedTable& table, std::span<const uint32_t> rows);
+  // Collective: every staged table's rows into its cache (3 MPI calls for all the tables).
+  void fetch();
+  // Collective: the gradients of the last fetch's tables to their owners (1 MPI call).
+  void push_gradients();
+  // The tables of the last fetch (or staged for the next).
+  size_t tables() const { return tables_.size(); }
+
+ private:
+  Communicator& comm_;
+  std::vector<ShardedTable*> tables_;
+  std::vector<std::vector<uint32_t>> rows_;  // per staged table
+  bool fetched_ = false;
 };
 
 }  // namespace funnel::train

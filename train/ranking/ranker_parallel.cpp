@@ -9,7 +9,7 @@
 namespace funnel::train {
 
 RankerParallel::RankerParallel(Communicator& comm, RankerModel& model, const RankerConfig& config, const CtrInstances& instances)
-    : comm_(comm), model_(model), instances_(instances), batch_size_(config.batch_size) {
+    : comm_(comm), model_(model), instances_(instances), batch_size_(config.batch_size), exchange_(comm) {
   for (Parameter* p : model.parameters()) (p->sparse ? tables_ : dense_).push_back(p);
   const bool shard = comm.distributed() && config.embedding_sharding == "sharded";
   for (Parameter* p : model.parameters()) {
@@ -59,11 +59,15 @@ void RankerParallel::fetch_rows(std::span<const uint32_t> batch) {
       rows_[t].push_back(row);
     }
   });
-  // Every rank fetches every table, in the same order, even with no rows of it.
+  // Every rank fetches every table, in the same order, even with no rows of it: all in one exchange.
   for (size_t t = 0; t < tables_.size(); ++t) {
     for (uint32_t row : rows_[t]) marked_[t][row] = 0;
+    exchange_.add(*shards_[t], rows_[t]);
+  }
+  exchange_.fetch();
+  // The model reads its whole-table copy (see ranker_parallel.hpp's limits): the fetched rows go there.
+  for (size_t t = 0; t < tables_.size(); ++t) {
     ShardedTable& shard = *shards_[t];
-    shard.fetch(rows_[t]);
     Parameter& table = *tables_[t];
     const size_t width = table.row_size;
     for (uint32_t row : rows_[t])
@@ -117,8 +121,8 @@ float RankerParallel::reduce_gradients(float local_loss) {
         table.is_touched[row] = 0;
       }
       table.touched.clear();
-      shard.push_gradients();
     }
+    exchange_.push_gradients();  // every table at once
   } else {
     sum_replicated_rows();
   }

@@ -12,7 +12,8 @@
 //               weights, eq. 5-9: a row like any other, sharded with its table; this model has no dense
 //               micro-MLP parameter): "sharded" (ShardedTable, owner = hash(row) mod world: the rows a batch
 //               reads are fetched from their owners before the forward and their gradients sent back after the
-//               backward, the owner applies the optimiser to its rows) or "replicated" (every rank holds and
+//               backward, the owner applies the optimiser to its rows; all the tables in one RowExchange: 4
+//               collective calls per step however many tables) or "replicated" (every rank holds and
 //               updates the whole table; the gradients of the rows any rank touched are summed over the ranks).
 //   evaluation  on rank 0, through the SDK on the exported file, after the shards are gathered there; the
 //               metrics are broadcast so that every rank keeps the same best epoch.
@@ -79,6 +80,7 @@ class RankerParallel {
   std::vector<Parameter*> tables_;  // the model's embedding tables
   std::vector<Parameter*> dense_;   // the rest
   std::vector<std::unique_ptr<ShardedTable>> shards_;  // per table when sharded
+  RowExchange exchange_;                               // every shard's rows, one exchange per step
   std::vector<Parameter*> optimised_;
   // The rows a batch reads, per table, each once (marked_ clears after every batch).
   std::vector<std::vector<uint32_t>> rows_;

@@ -150,6 +150,7 @@ std::vector<Parameter*> TowerNet::parameters() {
 }
 
 void TowerNet::shard_tables(Communicator& comm) {
+  comm_ = &comm;
   shards_.resize(embeddings_.size());
   size_t bag = 0;
   for (size_t f = 0; f < embeddings_.size(); ++f) {
@@ -181,7 +182,7 @@ size_t TowerNet::whole_rows(const Parameter* p) const {
   return 0;
 }
 
-void TowerNet::fetch_rows(std::span<const uint32_t> rows) {
+void TowerNet::stage_rows(RowExchange& exchange, std::span<const uint32_t> rows) {
   std::vector<uint32_t> ids;
   for (size_t f = 0; f < shards_.size(); ++f) {
     if (!shards_[f]) continue;
@@ -191,13 +192,15 @@ void TowerNet::fetch_rows(std::span<const uint32_t> rows) {
       for (uint32_t id : lists[b]) ids.push_back(id);
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    shards_[f]->fetch(ids);
+    exchange.add(*shards_[f], ids);
   }
 }
 
-void TowerNet::push_gradients() {
-  for (auto& shard : shards_)
-    if (shard) shard->push_gradients();
+void TowerNet::fetch_rows(std::span<const uint32_t> rows) {
+  if (!sharded()) return;
+  RowExchange exchange(*comm_);
+  stage_rows(exchange, rows);
+  exchange.fetch();
 }
 
 void TowerNet::gather_tables(int root) {

@@ -77,10 +77,11 @@ class TowerNet {
   // The rows of the whole table `p` holds rows of: a shard's table's, a whole sparse parameter's own; 0 for a
   // parameter not of this tower.
   size_t whole_rows(const Parameter* p) const;
-  // Collective: the rows the features of entity rows `rows` read, from their owners.
+  // Stages in `exchange` the rows the features of entity rows `rows` read (every table, each once); the
+  // exchange's fetch() brings them, its push_gradients() returns their gradients, with any other tower's.
+  void stage_rows(RowExchange& exchange, std::span<const uint32_t> rows);
+  // Collective: the rows the features of entity rows `rows` read, from their owners (this tower alone).
   void fetch_rows(std::span<const uint32_t> rows);
-  // Collective: the fetched rows' gradients to their owners.
-  void push_gradients();
   // Collective: every table whole on `root`, for view() (evaluation, export); the other ranks keep shards only.
   void gather_tables(int root);
   // Bytes the row exchange sent to other ranks so far, over the tables.
@@ -93,6 +94,7 @@ class TowerNet {
   std::vector<Parameter*> embeddings_;  // per table feature; nullptr for dense
   std::vector<Parameter*> defaults_;    // per table feature when default_inputs; empty otherwise
   std::vector<std::unique_ptr<ShardedTable>> shards_;  // per table feature once sharded (nullptr for dense)
+  Communicator* comm_ = nullptr;                       // once sharded
   std::vector<EmbeddingBag> bags_;      // per categorical feature, in feature order
   std::vector<Linear> linears_;
   size_t input_dim_ = 0;

@@ -394,6 +394,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
       batch.clear();
       end += rows.next(global_batch_size, &batch);
       if (batch.size() < 2) continue;  // a softmax over one column has nothing to learn from
+      const uint64_t calls_before = comm.collective_calls();
       assemble_batch(batch, comm, users, items, global);
       const std::vector<uint32_t>& batch_items = distributed ? global.items : items;
       fill_log_q(config, streaming, count_log_q, run.step, batch_items, log_q);
@@ -404,6 +405,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
       const double loss = forward_backward(model, comm, users, items, log_q, global, config, negatives, &ssl_loss);
       if (!std::isfinite(loss) || !std::isfinite(ssl_loss)) throw_non_finite(loss, ssl_loss, epoch, s + 1, rate);
       allreduce.reduce();
+      result.step_collectives += comm.collective_calls() - calls_before;
       adam.step();
       // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave;
       // distributed, the global batch's, the same on every rank.
