@@ -83,3 +83,33 @@ TEST_CASE("mpirun -np 2 funnel train: a failing rank stops every rank, the check
   CHECK(read_text(dir.file("resumed.funnel")) == read_text(dir.file("full.funnel")));
 #endif
 }
+
+// Only train and train-ranker are data-parallel. Every other verb, started as one of 2 mpirun processes,
+// refuses with one message and a non-zero exit instead of running twice over the same files (train-funnel
+// used to train retrieval across the ranks and have every rank write the retrieval file).
+TEST_CASE("mpirun -np 2 funnel <a verb that is not data-parallel>: refused, nothing written", "[cli]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("skipped: built without MPI");
+#else
+  funnel::test::TempDir dir;
+  funnel::train::SyntheticOptions synthetic;
+  synthetic.users = 120;
+  synthetic.items = 60;
+  synthetic.categories = 4;
+  synthetic.mean_interactions = 8;
+  const std::string data = funnel::train::write_synthetic_dataset(dir.file("data"), synthetic);
+  const std::string mpirun = std::string(FUNNEL_MPIEXEC) + " -np 2 " + FUNNEL_CLI;
+  for (const std::string& args : {" train-funnel --data " + data + " --out " + dir.file("funnel_out") + " --threads 1",
+                                  " generate --out " + dir.file("generated"), " prepare " + data + " --out " + dir.file("prepared")}) {
+    INFO(args);
+    CHECK(run(mpirun + args, dir.file("err")) != 0);
+    const std::string err = read_text(dir.file("err"));
+    INFO(err);
+    const std::string verb = args.substr(1, args.find(' ', 1) - 1);
+    CHECK_THAT(err, Contains("'" + verb + "' is not data-parallel") && Contains("without mpirun"));
+  }
+  CHECK(!std::filesystem::exists(dir.file("funnel_out")));
+  CHECK(!std::filesystem::exists(dir.file("generated")));
+  CHECK(!std::filesystem::exists(dir.file("prepared")));
+#endif
+}

@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "funnel/funnel.hpp"
 #include "train/cli/commands.hpp"
@@ -22,6 +24,19 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S] %v");
   int code = 0;
   try {
+    // Only `train` and `train-ranker` are data-parallel (docs/distributed.md). Every other verb would run once
+    // per rank and write the same files (or, with an empty model on ranks other than 0, worse): refuse it.
+    const std::vector<CLI::App*> chosen = app.get_subcommands();
+    const std::string verb = chosen.empty() ? std::string() : chosen.front()->get_name();
+    if (verb != "train" && verb != "train-ranker" && funnel::train::world().distributed()) {
+      if (funnel::train::world().rank() == 0)
+        std::fprintf(stderr,
+                     "funnel: error: '%s' is not data-parallel: run it as one process, without mpirun or srun "
+                     "(only train and train-ranker train across ranks)\n",
+                     verb.c_str());
+      funnel::train::finalize_world();
+      return 1;
+    }
     for (const auto& family : families)
       if (const std::optional<int> result = family->run()) {
         code = *result;
@@ -30,7 +45,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     // Under mpirun one rank's failure ends every rank ("rank r: <cause>", MPI_Abort): the others would wait
     // for it in their next collective call forever.
-    if (funnel::train::built_with_mpi() && funnel::train::world().distributed()) funnel::train::world().abort(e.what(), 1);
+    // (world() itself may be what failed: launched but refused; then there is no world to stop.)
+    bool distributed = false;
+    try {
+      distributed = funnel::train::built_with_mpi() && funnel::train::world().distributed();
+    } catch (const std::exception&) {
+    }
+    if (distributed) funnel::train::world().abort(e.what(), 1);
     std::fprintf(stderr, "funnel: error: %s\n", e.what());
     code = 1;
   }

@@ -76,8 +76,9 @@ int run_train(const TrainArgs& args) {
                                std::to_string(config.shuffle_buffer) + " rows"
                          : std::string());
 
-  MetricsLog metrics_log(args.metrics_log);
+  MetricsLog metrics_log(comm.rank() == 0 ? args.metrics_log : "");
   TrainOptions options;
+  options.communicator = &comm;
   options.checkpoint = args.checkpoint;
   options.resume = args.resume;
   options.observer = retrieval_progress(config, &metrics_log);

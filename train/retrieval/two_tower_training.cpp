@@ -312,7 +312,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
   if (train_rows < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
-  Communicator& comm = options.communicator ? *options.communicator : world();
+  Communicator& comm = options.communicator ? *options.communicator : local_communicator();
   const bool distributed = comm.distributed();
   const int rank = comm.rank(), ranks = comm.size();
   if (distributed && config.ssl != "none")

@@ -47,8 +47,8 @@ struct TrainOptions {
   std::string resume;
   Metadata metadata;       // joins the model file's own metadata (the config, metrics, history)
   TrainObserver observer;  // distributed: called on rank 0 only
-  // The processes that train together (docs/distributed.md); nullptr: world(), which is one process unless
-  // launched by mpirun or srun. Distributed, batch_size is per rank and the global batch is batch_size x
+  // The processes that train together (docs/distributed.md); nullptr: this process alone (local_communicator),
+  // even under mpirun: only a caller that means to train across ranks (the CLI's `train`) passes world(). Distributed, batch_size is per rank and the global batch is batch_size x
   // ranks; only rank 0 evaluates, exports (model_file) and reports.
   Communicator* communicator = nullptr;
 };
