@@ -1,8 +1,10 @@
 #include "train/distributed/communicator.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string>
 
 namespace funnel::train {
 
@@ -47,9 +49,16 @@ Communicator& local_communicator() {
 
 namespace {
 
-// What mpirun (OpenMPI), PMIx launchers and srun (PMI) put in a launched process's environment.
+// SLURM_NTASKS when it says more than one task: srun (or an sbatch allocation of several tasks) started this
+// process as one of several, whether or not it set up PMI for MPI (`srun --mpi=pmix` does).
+int slurm_tasks() {
+  const char* tasks = std::getenv("SLURM_NTASKS");
+  return tasks ? std::atoi(tasks) : 0;
+}
+
+// What mpirun (OpenMPI), PMIx launchers and srun (PMI, or SLURM_NTASKS > 1) put in a launched process's environment.
 bool launched_by_mpi_launcher() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE");
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE") || slurm_tasks() > 1;
 }
 
 }  // namespace
@@ -63,11 +72,12 @@ Communicator& world() {
   if (!checked) {
     checked = true;
     // Each process would train alone on the whole data and write the same files: refuse instead.
-    const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
-    if (!size) size = std::getenv("PMI_SIZE");
-    if (launched_by_mpi_launcher() && size && std::atoi(size) > 1)
-      throw CommunicationError(std::string("launched as one of ") + size +
-                               " processes, but this funnel was built without MPI (FUNNEL_MPI=OFF or no OpenMPI found); "
+    const char* named = std::getenv("OMPI_COMM_WORLD_SIZE");
+    if (!named) named = std::getenv("PMI_SIZE");
+    const int size = std::max(named ? std::atoi(named) : 0, slurm_tasks());
+    if (launched_by_mpi_launcher() && size > 1)
+      throw CommunicationError("launched as one of " + std::to_string(size) +
+                               " processes (mpirun or srun), but this funnel was built without MPI (FUNNEL_MPI=OFF or no OpenMPI found); "
                                "rebuild with libopenmpi-dev installed, or run it without mpirun");
   }
   return local_communicator();
@@ -80,7 +90,16 @@ void mpi_finalize_world();
 void finalize_world() { mpi_finalize_world(); }
 
 Communicator& world() {
-  static Communicator* const the_world = mpi_world_if_launched(launched_by_mpi_launcher());
+  static Communicator* const the_world = [] {
+    Communicator* launched = mpi_world_if_launched(launched_by_mpi_launcher());
+    // srun without PMI for MPI (no --mpi=pmix) starts N singletons: each would train alone on the whole data
+    // and write the same --out. Refuse instead.
+    if (launched && launched->size() == 1 && slurm_tasks() > 1)
+      throw CommunicationError("SLURM_NTASKS is " + std::to_string(slurm_tasks()) +
+                               " but MPI sees a world of 1 process: launch with `srun --mpi=pmix -n N funnel ...` "
+                               "(or mpirun), or run one task");
+    return launched;
+  }();
   return the_world ? *the_world : local_communicator();
 }
 #endif

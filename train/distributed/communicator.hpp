@@ -13,6 +13,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace funnel::train {
@@ -57,6 +58,7 @@ class Communicator {
   // Typed forms over the byte operations (trivially copyable T).
   template <typename T>
   std::vector<T> allgatherv(std::span<const T> values, std::vector<int>* counts = nullptr) {
+    static_assert(std::is_trivially_copyable_v<T>, "the collectives copy T as bytes");
     std::vector<std::byte> out;
     std::vector<int> byte_counts;
     allgatherv_bytes(std::as_bytes(values), out, byte_counts);
@@ -64,6 +66,7 @@ class Communicator {
   }
   template <typename T>
   std::vector<T> gatherv(std::span<const T> values, int root, std::vector<int>* counts = nullptr) {
+    static_assert(std::is_trivially_copyable_v<T>, "the collectives copy T as bytes");
     std::vector<std::byte> out;
     std::vector<int> byte_counts;
     gatherv_bytes(std::as_bytes(values), out, byte_counts, root);
@@ -72,6 +75,7 @@ class Communicator {
   // send is grouped by destination rank, send_counts[r] elements to rank r.
   template <typename T>
   std::vector<T> alltoallv(std::span<const T> send, const std::vector<int>& send_counts, std::vector<int>* recv_counts = nullptr) {
+    static_assert(std::is_trivially_copyable_v<T>, "the collectives copy T as bytes");
     std::vector<int> byte_counts(send_counts.size());
     for (size_t r = 0; r < send_counts.size(); ++r) byte_counts[r] = send_counts[r] * static_cast<int>(sizeof(T));
     std::vector<std::byte> out;
@@ -91,6 +95,7 @@ class Communicator {
   }
   template <typename T>
   void broadcast(std::span<T> values, int root) {
+    static_assert(std::is_trivially_copyable_v<T>, "the collectives copy T as bytes");
     broadcast_bytes(std::as_writable_bytes(values), root);
   }
   template <typename T>

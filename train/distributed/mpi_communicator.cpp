@@ -156,9 +156,18 @@ Communicator* mpi_world_if_launched(bool launched) {
   if (!initialised) {
     // Only the thread that called world() makes MPI calls; OpenMP threads compute between them.
     int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-      throw CommunicationError("MPI_Init_thread failed");
+    const int status = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (status != MPI_SUCCESS) {
+      char text[MPI_MAX_ERROR_STRING] = {};
+      int length = 0;
+      MPI_Error_string(status, text, &length);
+      throw CommunicationError("MPI_Init_thread failed: " + std::string(text, static_cast<size_t>(length)));
+    }
     started_mpi = true;
+    if (provided < MPI_THREAD_FUNNELED)
+      throw CommunicationError("MPI_Init_thread provided thread level " + std::to_string(provided) +
+                               ", below MPI_THREAD_FUNNELED (" + std::to_string(MPI_THREAD_FUNNELED) +
+                               "): this MPI cannot be used from a multi-threaded (OpenMP) process");
   }
   static MpiCommunicator world(MPI_COMM_WORLD);
   return &world;
