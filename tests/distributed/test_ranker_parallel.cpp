@@ -133,10 +133,10 @@ struct SharedDir {
 // 1% of one Adam step (the learning rate, 3e-3, bounds a step's size per value): a rank that trained on the
 // wrong instances, a gradient not summed or summed twice, or a loss divided by the rank's batch instead of the
 // global one moves values by whole steps and fails it (the last measured 1.0e-3).
-TEST_CASE("Distributed ranker: 2 ranks with batch b train as 1 rank with batch 2b", "[distributed][ranker]") {
+TEST_CASE("Distributed ranker: 2 ranks with batch b train as 1 rank with batch 2b", "[distributed][ranker][two_ranks]") {
   Communicator& comm = world();
   if (comm.size() != 2) {
-    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    WARN("skipped: needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
     return;
   }
   // The last: the tables under a row-wise sparse optimiser (train/core/sparse_optimizer.hpp), the MLP under Adam.
@@ -193,10 +193,10 @@ TEST_CASE("Distributed ranker: a sharded step makes 5 collective calls for all i
 // The same run with tables sharded (each rank optimises the rows it owns) and replicated (every rank all of
 // them): bit for bit, since with 2 ranks both sum a row's gradient as rank 0's + rank 1's, and a shard's
 // dense Adam step is the deferred one's arithmetic.
-TEST_CASE("Distributed ranker: sharded tables train as replicated ones", "[distributed][ranker]") {
+TEST_CASE("Distributed ranker: sharded tables train as replicated ones", "[distributed][ranker][two_ranks]") {
   Communicator& comm = world();
   if (comm.size() != 2) {
-    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    WARN("skipped: needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
     return;
   }
   for (const char* optimizer : {"adam", "lazy_adam", "sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
@@ -223,10 +223,10 @@ TEST_CASE("Distributed ranker: sharded tables train as replicated ones", "[distr
   }
 }
 
-TEST_CASE("Distributed ranker: a resumed run reproduces the uninterrupted one", "[distributed][ranker][checkpoint]") {
+TEST_CASE("Distributed ranker: a resumed run reproduces the uninterrupted one", "[distributed][ranker][checkpoint][two_ranks]") {
   Communicator& comm = world();
   if (comm.size() != 2) {
-    WARN("needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    WARN("skipped: needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
     return;
   }
   RankerConfig config = small_config("can", "ghm");
@@ -252,9 +252,9 @@ TEST_CASE("Distributed ranker: a resumed run reproduces the uninterrupted one", 
 
 // Alone (ctest's distributed_1_process): the CLI under mpirun -np 2, with rank 1's checkpoint unreadable on
 // resume. Every rank stops, the error names rank 1 and its file, and rank 0's checkpoint is left as it was.
-TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; the checkpoints stay", "[distributed][ranker][failure]") {
+TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; the checkpoints stay", "[distributed][ranker][failure][cli]") {
 #ifndef FUNNEL_MPIEXEC
-  WARN("built without MPI");
+  WARN("skipped: built without MPI");
 #else
   if (world().distributed()) return;  // it launches its own ranks: run alone
   funnel::test::TempDir dir;
@@ -287,9 +287,9 @@ TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; th
 // Alone: the CLI under mpirun -np 2, rank 1 killed (SIGKILL) right after its first checkpoint. mpirun ends
 // rank 0 too and exits non-zero naming rank 1; the checkpoints on disk are whole, and resuming from them gives
 // the uninterrupted run's model file byte for byte.
-TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints resume to the uninterrupted model", "[distributed][ranker][failure]") {
+TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints resume to the uninterrupted model", "[distributed][ranker][failure][cli]") {
 #ifndef FUNNEL_MPIEXEC
-  WARN("built without MPI");
+  WARN("skipped: built without MPI");
 #else
   if (world().distributed()) return;  // it launches its own ranks: run alone
   funnel::test::TempDir dir;
