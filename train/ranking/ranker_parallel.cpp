@@ -150,10 +150,6 @@ void RankerParallel::share(CtrMetrics& metrics) {
   if (distributed()) comm_.broadcast(metrics, 0);
 }
 
-std::string RankerParallel::rank_path(const std::string& path) const {
-  return !distributed() || path.empty() ? path : path + ".rank" + std::to_string(comm_.rank());
-}
-
 uint64_t RankerParallel::table_bytes_sent() const {
   uint64_t bytes = 0;
   for (const auto& shard : shards_) bytes += shard->bytes_sent();

@@ -65,8 +65,6 @@ class RankerParallel {
   void gather_tables();
   // Rank 0's metrics on every rank.
   void share(CtrMetrics& metrics);
-  // The checkpoint file of this rank: `path` for one process, "<path>.rank<r>" under mpirun.
-  std::string rank_path(const std::string& path) const;
   // Bytes this rank sent to the others through the tables' row exchange (sharded; 0 otherwise).
   uint64_t table_bytes_sent() const;
 

@@ -14,6 +14,7 @@
 #include "train/core/errors.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/ranking/ranker_parallel.hpp"
+#include "train/distributed/rank_checkpoint.hpp"
 #include "train/core/subnormals.hpp"
 #include "train/core/training_state.hpp"
 
@@ -224,10 +225,9 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   RunState run;
   nlohmann::json identity = ranker_identity(ctr, config);
   for (const auto& [field, value] : checkpoints.identity.items()) identity[field] = value;
-  // Each rank writes its own checkpoint (its shards, the replicated rest) and resumes only its own.
-  identity["world_size"] = comm.size();
-  identity["rank"] = comm.rank();
-  const std::string checkpoint_path = parallel.rank_path(checkpoints.checkpoint), resume_path = parallel.rank_path(checkpoints.resume);
+  // Under mpirun each rank writes its own checkpoint (its shards, the replicated rest) and resumes only its own.
+  add_rank_identity(identity, comm);
+  const std::string& resume_path = checkpoints.resume;
   TrainingState state(identity);
   state.note("config", ranker_config_to_json(config));
   state.parameters(parameters);
@@ -241,16 +241,11 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     if (checkpoints.resume_read)
       state.restore(*checkpoints.resume_read);
     else
-      state.restore(resume_path);
+      state.restore(load_rank_checkpoint(comm, resume_path));
     if (run.epochs_done > config.epochs)
       throw TrainingError(resume_path + ": the checkpoint has " + std::to_string(run.epochs_done) +
                           " epochs done, more than this run's 'epochs' (" + std::to_string(config.epochs) + "); a resumed run may only go on for longer");
-    // The ranks' files must hold the same epoch (one rank's save may have failed after another's succeeded).
-    const std::vector<uint32_t> done = comm.allgatherv<uint32_t>(std::span<const uint32_t>(&run.epochs_done, 1));
-    for (size_t r = 0; r < done.size(); ++r)
-      if (done[r] != run.epochs_done)
-        throw TrainingError(resume_path + ": this rank's checkpoint holds epoch " + std::to_string(run.epochs_done) + ", rank " +
-                            std::to_string(r) + "'s epoch " + std::to_string(done[r]) + "; resume from checkpoints of one epoch");
+    require_same_epoch(comm, run.epochs_done, resume_path);
     if (checkpoints.on_note)
       checkpoints.on_note("resumed from " + resume_path + " after epoch " + std::to_string(run.epochs_done));
   }
@@ -326,7 +321,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
     parallel.share(record.test);
     run.finish_epoch(record, instances.validation.size() > 0, parameters);
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!checkpoint_path.empty()) state.save(checkpoint_path);
+    if (!checkpoints.checkpoint.empty()) save_rank_checkpoint(comm, state, checkpoints.checkpoint, epoch);
     if (observer.on_epoch) observer.on_epoch(record);
   }
 

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <numeric>
 
 #include "funnel/model.hpp"
@@ -16,6 +15,7 @@
 #include "train/core/subnormals.hpp"
 #include "train/core/training_state.hpp"
 #include "train/distributed/gradient_allreduce.hpp"
+#include "train/distributed/rank_checkpoint.hpp"
 #include "train/export/export.hpp"
 #include "train/retrieval/cbns.hpp"
 #include "train/retrieval/global_negatives.hpp"
@@ -177,26 +177,6 @@ long injected_failure_step(int rank) {
   return std::strtol(end + 1, nullptr, 10);
 }
 
-// Reads this rank's checkpoint of `base` ("<base>.rank<r>" under mpirun, `base` alone). Files written by a
-// run of another number of ranks are refused, saying which: each rank's file holds its shard of the tables.
-Checkpoint load_resumable(const std::string& base, int rank, int ranks) {
-  std::string file = rank_checkpoint(base, rank, ranks);
-  if (!std::filesystem::exists(file)) {
-    // One process finding a set of rank files, or ranks finding one process's file: read it to say which.
-    const std::string other = ranks == 1 ? base + ".rank0" : base;
-    if (!std::filesystem::exists(other)) throw TrainingError(file + ": no such checkpoint");
-    file = other;
-  }
-  Checkpoint checkpoint = load_checkpoint(file);
-  const nlohmann::json identity = checkpoint.header.value("identity", nlohmann::json::object());
-  const int written = identity.value("world_size", 1);
-  if (written != ranks)
-    throw TrainingError(base + ": the checkpoint was written by " + (written == 1 ? "one process" : "a run of " + std::to_string(written) + " ranks") +
-                        " and this run has " + (ranks == 1 ? "one" : std::to_string(ranks) + " ranks") + "; resume it with as many (" +
-                        (written == 1 ? "without mpirun" : "mpirun -np " + std::to_string(written)) + "): each rank's file holds its shard of the tables");
-  return checkpoint;
-}
-
 // What a checkpoint must match to be resumed by this run. Distributed, each rank's file holds its own shard:
 // resumable by the same rank of a run of as many ranks.
 nlohmann::json run_identity(const Dataset& data, const TrainConfig& config, const Communicator& comm) {
@@ -206,23 +186,9 @@ nlohmann::json run_identity(const Dataset& data, const TrainConfig& config, cons
                              {"hidden", config.hidden},
                              {"output_dim", config.output_dim},
                              {"embedding_dim", config.embedding_dim}};
-  if (comm.distributed()) {
-    identity["world_size"] = comm.size();
-    identity["rank"] = comm.rank();
-    identity["embedding_sharding"] = config.embedding_sharding;
-  }
+  add_rank_identity(identity, comm);
+  if (comm.distributed()) identity["embedding_sharding"] = config.embedding_sharding;
   return identity;
-}
-
-// Every rank's file must come from the same epoch (a run stopped while the ranks were saving leaves files of
-// two epochs).
-void check_same_epoch(Communicator& comm, const RunState& run, const std::string& resume) {
-  const std::vector<long> mine = {static_cast<long>(run.epochs_done), run.step};
-  const std::vector<long> all = comm.allgatherv<long>(mine);
-  for (size_t r = 0; r < all.size() / 2; ++r)
-    if (all[2 * r] != all[0] || all[2 * r + 1] != all[1])
-      throw TrainingError(resume + ": the ranks' checkpoints are from different epochs (rank 0: epoch " + std::to_string(all[0]) +
-                          ", rank " + std::to_string(r) + ": epoch " + std::to_string(all[2 * r]) + "); resume from a set written by one epoch");
 }
 
 // This rank's positives of the global batch: its contiguous part (all of it on one process). Distributed,
@@ -284,19 +250,14 @@ double forward_backward(TwoTowerModel& model, Communicator& comm, const std::vec
 void resume_if_asked(TrainingState& state, const RunState& run, const TrainOptions& options, Communicator& comm,
                      const TrainObserver& observer) {
   if (options.resume.empty()) return;
-  state.restore(load_resumable(options.resume, comm.rank(), comm.size()));
-  if (comm.distributed()) check_same_epoch(comm, run, options.resume);
+  state.restore(load_rank_checkpoint(comm, options.resume));
+  require_same_epoch(comm, run.epochs_done, options.resume);
   if (observer.on_note)
     observer.on_note("resumed from " + options.resume + " after epoch " + std::to_string(run.epochs_done) + " (step " +
                      std::to_string(run.step) + ")");
 }
 
 }  // namespace
-
-std::string rank_checkpoint(const std::string& path, int rank, int ranks) {
-  if (ranks <= 1) return path;
-  return path + ".rank" + std::to_string(rank);
-}
 
 TrainResult train_two_tower(const Dataset& data, const Split& full_split, const TrainConfig& config, const TrainOptions& options) {
   // Sparse-data studies train on a share of the interactions and are scored like the full run.
@@ -371,7 +332,6 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
   const size_t global_batch_size = static_cast<size_t>(config.batch_size) * static_cast<size_t>(ranks);
   const size_t steps_per_epoch = (train_rows + global_batch_size - 1) / global_batch_size;
   const long fail_at_step = injected_failure_step(rank);
-  const std::string checkpoint = options.checkpoint.empty() ? "" : rank_checkpoint(options.checkpoint, rank, ranks);
   const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
   const LrSchedule schedule = lr_schedule_of(config);
   TrainResult result;
@@ -440,7 +400,7 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
     run.history.push_back(epoch_json(record, config.drift_deltas));
     run.finish_epoch(epoch, score, parameters);
     // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!checkpoint.empty()) state.save(checkpoint);
+    if (!options.checkpoint.empty()) save_rank_checkpoint(comm, state, options.checkpoint, epoch);
     if (observer.on_epoch) observer.on_epoch(record);
     stop = result.stopped_early = run.patience_ran_out(config, observer);
   }

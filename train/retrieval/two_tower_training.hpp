@@ -39,8 +39,8 @@ struct TrainObserver {
 };
 
 struct TrainOptions {
-  // Written atomically after every epoch when not empty; in a distributed run every rank writes its own,
-  // "<checkpoint>.rank<r>" (rank_checkpoint), as the ranker's.
+  // Written atomically after every epoch when not empty; in a distributed run a set of one file per rank
+  // and a manifest, saved in two phases (train/distributed/rank_checkpoint.hpp), as the ranker's.
   std::string checkpoint;
   // Continue from this checkpoint when not empty (distributed: each rank reads its own file, written by a
   // run of the same number of ranks; another number is refused).
@@ -74,8 +74,6 @@ struct TrainResult {
 // Trains, evaluates validation after each epoch through the SDK, keeps the epoch with the best
 // validation Recall@select_k (the earlier on ties), and reports test metrics of that epoch. Throws
 // TrainingError when the loss stops being finite; the last checkpoint is then the last good epoch.
-// The checkpoint file rank `rank` of `ranks` writes for `path` (`path` itself on one process).
-std::string rank_checkpoint(const std::string& path, int rank, int ranks);
 
 TrainResult train_two_tower(const Dataset& data, const Split& split, const TrainConfig& config, const TrainOptions& options = {});
 // The same loop over rows from elsewhere (a prepared folder's ShuffledShards, one rank's shards): `split`
