@@ -56,8 +56,11 @@ TEST_CASE("mpirun -np 2 funnel train: a failing rank stops every rank, the check
   const long steps_per_epoch = report.at("steps").get<long>() / 3;
   REQUIRE(steps_per_epoch >= 4);
   CHECK(report.at("exchange_bytes_per_step").get<double>() > 0);
-  std::filesystem::remove(dir.file("ck.rank0"));
-  std::filesystem::remove(dir.file("ck.rank1"));
+  // The full run left one set: the manifest and each rank's file of epoch 3.
+  CHECK(nlohmann::json::parse(read_text(dir.file("ck.ranks"))).at("epoch") == 3);
+  CHECK(std::filesystem::exists(dir.file("ck.rank1.e3")));
+  CHECK(!std::filesystem::exists(dir.file("ck.rank1.e2")));
+  for (const char* file : {"ck.ranks", "ck.rank0.e3", "ck.rank1.e3"}) std::filesystem::remove(dir.file(file));
 
   // Rank 1 fails in the second epoch, after the first epoch's checkpoints were written.
   const long failing_step = steps_per_epoch + 2;
@@ -68,7 +71,8 @@ TEST_CASE("mpirun -np 2 funnel train: a failing rank stops every rank, the check
   INFO(err);
   CHECK_THAT(err, Contains("rank 1: injected failure after step " + std::to_string(failing_step)));
   CHECK(!std::filesystem::exists(dir.file("failed.funnel")));
-  for (const char* rank : {"ck.rank0", "ck.rank1"}) {
+  CHECK(nlohmann::json::parse(read_text(dir.file("ck.ranks"))).at("epoch") == 1);
+  for (const char* rank : {"ck.rank0.e1", "ck.rank1.e1"}) {
     INFO(rank);
     const funnel::train::Checkpoint ck = funnel::train::load_checkpoint(dir.file(rank));
     CHECK(ck.header.at("epochs_done") == 1);

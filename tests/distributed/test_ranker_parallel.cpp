@@ -22,11 +22,14 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "support.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/data/synthetic.hpp"
 #include "train/distributed/communicator.hpp"
 #include "train/core/rng.hpp"
+#include "train/distributed/rank_checkpoint.hpp"
 #include "train/ranking/ranker_model.hpp"
 #include "train/ranking/ranker_parallel.hpp"
 #include "train/ranking/ranker_training.hpp"
@@ -239,8 +242,9 @@ TEST_CASE("Distributed ranker: a resumed run reproduces the uninterrupted one", 
   first.checkpoint = dir.path + "/ranker.ckpt";
   config.epochs = 1;
   train_ranker(small_ctr(), config, {}, {}, nullptr, first, comm);
-  // Each rank wrote its own file.
-  CHECK(std::ifstream(first.checkpoint + ".rank" + std::to_string(comm.rank())).good());
+  // Each rank wrote its own file of epoch 1, and rank 0 the manifest naming it.
+  CHECK(std::ifstream(rank_checkpoint_path(first.checkpoint, comm.rank(), 1)).good());
+  CHECK(std::ifstream(rank_manifest_path(first.checkpoint)).good());
   RankerCheckpoints resuming;
   resuming.resume = first.checkpoint;
   config.epochs = 2;
@@ -269,24 +273,40 @@ TEST_CASE("Distributed ranker: a rank that fails stops every rank, naming it; th
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   };
   REQUIRE(run("--set epochs=1") == 0);
-  const std::string rank0 = read_file(dir.file("ck.rank0"));
+  const std::string rank0 = read_file(dir.file("ck.rank0.e1"));
   REQUIRE(!rank0.empty());
   {
-    std::ofstream broken(dir.file("ck.rank1"), std::ios::binary | std::ios::trunc);
+    std::ofstream broken(dir.file("ck.rank1.e1"), std::ios::binary | std::ios::trunc);
     broken << "not a checkpoint";
   }
   const int code = run("--set epochs=2 --resume " + dir.file("ck"));
   const std::string output = read_file(dir.file("out.txt"));
   INFO(output);
   CHECK(code != 0);
-  CHECK_THAT(output, Catch::Contains("rank 1") && Catch::Contains("ck.rank1"));
-  CHECK(read_file(dir.file("ck.rank0")) == rank0);
+  CHECK_THAT(output, Catch::Contains("rank 1") && Catch::Contains("ck.rank1.e1"));
+  CHECK(read_file(dir.file("ck.rank0.e1")) == rank0);
 #endif
 }
 
-// Alone: the CLI under mpirun -np 2, rank 1 killed (SIGKILL) right after its first checkpoint. mpirun ends
-// rank 0 too and exits non-zero naming rank 1; the checkpoints on disk are whole, and resuming from them gives
-// the uninterrupted run's model file byte for byte.
+// The epoch the manifest of checkpoint `base` names (0 while there is none). Written atomically: whole or absent.
+[[maybe_unused]] uint32_t manifest_epoch(const std::string& base) {
+  const std::string text = read_file(rank_manifest_path(base));
+  return text.empty() ? 0 : nlohmann::json::parse(text).at("epoch").get<uint32_t>();
+}
+
+// The command that trains the ranker on `data` for 4 epochs under mpirun -np 2, its output in `<out>.log`.
+[[maybe_unused]] std::string ranker_command(const funnel::test::TempDir& dir, const std::string& data, const std::string& out,
+                                            const std::string& args, const std::string& env = "") {
+  return env + " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + std::string(FUNNEL_MPIEXEC) +
+         " -np 2 -x FUNNEL_FAIL_CHECKPOINT " + FUNNEL_CLI + " train-ranker --data " + data + " --out " + dir.file(out) +
+         " --set model=dnn --set batch_size=32 --set threads=1 --set max_history=5 --set epochs=4 " + args + " > " + dir.file(out + ".log") +
+         " 2>&1";
+}
+
+// Alone: the CLI under mpirun -np 2, rank 1 killed (SIGKILL) once the manifest names epoch 1 (the set of epoch 1
+// complete, whatever rank 1 is doing then, saving the next one included). mpirun ends rank 0 too and exits
+// non-zero naming rank 1; the set the manifest names is whole, and resuming from it gives the uninterrupted
+// run's model file byte for byte.
 TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints resume to the uninterrupted model", "[distributed][ranker][failure][cli]") {
 #ifndef FUNNEL_MPIEXEC
   WARN("skipped: built without MPI");
@@ -294,18 +314,15 @@ TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints r
   if (world().distributed()) return;  // it launches its own ranks: run alone
   funnel::test::TempDir dir;
   const std::string data = write_synthetic_dataset(dir.file("data"), SyntheticOptions{150, 80, 5, 8, 0.8, 3, 0.0});
-  const auto command = [&](const std::string& out, const std::string& args) {
-    return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + std::string(FUNNEL_MPIEXEC) +
-           " -np 2 " + FUNNEL_CLI + " train-ranker --data " + data + " --out " + dir.file(out) +
-           " --set model=dnn --set batch_size=32 --set threads=1 --set max_history=5 --set epochs=4 " + args + " > " + dir.file(out + ".log") +
-           " 2>&1";
-  };
+  const auto command = [&](const std::string& out, const std::string& args) { return ranker_command(dir, data, out, args); };
   REQUIRE(run_shell(command("whole.funnel", "")) == 0);
 
   bool killed = false;
+  uint32_t killed_after = 0;
   const int code = run_shell(command("killed.funnel", "--checkpoint " + dir.file("ck")), std::chrono::seconds(120), [&] {
-    if (killed || !std::filesystem::exists(dir.file("ck.rank1"))) return false;
+    if (killed || manifest_epoch(dir.file("ck")) < 1) return false;
     if (const pid_t rank1 = rank_process(1, dir.file("killed.funnel")); rank1 > 0) killed = kill(rank1, SIGKILL) == 0;
+    killed_after = manifest_epoch(dir.file("ck"));
     return false;
   });
   const std::string output = read_file(dir.file("killed.funnel.log"));
@@ -314,8 +331,51 @@ TEST_CASE("Distributed ranker: a rank that dies stops the run; its checkpoints r
   CHECK(code != 0);
   CHECK_THAT(output, Catch::Contains("rank 1"));
   CHECK(!std::filesystem::exists(dir.file("killed.funnel")));
+  const uint32_t epoch = manifest_epoch(dir.file("ck"));
+  CHECK(epoch >= killed_after);
+  CHECK(epoch < 4);
+  for (int rank = 0; rank < 2; ++rank) CHECK(std::filesystem::exists(rank_checkpoint_path(dir.file("ck"), rank, epoch)));
 
   CHECK(run_shell(command("resumed.funnel", "--checkpoint " + dir.file("ck") + " --resume " + dir.file("ck"))) == 0);
+  INFO(read_file(dir.file("resumed.funnel.log")));
+  CHECK_THAT(read_file(dir.file("resumed.funnel.log")), Catch::Contains("resumed from"));
+  CHECK(read_file(dir.file("resumed.funnel")) == read_file(dir.file("whole.funnel")));
+  // The resumed run's last save replaced the older sets: the manifest names epoch 4, and only its files remain.
+  CHECK(manifest_epoch(dir.file("ck")) == 4);
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK(std::filesystem::exists(rank_checkpoint_path(dir.file("ck"), rank, 4)));
+    CHECK(!std::filesystem::exists(rank_checkpoint_path(dir.file("ck"), rank, epoch)));
+  }
+#endif
+}
+
+// Alone: the CLI under mpirun -np 2, rank 1's write of its epoch-2 checkpoint failing (FUNNEL_FAIL_CHECKPOINT)
+// after rank 0's succeeded. Every rank stops naming rank 1 and its file; the manifest still names epoch 1, whose
+// files are whole, rank 0's epoch-2 file is gone, and resuming gives the uninterrupted run's model byte for byte.
+TEST_CASE("Distributed ranker: a save failing on one rank keeps the previous set, which resumes to the uninterrupted model",
+          "[distributed][ranker][failure][cli]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("skipped: built without MPI");
+#else
+  if (world().distributed()) return;  // it launches its own ranks: run alone
+  funnel::test::TempDir dir;
+  const std::string data = write_synthetic_dataset(dir.file("data"), SyntheticOptions{150, 80, 5, 8, 0.8, 3, 0.0});
+  REQUIRE(run_shell(ranker_command(dir, data, "whole.funnel", "")) == 0);
+
+  const int code = run_shell(ranker_command(dir, data, "failed.funnel", "--checkpoint " + dir.file("ck"), "FUNNEL_FAIL_CHECKPOINT=1:2"));
+  const std::string output = read_file(dir.file("failed.funnel.log"));
+  INFO(output);
+  CHECK(code != 0);
+  CHECK_THAT(output, Catch::Contains("rank 1: cannot write checkpoint " + dir.file("ck.rank1.e2")) &&
+                         Catch::Contains("FUNNEL_FAIL_CHECKPOINT"));
+  CHECK(!std::filesystem::exists(dir.file("failed.funnel")));
+  CHECK(manifest_epoch(dir.file("ck")) == 1);
+  CHECK(std::filesystem::exists(dir.file("ck.rank0.e1")));
+  CHECK(std::filesystem::exists(dir.file("ck.rank1.e1")));
+  CHECK(!std::filesystem::exists(dir.file("ck.rank0.e2")));
+  CHECK(!std::filesystem::exists(dir.file("ck.rank1.e2")));
+
+  CHECK(run_shell(ranker_command(dir, data, "resumed.funnel", "--resume " + dir.file("ck"))) == 0);
   INFO(read_file(dir.file("resumed.funnel.log")));
   CHECK_THAT(read_file(dir.file("resumed.funnel.log")), Catch::Contains("resumed from"));
   CHECK(read_file(dir.file("resumed.funnel")) == read_file(dir.file("whole.funnel")));

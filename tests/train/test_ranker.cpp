@@ -2,8 +2,10 @@
 // behaviours, co-action, PReLU MLP), trainer-vs-SDK parity on the exported file, training, errors.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 
+#include "train/core/checkpoint.hpp"
 #include "train/data/ctr_data.hpp"
 #include "train/core/errors.hpp"
 #include "train/export/export.hpp"
@@ -359,6 +361,12 @@ TEST_CASE("Ranker: a checkpoint of another run is refused, naming the field", "[
   RankerCheckpoints first;
   first.checkpoint = dir.file("ranker.ckpt");
   train_ranker(ctr, config, {}, {}, nullptr, first);
+  // One process writes the one file at the path, as before distributed runs existed: its identity holds no
+  // world_size or rank (so checkpoints written before them stay resumable), and there is no manifest.
+  const Checkpoint written = load_checkpoint(first.checkpoint);
+  CHECK(!written.header.at("identity").contains("world_size"));
+  CHECK(!written.header.at("identity").contains("rank"));
+  CHECK(!std::filesystem::exists(first.checkpoint + ".ranks"));
 
   RankerCheckpoints resuming;
   resuming.resume = first.checkpoint;
