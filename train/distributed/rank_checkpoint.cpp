@@ -85,12 +85,12 @@ void save_rank_checkpoint(Communicator& comm, const TrainingState& state, const 
   }
   const int rank = comm.rank();
   const std::string file = rank_checkpoint_path(base, rank, epoch);
-  std::string failure;
+  std::string failure;  // this rank's, without its rank: the caller's abort prefixes "rank r: "
   try {
     if (injected_save_failure(rank, epoch)) throw TrainingError("injected failure (FUNNEL_FAIL_CHECKPOINT)");
     state.save(file);
   } catch (const std::exception& e) {
-    failure = "rank " + std::to_string(rank) + ": cannot write checkpoint " + file + ": " + e.what();
+    failure = "cannot write checkpoint " + file + ": " + e.what();
   }
   // Phase 2: every rank learns whether every write succeeded; the first failure's message reaches all.
   const uint8_t failed = failure.empty() ? 0 : 1;
@@ -99,8 +99,9 @@ void save_rank_checkpoint(Communicator& comm, const TrainingState& state, const 
     if (!failures[r]) continue;
     std::error_code ignored;
     std::filesystem::remove(file, ignored);  // the set of this epoch is not whole: the manifest keeps the last
+    const bool mine = !failure.empty() && static_cast<int>(r) == rank;
     comm.broadcast(failure, static_cast<int>(r));
-    throw TrainingError(failure);
+    throw TrainingError(mine ? failure : "stopped: rank " + std::to_string(r) + ": " + failure);
   }
   // Phase 3: rank 0 names the set; the others learn whether it could.
   std::string manifest_failure;
@@ -109,11 +110,11 @@ void save_rank_checkpoint(Communicator& comm, const TrainingState& state, const 
       const nlohmann::json manifest = {{"epoch", epoch}, {"world_size", comm.size()}};
       write_file_atomically(rank_manifest_path(base), manifest.dump() + "\n");
     } catch (const std::exception& e) {
-      manifest_failure = "rank 0: cannot write checkpoint " + rank_manifest_path(base) + ": " + e.what();
+      manifest_failure = "cannot write checkpoint " + rank_manifest_path(base) + ": " + e.what();
     }
   }
   comm.broadcast(manifest_failure, 0);
-  if (!manifest_failure.empty()) throw TrainingError(manifest_failure);
+  if (!manifest_failure.empty()) throw TrainingError(rank == 0 ? manifest_failure : "stopped: rank 0: " + manifest_failure);
   // Phase 4: the manifest names epoch `epoch`; the older files are no longer needed.
   remove_other_generations(base, rank, epoch);
 }

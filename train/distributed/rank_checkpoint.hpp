@@ -1,8 +1,9 @@
 // The checkpoints of a run: one file at `<checkpoint>` for one process; under mpirun a set of one file per
 // rank, saved in two phases so a set is whole or absent, never two epochs:
 //   1. every rank writes its file for epoch e, "<checkpoint>.rank<r>.e<e>" (atomic, TrainingState::save);
-//   2. the ranks agree every write succeeded (one all-gather; a failure anywhere stops every rank with
-//      "rank r: cannot write checkpoint <file>: <cause>" and removes the epoch's files);
+//   2. the ranks agree every write succeeded (one all-gather; a failure on rank r stops every rank: rank r
+//      throws "cannot write checkpoint <file>: <cause>", which its abort prints as "rank r: ...", the others
+//      "stopped: rank r: cannot write checkpoint <file>: <cause>"; every rank removes the epoch's file);
 //   3. rank 0 writes the manifest "<checkpoint>.ranks" (atomic: {"epoch": e, "world_size": N});
 //   4. each rank removes its files of other epochs.
 // A rank that dies anywhere in between leaves the manifest naming a set whose files all exist. Resuming reads
