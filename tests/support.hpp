@@ -1,4 +1,5 @@
-// Shared fixtures: a small synthetic dataset on disk, an exported model, finite differences.
+// Shared fixtures: a small synthetic dataset on disk, an exported model, the small configs and CTR instances
+// the training tests share, finite differences.
 #pragma once
 
 #include <cstdint>
@@ -6,8 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "train/retrieval/two_tower_config.hpp"
+#include "train/data/ctr_data.hpp"
 #include "train/data/dataset.hpp"
+#include "train/data/synthetic.hpp"
+#include "train/ranking/ranker_config.hpp"
+#include "train/retrieval/two_tower_config.hpp"
 
 namespace funnel::test {
 
@@ -27,9 +31,26 @@ class TempDir {
   std::string path_;
 };
 
-// A small synthetic dataset (200 users, 120 items), generated once per process.
+// The generator's options of the small synthetic dataset: 200 users, 120 items, 6 categories, 12
+// interactions per user on average, seed 7 (for a test that needs the files on disk).
+train::SyntheticOptions small_synthetic_options();
+// The small synthetic dataset, generated once per process.
 const train::Dataset& small_dataset();
-// A model of small_dataset() exported untrained (fast) from a config with the given seed.
+// Its CTR instances by the DIN protocol with histories of 5, 2 negatives per positive, data seed 3; built
+// once per process.
+const train::CtrDataset& small_ctr();
+
+// Small two-tower towers that train in well under a second on small_dataset(): embeddings of 8, one hidden
+// layer of 16, outputs of 8, batches of 64, 3 epochs on 1 thread.
+train::TrainConfig small_two_tower_config();
+// A small CAN ranker for small_dataset(): histories of 5, embeddings of 4, an MLP of 6 and 3, co-action
+// feeds of 4 through micro-MLPs of 3 and 2; the rest of RankerConfig's defaults.
+train::RankerConfig small_ranker_config();
+// A wider CAN ranker that learns the synthetic data in 3 epochs (the learning tests' AUC thresholds):
+// histories of 10, embeddings of 8 (small enough for the sanitizer build), an MLP of 32 and 16, co-action
+// feeds of 8 through micro-MLPs of 4 and 2, batches of 64, learning rate 3e-3.
+train::RankerConfig learning_ranker_config();
+// A model of small_dataset() exported untrained (fast) from small_two_tower_config() with the given seed.
 std::vector<uint8_t> small_model_bytes(uint64_t seed = 1);
 
 // The real-data folder ../shared/data/<name>, or "" when it is absent.

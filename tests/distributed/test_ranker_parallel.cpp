@@ -38,18 +38,10 @@ using namespace funnel::train;
 
 namespace {
 
-const CtrDataset& small_ctr() {
-  static const CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 2, 3})};
-  return ctr;
-}
+using funnel::test::small_ctr;
 
 RankerConfig small_config(const std::string& model, const std::string& loss) {
-  RankerConfig config;
-  config.max_history = 5;
-  config.embedding_dim = 4;
-  config.hidden = {6, 3};
-  config.coaction_feed_dim = 4;
-  config.coaction_layers = {3, 2};
+  RankerConfig config = funnel::test::small_ranker_config();
   config.model = model;
   config.loss = loss;
   config.epochs = 1;

@@ -36,13 +36,9 @@ using namespace funnel::train;
 namespace {
 
 TrainConfig quick_config(uint32_t batch) {
-  TrainConfig config;
-  config.embedding_dim = 8;
-  config.hidden = {16};
-  config.output_dim = 8;
+  TrainConfig config = funnel::test::small_two_tower_config();
   config.batch_size = batch;
   config.epochs = 2;
-  config.threads = 1;
   config.drift_interval = 5;
   config.drift_deltas = {1, 3};
   config.drift_sample = 32;

@@ -37,12 +37,7 @@ const Files& files() {
     TrainConfig retrieval_config;
     retrieval_config.seed = 4;
     const TwoTowerModel towers(data, retrieval_config);
-    RankerConfig ranker_config;
-    ranker_config.max_history = 5;
-    ranker_config.embedding_dim = 4;
-    ranker_config.hidden = {6, 3};
-    ranker_config.coaction_feed_dim = 4;
-    ranker_config.coaction_layers = {3, 2};
+    const RankerConfig ranker_config = funnel::test::small_ranker_config();
     RankerModel ranker(data, ranker_config);
     Rng rng(5);
     ranker.init(rng);

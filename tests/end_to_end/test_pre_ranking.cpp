@@ -21,15 +21,7 @@ using funnel::StatusCode;
 
 namespace {
 
-RankerConfig teacher_config() {
-  RankerConfig config;
-  config.max_history = 5;
-  config.embedding_dim = 4;
-  config.hidden = {6, 3};
-  config.coaction_feed_dim = 4;
-  config.coaction_layers = {3, 2};
-  return config;
-}
+RankerConfig teacher_config() { return funnel::test::small_ranker_config(); }
 
 RankerConfig student_config(std::vector<std::string> item_features) {
   RankerConfig config;

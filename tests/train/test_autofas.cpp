@@ -136,13 +136,8 @@ TEST_CASE("AutoFAS: gradients of the Mixop supernet's weights and architecture p
 
 TEST_CASE("AutoFAS: feature-mask gradients through the teacher (embeddings and co-action outputs)", "[autofas][gradient]") {
   const auto& data = funnel::test::small_dataset();
-  const CtrInstances instances = build_ctr_instances(data, CtrOptions{5, 2, 3});
-  RankerConfig config;
-  config.max_history = 5;
-  config.embedding_dim = 4;
-  config.hidden = {6, 3};
-  config.coaction_feed_dim = 4;
-  config.coaction_layers = {3, 2};
+  const CtrInstances& instances = funnel::test::small_ctr().instances;
+  RankerConfig config = funnel::test::small_ranker_config();
   config.user_features = {"age"};
   config.coaction = {"item_id:item_id", "category:region"};  // a behaviour feed and a user feed of its own
   RankerModel model(data, config);
@@ -295,14 +290,10 @@ TEST_CASE("AutoFAS: the masks keep the fields that carry the signal and drop exp
 
 TEST_CASE("AutoFAS: the exported student's SDK scores equal the trainer's, from raw features and item keys", "[autofas][parity]") {
   const auto& data = funnel::test::small_dataset();
-  const CtrInstances instances = build_ctr_instances(data, CtrOptions{5, 2, 3});
-  const CtrDataset ctr{data, instances};
-  RankerConfig teacher_config;
-  teacher_config.max_history = 5;
-  teacher_config.embedding_dim = 4;
+  const CtrDataset& ctr = funnel::test::small_ctr();
+  const CtrInstances& instances = ctr.instances;
+  RankerConfig teacher_config = funnel::test::small_ranker_config();
   teacher_config.hidden = {6};
-  teacher_config.coaction_feed_dim = 4;
-  teacher_config.coaction_layers = {3, 2};
   teacher_config.user_features = {"age", "region"};
   RankerModel teacher(data, teacher_config);
   funnel::train::Rng rng(3);

@@ -21,12 +21,8 @@ namespace {
 
 // Four pairs over two induction features and two feeds: every feature sits in two pairs.
 RankerConfig four_pairs() {
-  RankerConfig config;
-  config.max_history = 5;
-  config.embedding_dim = 4;
+  RankerConfig config = funnel::test::small_ranker_config();
   config.hidden = {6};
-  config.coaction_feed_dim = 4;
-  config.coaction_layers = {3, 2};
   config.coaction = {"item_id:item_id", "item_id:category", "category:item_id", "category:category"};
   return config;
 }
@@ -153,16 +149,8 @@ TEST_CASE("CAN independence: without parameter independence the exported file sh
 
 TEST_CASE("CAN independence: a model without parameter independence learns the synthetic data", "[ranker][independence][training]") {
   CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{10, 1, 0})};
-  RankerConfig config;
-  config.max_history = 10;
-  config.embedding_dim = 8;
-  config.hidden = {32, 16};
-  config.coaction_feed_dim = 8;
-  config.coaction_layers = {4, 2};
+  RankerConfig config = funnel::test::learning_ranker_config();
   config.parameter_independence = false;
-  config.epochs = 3;
-  config.batch_size = 64;
-  config.learning_rate = 3e-3f;
   const RankerResult result = train_ranker(ctr, config);
   INFO("validation AUC " << result.validation.auc << ", test AUC " << result.test.auc);
   // The threshold of the ranker's own training test ("training learns the synthetic data"): random scores give

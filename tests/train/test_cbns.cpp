@@ -189,13 +189,8 @@ TEST_CASE("CBNS: negatives=cbns trains the balanced variant by default; the pape
   // The setting reaches the loss: the default run is the balanced run, and the paper's form is another model.
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
-  TrainConfig config;
-  config.embedding_dim = 8;
-  config.hidden = {16};
-  config.output_dim = 8;
-  config.batch_size = 64;
+  TrainConfig config = funnel::test::small_two_tower_config();
   config.epochs = 2;
-  config.threads = 1;
   config.negatives = "cbns";
   config.memory_size = 100;
   config.cbns_warmup_steps = 2;

@@ -88,16 +88,8 @@ double mean_pairwise_cosine(const std::vector<uint8_t>& file) {
 }
 
 RankerConfig ranker_config(const std::string& model, uint64_t seed) {
-  RankerConfig config;
+  RankerConfig config = funnel::test::learning_ranker_config();
   config.model = model;
-  config.max_history = 10;
-  config.embedding_dim = 8;
-  config.hidden = {32, 16};
-  config.coaction_feed_dim = 8;
-  config.coaction_layers = {4, 2};
-  config.epochs = 3;
-  config.batch_size = 64;
-  config.learning_rate = 3e-3f;
   config.threads = 1;
   config.seed = seed;
   return config;

@@ -23,18 +23,10 @@ using funnel::test::random_values;
 
 namespace {
 
-const CtrInstances& small_instances() {
-  static const CtrInstances instances = build_ctr_instances(funnel::test::small_dataset(), CtrOptions{5, 2, 3});
-  return instances;
-}
+const CtrInstances& small_instances() { return funnel::test::small_ctr().instances; }
 
 RankerConfig small_config(const std::string& variant) {
-  RankerConfig config;
-  config.max_history = 5;
-  config.embedding_dim = 4;
-  config.hidden = {6, 3};
-  config.coaction_feed_dim = 4;
-  config.coaction_layers = {3, 2};
+  RankerConfig config = funnel::test::small_ranker_config();
   config.model = variant == "dnn" ? "dnn" : "can";
   if (variant == "full") {
     // Everything optional at once: user features (one of them a co-action feed), mean pooling, biases,
@@ -207,16 +199,8 @@ TEST_CASE("Ranker: training learns the synthetic data, for every loss", "[ranker
   CtrDataset ctr{funnel::test::small_dataset(), build_ctr_instances(funnel::test::small_dataset(), CtrOptions{10, 1, 0})};
   for (const std::string loss : {"bce", "focal", "ghm"}) {
     SECTION(loss) {
-      RankerConfig config;
-      config.max_history = 10;
-      config.embedding_dim = 8;  // small enough for the sanitizer build
-      config.hidden = {32, 16};
-      config.coaction_feed_dim = 8;
-      config.coaction_layers = {4, 2};
+      RankerConfig config = funnel::test::learning_ranker_config();
       config.loss = loss;
-      config.epochs = 3;
-      config.batch_size = 64;
-      config.learning_rate = 3e-3f;
       const RankerResult result = train_ranker(ctr, config);
       INFO("validation AUC " << result.validation.auc << ", test AUC " << result.test.auc);
       // Random scores give 0.5 (with a standard error of about 0.03 on these 400 instances).

@@ -225,16 +225,10 @@ struct Crash {};
 TEST_CASE("Sparse optimisers: both trainers resume to the uninterrupted run", "[training][optimizer][sparse][checkpoint]") {
   const Dataset& data = funnel::test::small_dataset();
   const Split split = leave_last_out(data);
-  const CtrDataset ctr{data, build_ctr_instances(data, CtrOptions{5, 2, 3})};
+  const CtrDataset& ctr = funnel::test::small_ctr();
   for (const char* name : {"sparse_adam", "momentum_tail_adam", "rowwise_adagrad"}) {
     INFO(name);
-    TrainConfig config;
-    config.embedding_dim = 8;
-    config.hidden = {16};
-    config.output_dim = 8;
-    config.batch_size = 64;
-    config.epochs = 3;
-    config.threads = 1;
+    TrainConfig config = funnel::test::small_two_tower_config();
     config.sparse_optimizer = name;
     config.sparse_optimizer_min_rows = 100;  // the user and item id tables; the small feature tables keep Adam
     const std::vector<uint8_t> uninterrupted = train_two_tower(data, split, config).model_file;
@@ -252,12 +246,7 @@ TEST_CASE("Sparse optimisers: both trainers resume to the uninterrupted run", "[
     resuming.resume = crashing.checkpoint;
     CHECK(train_two_tower(data, split, config, resuming).model_file == uninterrupted);
 
-    RankerConfig ranker;
-    ranker.max_history = 5;
-    ranker.embedding_dim = 4;
-    ranker.hidden = {6, 3};
-    ranker.coaction_feed_dim = 4;
-    ranker.coaction_layers = {3, 2};
+    RankerConfig ranker = funnel::test::small_ranker_config();
     ranker.epochs = 3;
     ranker.batch_size = 32;
     ranker.threads = 1;

@@ -31,13 +31,7 @@ struct Fixture {
   Dataset data;
   Split split;
   Fixture() {
-    SyntheticOptions options;
-    options.users = 200;
-    options.items = 120;
-    options.categories = 6;
-    options.mean_interactions = 12;
-    options.seed = 7;
-    description = write_synthetic_dataset(dir.file("csv"), options);
+    description = write_synthetic_dataset(dir.file("csv"), funnel::test::small_synthetic_options());
     data = load_dataset(description);
     split = leave_last_out(data);
   }
@@ -51,13 +45,7 @@ struct Fixture {
 };
 
 TrainConfig quick_config() {
-  TrainConfig config;
-  config.embedding_dim = 8;
-  config.hidden = {16};
-  config.output_dim = 8;
-  config.batch_size = 64;
-  config.epochs = 3;
-  config.threads = 1;
+  TrainConfig config = funnel::test::small_two_tower_config();
   config.drift_interval = 11;
   config.drift_deltas = {1, 5, 10};
   return config;

@@ -19,13 +19,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 TrainConfig quick_config() {
-  TrainConfig config;
-  config.embedding_dim = 8;
-  config.hidden = {16};
-  config.output_dim = 8;
-  config.batch_size = 64;
-  config.epochs = 3;
-  config.threads = 1;
+  TrainConfig config = funnel::test::small_two_tower_config();
   config.drift_interval = 11;
   config.drift_deltas = {1, 5, 10};
   return config;
