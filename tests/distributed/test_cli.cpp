@@ -117,3 +117,75 @@ TEST_CASE("mpirun -np 2 funnel <a verb that is not data-parallel>: refused, noth
   CHECK(!std::filesystem::exists(dir.file("prepared")));
 #endif
 }
+
+// `mpirun -np 2 funnel train --data <prepared folder>`: each rank reads its own shards. A rank whose shard is
+// missing or corrupt stops every rank with an error naming the rank and the file; a folder with fewer
+// shards than ranks is refused; a run stopped in its second epoch resumes to the uninterrupted run's file.
+TEST_CASE("mpirun -np 2 funnel train on a prepared folder: ranks on their own shards, a bad shard names its rank, resuming == uninterrupted",
+          "[cli]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("skipped: built without MPI");
+#else
+  funnel::test::TempDir dir;
+  funnel::train::SyntheticOptions synthetic;
+  synthetic.users = 300;
+  synthetic.items = 150;
+  synthetic.categories = 6;
+  synthetic.mean_interactions = 10;
+  const std::string data = funnel::train::write_synthetic_dataset(dir.file("data"), synthetic);
+  const std::string funnel = FUNNEL_CLI;
+  const std::string prepared = dir.file("prepared");
+  REQUIRE(run(funnel + " prepare " + data + " --out " + prepared + " --shard-rows 600", dir.file("err_prepare")) == 0);
+  REQUIRE(std::filesystem::exists(prepared + "/train-00003.bin"));
+  const std::string mpirun = std::string(FUNNEL_MPIEXEC) + " -np 2 -x FUNNEL_FAIL_AT_STEP ";
+  const auto train = [&](const std::string& folder) {
+    return mpirun + funnel + " train --data " + folder + " --epochs 3 --batch-size 32 --threads 1 --set drift_sample=0 --set shuffle_buffer=300 --checkpoint " +
+           dir.file("ck");
+  };
+  ::unsetenv("FUNNEL_FAIL_AT_STEP");
+
+  REQUIRE(run(train(prepared) + " --out " + dir.file("full.funnel") + " --report " + dir.file("full.json"), dir.file("err0")) == 0);
+  const nlohmann::json report = nlohmann::json::parse(read_text(dir.file("full.json")));
+  CHECK(report.at("ranks") == 2);
+  CHECK(report.at("dropped_rows_per_epoch").get<long>() >= 0);
+  const long steps_per_epoch = report.at("steps").get<long>() / 3;
+  REQUIRE(steps_per_epoch >= 4);
+  for (const char* file : {"ck.ranks", "ck.rank0.e3", "ck.rank1.e3"}) std::filesystem::remove(dir.file(file));
+
+  // Rank 1 stops in the second epoch; resuming from the first epoch's set gives the uninterrupted file.
+  const long failing_step = steps_per_epoch + 2;
+  ::setenv("FUNNEL_FAIL_AT_STEP", ("1:" + std::to_string(failing_step)).c_str(), 1);
+  CHECK(run(train(prepared) + " --out " + dir.file("failed.funnel"), dir.file("err1")) != 0);
+  ::unsetenv("FUNNEL_FAIL_AT_STEP");
+  CHECK_THAT(read_text(dir.file("err1")), Contains("rank 1: injected failure after step " + std::to_string(failing_step)));
+  CHECK(nlohmann::json::parse(read_text(dir.file("ck.ranks"))).at("epoch") == 1);
+  REQUIRE(run(train(prepared) + " --resume " + dir.file("ck") + " --out " + dir.file("resumed.funnel"), dir.file("err2")) == 0);
+  CHECK(read_text(dir.file("resumed.funnel")) == read_text(dir.file("full.funnel")));
+
+  // Rank 1's shard train-00001.bin missing: rank 1 stops at the start, naming itself and the file.
+  const std::string missing = dir.file("missing");
+  std::filesystem::copy(prepared, missing);
+  std::filesystem::remove(missing + "/train-00001.bin");
+  CHECK(run(train(missing) + " --out " + dir.file("missing.funnel"), dir.file("err3")) != 0);
+  CHECK_THAT(read_text(dir.file("err3")), Contains("rank 1: ") && Contains("train-00001.bin"));
+  CHECK(!std::filesystem::exists(dir.file("missing.funnel")));
+
+  // A flipped timestamp byte in rank 1's train-00003.bin: rank 1 finds it at the shard's end, mid-epoch, while
+  // rank 0 trains on; every rank stops with rank 1's message.
+  const std::string corrupt = dir.file("corrupt");
+  std::filesystem::copy(prepared, corrupt);
+  {
+    std::fstream shard(corrupt + "/train-00003.bin", std::ios::in | std::ios::out | std::ios::binary);
+    shard.seekp(32 + 16 * 5 + 9);
+    shard.put(static_cast<char>(0x5A));
+  }
+  CHECK(run(train(corrupt) + " --out " + dir.file("corrupt.funnel"), dir.file("err4")) != 0);
+  CHECK_THAT(read_text(dir.file("err4")), Contains("rank 1: ") && Contains("train-00003.bin") && Contains("corrupt"));
+
+  // One shard for 2 ranks: refused, saying how to prepare it.
+  const std::string one = dir.file("one");
+  REQUIRE(run(funnel + " prepare " + data + " --out " + one, dir.file("err_one")) == 0);
+  CHECK(run(train(one) + " --out " + dir.file("one.funnel"), dir.file("err5")) != 0);
+  CHECK_THAT(read_text(dir.file("err5")), Contains("1 shard for 2 ranks") && Contains("--shard-rows"));
+#endif
+}

@@ -65,7 +65,9 @@ int run_train(const TrainArgs& args) {
   const bool streaming = is_prepared_dataset(args.data);
   if (streaming && config.train_fraction < 1.0f)
     throw ConfigError(args.data + ": train_fraction below 1 needs the dataset description (it subsamples in memory), not a prepared folder");
-  const PreparedDataset prepared = streaming ? open_prepared(args.data) : PreparedDataset{};
+  // Under mpirun each rank opens and reads only its own shards (i % ranks == rank).
+  const uint32_t rank = static_cast<uint32_t>(comm.rank()), ranks = static_cast<uint32_t>(comm.size());
+  const PreparedDataset prepared = streaming ? open_prepared(args.data, rank, ranks) : PreparedDataset{};
   const Dataset loaded = streaming ? Dataset{} : load_dataset(args.data, args.data_root);
   const Dataset& data = streaming ? prepared.data : loaded;
   const Split in_memory_split = streaming ? Split{} : leave_last_out(data);
@@ -85,8 +87,10 @@ int run_train(const TrainArgs& args) {
 
   if (config.train_fraction < 1.0f)
     spdlog::info("training on a {:.0f}% sample of the training interactions (train_fraction)", 100.0 * config.train_fraction);
-  // Under mpirun every rank streams the whole folder in the same order and takes its part of each global batch.
-  std::unique_ptr<ShuffledShards> shards = streaming ? std::make_unique<ShuffledShards>(prepared, config.shuffle_buffer) : nullptr;
+  // Under mpirun a prepared folder's rows are split by shard, each rank trains on its own; a description is read
+  // whole by every rank, which takes its part of each global batch (docs/distributed.md).
+  std::unique_ptr<ShuffledShards> shards =
+      streaming ? std::make_unique<ShuffledShards>(prepared, config.shuffle_buffer, rank, ranks) : nullptr;
   const TrainResult result = streaming ? train_two_tower(data, split, *shards, config, options) : train_two_tower(data, split, config, options);
   if (comm.rank() != 0) return 0;
   write_file_atomically(args.out, result.model_file);
@@ -114,6 +118,8 @@ int run_train(const TrainArgs& args) {
                          {"total_seconds", total},
                          {"ranks", comm.size()},
                          {"steps", result.steps},
+                         // ranks on their own shards: rows past the smallest rank's count, dropped each epoch (0 otherwise)
+                         {"dropped_rows_per_epoch", result.dropped_rows},
                          // rank 0's, per optimiser step: the row exchange's bytes to other ranks and the replicated gradients' all-reduce payload
                          {"exchange_bytes_per_step", result.steps ? static_cast<double>(result.exchange_bytes) / static_cast<double>(result.steps) : 0.0},
                          {"allreduce_bytes_per_step", result.steps ? static_cast<double>(result.allreduce_bytes) / static_cast<double>(result.steps) : 0.0}};

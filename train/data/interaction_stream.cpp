@@ -31,10 +31,15 @@ struct ShuffledShards::Hash {
 ShuffledShards::ShuffledShards(const PreparedDataset& prepared, uint64_t buffer_rows, uint32_t rank, uint32_t world, size_t chunk_rows)
     : users_(prepared.data.users.size()),
       items_(prepared.data.items.size()),
+      world_(world),
       buffer_rows_(buffer_rows),
       chunk_rows_(chunk_rows),
       hash_(std::make_unique<Hash>()) {
   if (world == 0 || rank >= world) throw ConfigError("streaming: rank " + std::to_string(rank) + " is not below the world size " + std::to_string(world));
+  if (prepared.shards.size() < world)
+    throw ConfigError(prepared.directory + ": " + std::to_string(prepared.shards.size()) + " shard" + (prepared.shards.size() == 1 ? "" : "s") +
+                      " for " + std::to_string(world) + " ranks: each rank reads its own shards; prepare it again with --shard-rows " +
+                      std::to_string(std::max<uint64_t>((prepared.train_rows + world - 1) / world, 1)) + " or fewer");
   if (buffer_rows == 0 || chunk_rows == 0) throw ConfigError("streaming: shuffle_buffer and the read chunk must be at least 1 row");
   for (size_t i = rank; i < prepared.shards.size(); i += world) {
     shards_.push_back(prepared.shards[i]);

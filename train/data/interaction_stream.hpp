@@ -25,6 +25,10 @@ class InteractionBatches {
   virtual void start_epoch(Rng& rng) = 0;
   // Appends the epoch's next rows, at most `count`, to `out`; returns how many (0: the epoch is over).
   virtual size_t next(size_t count, std::vector<Interaction>* out) = 0;
+  // True when the rows are this rank's alone (one rank's shards of a distributed run): the loop trains on
+  // each row it gets. False: every rank reads all the rows in the same order and takes its part of each
+  // global batch.
+  virtual bool rank_local() const { return false; }
 };
 
 // The rows in memory, each epoch a Fisher-Yates permutation of them (Rng::shuffle).
@@ -41,7 +45,8 @@ class InMemoryInteractions final : public InteractionBatches {
   size_t at_ = 0;
 };
 
-// A prepared folder's shards i with i % world == rank, streamed in chunks. Per epoch: the shards' order is
+// A prepared folder's shards i with i % world == rank, streamed in chunks (a folder with fewer shards than
+// ranks is refused: a rank would have no rows). Per epoch: the shards' order is
 // shuffled; rows fill a buffer of `buffer_rows`; once full, each new row takes the place of a uniformly drawn
 // one, which is emitted; when the shards are done, the buffer is shuffled (Fisher-Yates) and emitted in
 // order. With one shard and a buffer at least as large as it, an epoch is exactly InMemoryInteractions'
@@ -56,6 +61,7 @@ class ShuffledShards final : public InteractionBatches {
   uint64_t rows() const override { return rows_; }
   void start_epoch(Rng& rng) override;
   size_t next(size_t count, std::vector<Interaction>* out) override;
+  bool rank_local() const override { return world_ > 1; }
 
  private:
   bool pull(Interaction* row);  // the next row of the shards in this epoch's order; false after the last
@@ -64,6 +70,7 @@ class ShuffledShards final : public InteractionBatches {
 
   std::vector<PreparedShard> shards_;  // this rank's
   uint64_t users_, items_;
+  uint32_t world_;
   uint64_t buffer_rows_;
   size_t chunk_rows_;
   uint64_t rows_ = 0;

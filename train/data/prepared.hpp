@@ -95,7 +95,9 @@ struct PreparedDataset {
 bool is_prepared_dataset(const std::string& path);
 // Opens a prepared folder: checks the manifest (format, version, counts), every small file's header and
 // checksum, and every shard's header and size (their checksums are checked as they are read). Throws
-// DataError naming the file and field of the first problem.
-PreparedDataset open_prepared(const std::string& directory);
+// DataError naming the file and field of the first problem. Rank `rank` of a run of `world` ranks opens
+// only its own shards (i % world == rank, those ShuffledShards(rank, world) reads): the others are listed
+// from the manifest and need not exist on its machine.
+PreparedDataset open_prepared(const std::string& directory, uint32_t rank = 0, uint32_t world = 1);
 
 }  // namespace funnel::train

@@ -71,6 +71,9 @@ class TowerNet {
   // parameters() then lists the shards in place of the tables; between fetch_rows and push_gradients the
   // forward and backward read and write the batch's rows in the shards' caches.
   void shard_tables(Communicator& comm);
+  // A second encoder (the constructor from a base) reads its base's tables as they are now: call after the
+  // base's shard_tables, so that it reads the shards' caches too.
+  void share_tables_of(const TowerNet& base) { bags_ = base.bags_; }
   bool sharded() const { return !shards_.empty(); }
   // Whether `p` is one of this tower's shards (exchanged by the row exchange, not all-reduced).
   bool is_shard(const Parameter* p) const;

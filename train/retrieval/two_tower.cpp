@@ -19,6 +19,12 @@ std::vector<Parameter*> TwoTowerModel::parameters() {
   return out;
 }
 
+void TwoTowerModel::shard_tables(Communicator& comm) {
+  user_.shard_tables(comm);
+  item_.shard_tables(comm);
+  if (ssl_) ssl_->follow_shards();
+}
+
 std::vector<Parameter*> TwoTowerModel::replicated_parameters() {
   std::vector<Parameter*> out;
   for (Parameter* p : parameters())

@@ -191,14 +191,16 @@ nlohmann::json run_identity(const Dataset& data, const TrainConfig& config, cons
   return identity;
 }
 
-// This rank's positives of the global batch: its contiguous part (all of it on one process). Distributed,
-// `global` receives the global batch's items in rank order, which is the epoch's order.
-void assemble_batch(const std::vector<Interaction>& batch, Communicator& comm, std::vector<uint32_t>& users, std::vector<uint32_t>& items,
-                    GlobalBatch& global) {
+// This rank's positives: its contiguous part of the global batch (all of it on one process), or, when the
+// rank reads rows of its own (`rank_local`), the whole of `batch`. Distributed, `global` receives the global
+// batch's items in rank order, which is the epoch's order.
+void assemble_batch(const std::vector<Interaction>& batch, bool rank_local, Communicator& comm, std::vector<uint32_t>& users,
+                    std::vector<uint32_t>& items, GlobalBatch& global) {
   users.clear();
   items.clear();
   const size_t n = batch.size(), rank = static_cast<size_t>(comm.rank()), ranks = static_cast<size_t>(comm.size());
-  for (size_t i = n * rank / ranks; i < n * (rank + 1) / ranks; ++i) {
+  const size_t first = rank_local ? 0 : n * rank / ranks, last = rank_local ? n : n * (rank + 1) / ranks;
+  for (size_t i = first; i < last; ++i) {
     const Interaction& x = batch[i];
     users.push_back(x.user);
     items.push_back(x.item);
@@ -208,6 +210,49 @@ void assemble_batch(const std::vector<Interaction>& batch, Communicator& comm, s
   global.items = comm.allgatherv<uint32_t>(items, &counts);
   global.first = static_cast<size_t>(std::accumulate(counts.begin(), counts.begin() + comm.rank(), 0));
   global.count = items.size();
+}
+
+// How an epoch's rows reach the ranks (docs/distributed.md, "Where the data must be").
+struct EpochPlan {
+  bool rank_local = false;    // each rank trains on its own rows (its shards); else on its part of every global batch
+  uint64_t source_rows = 0;   // the training rows, over all ranks (logQ's count denominator)
+  uint64_t trained_rows = 0;  // rows trained per epoch, over all ranks
+  uint64_t dropped_rows = 0;  // rank-local: the rows past the smallest rank's count, over all ranks, per epoch
+  uint64_t rank_rows = 0;     // rank-local: rows each rank trains per epoch (the smallest rank's count)
+  size_t request = 0;         // rows a step asks of the reader: the global batch, or (rank-local) this rank's batch
+  size_t steps = 0;           // per epoch, the same on every rank
+};
+
+// Rank-local rows: a step takes batch_size rows of every rank, so all ranks train, per epoch, as many rows as
+// the smallest rank holds (one all-gather of the counts at the start); each rank's epoch stops there and the
+// rest of its shuffled stream is dropped (other rows each epoch), with a note saying how many.
+EpochPlan plan_epochs(const InteractionBatches& rows, Communicator& comm, const TrainConfig& config, const TrainObserver& observer) {
+  EpochPlan plan;
+  const size_t ranks = static_cast<size_t>(comm.size());
+  plan.rank_local = rows.rank_local();
+  if (plan.rank_local && !comm.distributed())
+    throw ConfigError("a reader of one rank's shards trains in a distributed run only (TrainOptions::communicator of several ranks)");
+  if (!plan.rank_local) {
+    plan.source_rows = plan.trained_rows = rows.rows();
+    plan.request = static_cast<size_t>(config.batch_size) * ranks;
+  } else {
+    const uint64_t mine = rows.rows();
+    const std::vector<uint64_t> counts = comm.allgatherv<uint64_t>(std::span<const uint64_t>(&mine, 1));
+    plan.rank_rows = *std::min_element(counts.begin(), counts.end());
+    plan.source_rows = std::accumulate(counts.begin(), counts.end(), uint64_t{0});
+    plan.trained_rows = plan.rank_rows * ranks;
+    plan.dropped_rows = plan.source_rows - plan.trained_rows;
+    plan.request = config.batch_size;
+    if (observer.on_note) {
+      std::string held;
+      for (uint64_t c : counts) held += (held.empty() ? "" : ", ") + std::to_string(c);
+      observer.on_note("each rank trains on its own shards: " + std::to_string(plan.rank_rows) + " rows an epoch (the smallest rank's); " +
+                       std::to_string(plan.dropped_rows) + " rows past it are dropped each epoch (the ranks hold " + held + ")");
+    }
+  }
+  if (plan.trained_rows < 2) throw TrainingError("fewer than 2 training interactions");
+  plan.steps = static_cast<size_t>(((plan.rank_local ? plan.rank_rows : plan.trained_rows) + plan.request - 1) / plan.request);
+  return plan;
 }
 
 // Rank 0 evaluates the whole model (the shards gathered to it) on validation; every rank learns the score,
@@ -257,6 +302,213 @@ void resume_if_asked(TrainingState& state, const RunState& run, const TrainOptio
                      std::to_string(run.step) + ")");
 }
 
+// One run's training loop: the model, its optimiser and the state a step and an epoch's end share.
+class TwoTowerLoop {
+ public:
+  TwoTowerLoop(const Dataset& data, const Split& split, InteractionBatches& rows, const TrainConfig& config, const TrainOptions& options)
+      : data_(data),
+        split_(split),
+        rows_(rows),
+        config_(config),
+        options_(options),
+        comm_(options.communicator ? *options.communicator : local_communicator()),
+        observer_(comm_.rank() == 0 ? options.observer : quiet_),
+        plan_(plan_epochs(rows, comm_, config, observer_)),
+        model_(data, config),
+        allreduce_(comm_, shard_then_list(model_, comm_, config)),
+        parameters_(model_.parameters()),
+        adam_(parameters_, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"}, config.sparse_optimizer,
+              config.sparse_optimizer_min_rows, config.sparse_learning_rate, model_.whole_rows()),
+        bank_(config.negatives == "cbns" ? config.memory_size : 0, config.output_dim),
+        streaming_(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha),
+        count_log_q_(log_q_from_counts(split.item_train_count, plan_.source_rows)),
+        drift_(drift_sample(data, split, config), config.drift_deltas, config.drift_interval),
+        shuffle_rng_(config.seed ^ 0x5DEECE66Dull),
+        state_(run_identity(data, config, comm_)),
+        schedule_(lr_schedule_of(config)),
+        total_steps_(static_cast<long>(plan_.steps) * config.epochs),
+        fail_at_step_(injected_failure_step(comm_.rank())) {
+    ks_ = config.eval_k;
+    if (std::find(ks_.begin(), ks_.end(), config.select_k) == ks_.end()) ks_.push_back(config.select_k);
+    SelfSupervisedTask* ssl = model_.self_supervised();
+    if (ssl) ssl->set_training_counts(split.item_train_count);
+    if (ssl && config.ssl == "cfm" && observer_.on_note) observer_.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
+    state_.note("config", config_to_json(config));
+    state_.parameters(parameters_);
+    adam_.register_state(state_);
+    bank_.register_state(state_);
+    streaming_.register_state(state_);
+    state_.rng("shuffle_rng", shuffle_rng_);
+    if (ssl) state_.rng("ssl_rng", ssl->rng());
+    run_.register_state(state_, parameters_);
+    resume_if_asked(state_, run_, options, comm_, observer_);
+  }
+
+  TrainResult run() {
+    for (uint32_t epoch = run_.epochs_done + 1; epoch <= config_.epochs; ++epoch)
+      if (!train_epoch(epoch)) break;
+    return finish();
+  }
+
+ private:
+  const Dataset& data_;
+  const Split& split_;
+  InteractionBatches& rows_;
+  const TrainConfig& config_;
+  const TrainOptions& options_;
+  Communicator& comm_;
+  const TrainObserver quiet_;
+  const TrainObserver& observer_;
+  const EpochPlan plan_;
+  TwoTowerModel model_;
+  GradientAllReduce allreduce_;
+  std::vector<Parameter*> parameters_;
+  TrainerOptimizer adam_;
+  MemoryBank bank_;
+  StreamingFrequency streaming_;
+  const std::vector<float> count_log_q_;
+  DriftMonitor drift_;
+  Rng shuffle_rng_;
+  RunState run_;
+  TrainingState state_;
+  const LrSchedule schedule_;
+  const long total_steps_;
+  const long fail_at_step_;
+  std::vector<uint32_t> ks_;
+  TrainResult result_;
+  double train_seconds_ = 0.0;
+  size_t samples_ = 0;
+  // A step's buffers.
+  std::vector<Interaction> batch_;
+  std::vector<uint32_t> users_, items_;
+  std::vector<float> log_q_;
+  GlobalBatch global_;
+
+  // Distributed with sharded tables, each rank keeps its rows of every table before the optimiser sees them.
+  static std::vector<Parameter*> shard_then_list(TwoTowerModel& model, Communicator& comm, const TrainConfig& config) {
+    if (comm.distributed() && config.embedding_sharding == "sharded") model.shard_tables(comm);
+    return model.replicated_parameters();
+  }
+
+  // The epoch's order. Rank-local rows: each rank shuffles its shards and buffer from the epoch's seed (drawn
+  // from the shuffle generator, the same on every rank) and its rank; otherwise every rank draws the same
+  // permutation of all the rows. Either way, from the checkpointed generator: a resumed run shuffles alike.
+  void start_epoch(Rng& epoch_rng) {
+    if (!plan_.rank_local) return rows_.start_epoch(shuffle_rng_);
+    epoch_rng = Rng(shuffle_rng_.next() + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(comm_.rank() + 1));
+    rows_.start_epoch(epoch_rng);
+  }
+
+  // One optimiser step on the epoch's next rows; false when they hold too few positives to learn from.
+  bool step(uint32_t epoch, size_t s, size_t& read, EpochRecord& record, double& loss_sum, double& ssl_loss_sum, float& rate) {
+    batch_.clear();
+    const size_t want = plan_.rank_local ? static_cast<size_t>(std::min<uint64_t>(plan_.request, plan_.rank_rows - read)) : plan_.request;
+    read += rows_.next(want, &batch_);
+    // A softmax over one column has nothing to learn from (rank-local, every rank holds as many rows).
+    if (batch_.size() * (plan_.rank_local ? static_cast<size_t>(comm_.size()) : 1) < 2) return false;
+    const bool distributed = comm_.distributed();
+    const uint64_t calls_before = comm_.collective_calls();
+    assemble_batch(batch_, plan_.rank_local, comm_, users_, items_, global_);
+    const std::vector<uint32_t>& batch_items = distributed ? global_.items : items_;
+    fill_log_q(config_, streaming_, count_log_q_, run_.step, batch_items, log_q_);
+    rate = learning_rate_at(schedule_, run_.step, total_steps_);
+    adam_.set_learning_rate(rate);
+    const NegativeBank negatives = run_.cbns_active ? bank_.negatives(config_.bank_logq, config_.cbns_balanced_item_gradient) : NegativeBank{};
+    double ssl_loss = 0.0;
+    const double loss = forward_backward(model_, comm_, users_, items_, log_q_, global_, config_, negatives, &ssl_loss);
+    if (!std::isfinite(loss) || !std::isfinite(ssl_loss)) throw_non_finite(loss, ssl_loss, epoch, s + 1, rate);
+    allreduce_.reduce();
+    result_.step_collectives += comm_.collective_calls() - calls_before;
+    adam_.step();
+    // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave;
+    // distributed, the global batch's, the same on every rank.
+    if (config_.negatives == "cbns")
+      bank_.enqueue(distributed ? global_.embeddings.data() : model_.item_tower().output(), log_q_.data(), batch_items.data(), batch_items.size());
+    ++run_.step;
+    if (run_.step == fail_at_step_) throw TrainingError("injected failure after step " + std::to_string(run_.step) + " (FUNNEL_FAIL_AT_STEP)");
+    loss_sum += loss;
+    ssl_loss_sum += ssl_loss;
+    const auto embed_items = [this](std::span<const uint32_t> rows, float* out) {
+      if (model_.item_tower().sharded()) model_.item_tower().fetch_rows(rows);  // collective: every rank probes alike
+      const float* v = model_.item_tower().forward(rows);
+      std::copy(v, v + rows.size() * model_.item_tower().output_dim(), out);
+    };
+    const std::vector<DriftRecord> probes =
+        config_.drift_sample > 0 ? drift_.after_step(run_.step, config_.output_dim, embed_items) : std::vector<DriftRecord>{};
+    record.drift.insert(record.drift.end(), probes.begin(), probes.end());
+    if (config_.negatives == "cbns" && !run_.cbns_active) run_.maybe_start_cbns(config_, probes, observer_);
+    return true;
+  }
+
+  // Trains one epoch, evaluates it and checkpoints; false when early stopping ends the run.
+  bool train_epoch(uint32_t epoch) {
+    Rng epoch_rng(0);
+    start_epoch(epoch_rng);
+    drift_.reset_probe();
+    EpochRecord record;
+    record.epoch = epoch;
+    const auto start = Clock::now();
+    double loss_sum = 0.0, ssl_loss_sum = 0.0;
+    size_t batches = 0, read = 0;  // read: this reader's rows of the epoch so far
+    float rate = config_.learning_rate;
+    // Samples per second count every rank's rows: rank-local, each rank reads its own.
+    const double samples_per_read = plan_.rank_local ? static_cast<double>(comm_.size()) : 1.0;
+    for (size_t s = 0; s < plan_.steps; ++s) {
+      if (!step(epoch, s, read, record, loss_sum, ssl_loss_sum, rate)) continue;
+      ++batches;
+      if (observer_.on_progress && (s % 16 == 0 || s + 1 == plan_.steps))
+        observer_.on_progress(epoch, s + 1, plan_.steps, loss_sum / static_cast<double>(batches),
+                              samples_per_read * static_cast<double>(read) / std::max(seconds_since(start), 1e-9));
+    }
+    const double seconds = seconds_since(start);
+    train_seconds_ += seconds;
+    samples_ += plan_.trained_rows;
+    record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
+    record.ssl_loss = ssl_loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
+    record.samples_per_second = static_cast<double>(plan_.trained_rows) / seconds;
+    record.learning_rate = rate;
+    return end_epoch(epoch, record);
+  }
+
+  // The epoch's end: validation on rank 0, the best epoch so far, the checkpoint, early stopping.
+  bool end_epoch(uint32_t epoch, EpochRecord& record) {
+    record.steps = run_.step;
+    record.cbns_active = run_.cbns_active;
+    const double score = evaluate_epoch(model_, data_, split_, config_, ks_, comm_, record);
+    result_.history.push_back(record);
+    run_.history.push_back(epoch_json(record, config_.drift_deltas));
+    run_.finish_epoch(epoch, score, parameters_);
+    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
+    if (!options_.checkpoint.empty()) save_rank_checkpoint(comm_, state_, options_.checkpoint, epoch);
+    if (observer_.on_epoch) observer_.on_epoch(record);
+    result_.stopped_early = run_.patience_ran_out(config_, observer_);
+    return !result_.stopped_early;
+  }
+
+  // The best epoch's parameters, tested and exported on rank 0.
+  TrainResult finish() {
+    // Before any epoch ran best_values are the initial values, as the parameters are.
+    for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i]->value = run_.best_values[i];
+    TrainResult& result = result_;
+    result.best_epoch = run_.best_epoch;
+    result.train_interactions = plan_.trained_rows;
+    result.cbns_start_step = run_.cbns_start_step;
+    result.train_seconds = train_seconds_;
+    result.samples_per_second = train_seconds_ > 0 ? static_cast<double>(samples_) / train_seconds_ : 0.0;
+    result.steps = run_.step;
+    result.exchange_bytes = model_.user_tower().bytes_sent() + model_.item_tower().bytes_sent();
+    result.allreduce_bytes = allreduce_.bytes_reduced();
+    result.dropped_rows = plan_.dropped_rows;
+    model_.user_tower().gather_tables(0);
+    model_.item_tower().gather_tables(0);
+    if (comm_.rank() != 0) return result;
+    result.test = evaluate_in_memory(export_two_tower(data_, model_, config_, {}), data_, split_, Holdout::kTest, ks_);
+    result.popular_test = evaluate_most_popular(data_, split_, Holdout::kTest, ks_);
+    result.model_file = export_two_tower(data_, model_, config_, run_metadata(data_, config_, result, run_, options_.metadata));
+    return result;
+  }
+};
+
 }  // namespace
 
 TrainResult train_two_tower(const Dataset& data, const Split& full_split, const TrainConfig& config, const TrainOptions& options) {
@@ -269,160 +521,14 @@ TrainResult train_two_tower(const Dataset& data, const Split& full_split, const 
 
 TrainResult train_two_tower(const Dataset& data, const Split& split, InteractionBatches& rows, const TrainConfig& config,
                             const TrainOptions& options) {
-  const uint64_t train_rows = rows.rows();
-  if (train_rows < 2) throw TrainingError("fewer than 2 training interactions");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
   Communicator& comm = options.communicator ? *options.communicator : local_communicator();
-  const bool distributed = comm.distributed();
-  const int rank = comm.rank(), ranks = comm.size();
-  if (distributed && config.ssl != "none")
+  if (comm.distributed() && config.ssl != "none")
     throw ConfigError("ssl '" + config.ssl + "': the self-supervised task is not supported across ranks yet (it draws its own batches); "
                       "train it on one process");
-  const TrainObserver quiet;
-  const TrainObserver& observer = rank == 0 ? options.observer : quiet;
-  std::vector<uint32_t> ks = config.eval_k;
-  if (std::find(ks.begin(), ks.end(), config.select_k) == ks.end()) ks.push_back(config.select_k);
-
-  TwoTowerModel model(data, config);
-  if (distributed && config.embedding_sharding == "sharded") {
-    model.user_tower().shard_tables(comm);
-    model.item_tower().shard_tables(comm);
-  }
-  SelfSupervisedTask* ssl = model.self_supervised();
-  if (ssl) ssl->set_training_counts(split.item_train_count);
-  if (ssl && config.ssl == "cfm" && observer.on_note) observer.on_note("CFM masks together, by seed: " + ssl->correlated_groups());
-  std::vector<Parameter*> parameters = model.parameters();
-  GradientAllReduce allreduce(comm, model.replicated_parameters());
-  TrainerOptimizer adam(parameters, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"}, config.sparse_optimizer,
-                        config.sparse_optimizer_min_rows, config.sparse_learning_rate, model.whole_rows());
-  const size_t dim = config.output_dim;
-  const bool cbns = config.negatives == "cbns";
-  MemoryBank bank(cbns ? config.memory_size : 0, dim);
-  StreamingFrequency streaming(config.logq == "streaming" ? config.streaming_buckets : 1, config.streaming_alpha);
-  const std::vector<float> count_log_q = log_q_from_counts(split.item_train_count, train_rows);
-
-  DriftMonitor drift(drift_sample(data, split, config), config.drift_deltas, config.drift_interval);
-  const auto embed_items = [&model](std::span<const uint32_t> rows, float* out) {
-    if (model.item_tower().sharded()) model.item_tower().fetch_rows(rows);  // collective: every rank probes alike
-    const float* v = model.item_tower().forward(rows);
-    std::copy(v, v + rows.size() * model.item_tower().output_dim(), out);
-  };
-
-  Rng shuffle_rng(config.seed ^ 0x5DEECE66Dull);
-  RunState run;
-  TrainingState state(run_identity(data, config, comm));
-  state.note("config", config_to_json(config));
-  state.parameters(parameters);
-  adam.register_state(state);
-  bank.register_state(state);
-  streaming.register_state(state);
-  state.rng("shuffle_rng", shuffle_rng);
-  if (ssl) state.rng("ssl_rng", ssl->rng());
-  run.register_state(state, parameters);
-  resume_if_asked(state, run, options, comm, observer);
-
-  std::vector<Interaction> batch;
-  std::vector<uint32_t> users, items;
-  std::vector<float> log_q;
-  GlobalBatch global;
-  // Distributed, each rank takes its contiguous part of every global batch of batch_size x ranks positives
-  // (the same order on every rank: `rows` reads the whole data alike on each), so 2 ranks of batch b step as
-  // 1 process of batch 2b does.
-  const size_t global_batch_size = static_cast<size_t>(config.batch_size) * static_cast<size_t>(ranks);
-  const size_t steps_per_epoch = (train_rows + global_batch_size - 1) / global_batch_size;
-  const long fail_at_step = injected_failure_step(rank);
-  const long total_steps = static_cast<long>(steps_per_epoch) * config.epochs;
-  const LrSchedule schedule = lr_schedule_of(config);
-  TrainResult result;
-  double train_seconds = 0.0;
-  size_t samples = 0;
-  bool stop = false;
-
-  for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs && !stop; ++epoch) {
-    // The order is drawn from the epoch's own state, so a resumed run shuffles as the original did.
-    rows.start_epoch(shuffle_rng);
-    drift.reset_probe();
-    EpochRecord record;
-    record.epoch = epoch;
-    const auto start = Clock::now();
-    double loss_sum = 0.0, ssl_loss_sum = 0.0;
-    size_t batches = 0;
-    float rate = config.learning_rate;
-    size_t end = 0;  // rows of the epoch so far
-    for (size_t s = 0; s < steps_per_epoch; ++s) {
-      batch.clear();
-      end += rows.next(global_batch_size, &batch);
-      if (batch.size() < 2) continue;  // a softmax over one column has nothing to learn from
-      const uint64_t calls_before = comm.collective_calls();
-      assemble_batch(batch, comm, users, items, global);
-      const std::vector<uint32_t>& batch_items = distributed ? global.items : items;
-      fill_log_q(config, streaming, count_log_q, run.step, batch_items, log_q);
-      rate = learning_rate_at(schedule, run.step, total_steps);
-      adam.set_learning_rate(rate);
-      const NegativeBank negatives = run.cbns_active ? bank.negatives(config.bank_logq, config.cbns_balanced_item_gradient) : NegativeBank{};
-      double ssl_loss = 0.0;
-      const double loss = forward_backward(model, comm, users, items, log_q, global, config, negatives, &ssl_loss);
-      if (!std::isfinite(loss) || !std::isfinite(ssl_loss)) throw_non_finite(loss, ssl_loss, epoch, s + 1, rate);
-      allreduce.reduce();
-      result.step_collectives += comm.collective_calls() - calls_before;
-      adam.step();
-      // Eq. 9: the batch's item embeddings (detached) and their log q join the bank, the oldest leave;
-      // distributed, the global batch's, the same on every rank.
-      if (cbns)
-        bank.enqueue(distributed ? global.embeddings.data() : model.item_tower().output(), log_q.data(), batch_items.data(), batch_items.size());
-      ++run.step;
-      if (run.step == fail_at_step)
-        throw TrainingError("injected failure after step " + std::to_string(run.step) + " (FUNNEL_FAIL_AT_STEP)");
-      loss_sum += loss;
-      ssl_loss_sum += ssl_loss;
-      ++batches;
-
-      const std::vector<DriftRecord> probes = config.drift_sample > 0 ? drift.after_step(run.step, dim, embed_items) : std::vector<DriftRecord>{};
-      record.drift.insert(record.drift.end(), probes.begin(), probes.end());
-      if (cbns && !run.cbns_active) run.maybe_start_cbns(config, probes, observer);
-      if (observer.on_progress && (s % 16 == 0 || s + 1 == steps_per_epoch))
-        observer.on_progress(epoch, s + 1, steps_per_epoch, loss_sum / static_cast<double>(batches),
-                             static_cast<double>(end) / std::max(seconds_since(start), 1e-9));
-    }
-    const double seconds = seconds_since(start);
-    train_seconds += seconds;
-    samples += train_rows;
-
-    record.loss = loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
-    record.ssl_loss = ssl_loss_sum / static_cast<double>(std::max<size_t>(batches, 1));
-    record.samples_per_second = static_cast<double>(train_rows) / seconds;
-    record.learning_rate = rate;
-    record.steps = run.step;
-    record.cbns_active = run.cbns_active;
-    const double score = evaluate_epoch(model, data, split, config, ks, comm, record);
-    result.history.push_back(record);
-    run.history.push_back(epoch_json(record, config.drift_deltas));
-    run.finish_epoch(epoch, score, parameters);
-    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!options.checkpoint.empty()) save_rank_checkpoint(comm, state, options.checkpoint, epoch);
-    if (observer.on_epoch) observer.on_epoch(record);
-    stop = result.stopped_early = run.patience_ran_out(config, observer);
-  }
-
-  // Before any epoch ran best_values are the initial values, as the parameters are.
-  for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
-  result.best_epoch = run.best_epoch;
-  result.train_interactions = train_rows;
-  result.cbns_start_step = run.cbns_start_step;
-  result.train_seconds = train_seconds;
-  result.samples_per_second = train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0;
-  result.steps = run.step;
-  result.exchange_bytes = model.user_tower().bytes_sent() + model.item_tower().bytes_sent();
-  result.allreduce_bytes = allreduce.bytes_reduced();
-  model.user_tower().gather_tables(0);
-  model.item_tower().gather_tables(0);
-  if (rank != 0) return result;
-  result.test = evaluate_in_memory(export_two_tower(data, model, config, {}), data, split, Holdout::kTest, ks);
-  result.popular_test = evaluate_most_popular(data, split, Holdout::kTest, ks);
-
-  result.model_file = export_two_tower(data, model, config, run_metadata(data, config, result, run, options.metadata));
-  return result;
+  TwoTowerLoop loop(data, split, rows, config, options);
+  return loop.run();
 }
 
 }  // namespace funnel::train

@@ -67,6 +67,8 @@ struct TrainResult {
   uint64_t exchange_bytes = 0;     // distributed: bytes this rank's row exchange sent to other ranks
   uint64_t allreduce_bytes = 0;    // distributed: payload bytes of replicated gradients this rank all-reduced
   long steps = 0;                  // optimiser steps this run took
+  uint64_t dropped_rows = 0;       // distributed, each rank on its own shards: rows past the smallest rank's
+                                   // count, over the ranks, dropped each epoch (docs/distributed.md)
   uint64_t step_collectives = 0;   // distributed: collective MPI calls this rank made in its steps (batch to
                                    // all-reduce; drift probes aside), Communicator::collective_calls()
 };
