@@ -120,7 +120,8 @@ TEST_CASE("mpirun -np 2 funnel <a verb that is not data-parallel>: refused, noth
 
 // `mpirun -np 2 funnel train --data <prepared folder>`: each rank reads its own shards. A rank whose shard is
 // missing or corrupt stops every rank with an error naming the rank and the file; a folder with fewer
-// shards than ranks is refused; a run stopped in its second epoch resumes to the uninterrupted run's file.
+// shards than ranks is refused; a run stopped in its second epoch resumes to the uninterrupted run's file
+// (with the self-supervised task on: its generator is in every rank's checkpoint).
 TEST_CASE("mpirun -np 2 funnel train on a prepared folder: ranks on their own shards, a bad shard names its rank, resuming == uninterrupted",
           "[cli]") {
 #ifndef FUNNEL_MPIEXEC
@@ -139,7 +140,7 @@ TEST_CASE("mpirun -np 2 funnel train on a prepared folder: ranks on their own sh
   REQUIRE(std::filesystem::exists(prepared + "/train-00003.bin"));
   const std::string mpirun = std::string(FUNNEL_MPIEXEC) + " -np 2 -x FUNNEL_FAIL_AT_STEP ";
   const auto train = [&](const std::string& folder) {
-    return mpirun + funnel + " train --data " + folder + " --epochs 3 --batch-size 32 --threads 1 --set drift_sample=0 --set shuffle_buffer=300 --checkpoint " +
+    return mpirun + funnel + " train --data " + folder + " --epochs 3 --batch-size 32 --threads 1 --set drift_sample=0 --set shuffle_buffer=300 --set ssl=rfm --checkpoint " +
            dir.file("ck");
   };
   ::unsetenv("FUNNEL_FAIL_AT_STEP");

@@ -103,7 +103,10 @@ void check_two_ranks_match_one(TrainConfig config) {
   REQUIRE(one.steps == two.steps);
   REQUIRE(one.steps >= 20);
   REQUIRE(one.history.size() == two.history.size());
-  for (size_t e = 0; e < one.history.size(); ++e) CHECK(two.history[e].loss == Approx(one.history[e].loss).epsilon(1e-4));
+  for (size_t e = 0; e < one.history.size(); ++e) {
+    CHECK(two.history[e].loss == Approx(one.history[e].loss).epsilon(1e-4));
+    CHECK(two.history[e].ssl_loss == Approx(one.history[e].ssl_loss).epsilon(1e-4));
+  }
   const Difference d = compare(one.model_file, two.model_file);
   INFO("steps " << one.steps << ", max |diff| " << d.max << ", median " << d.median << " over " << d.elements << " parameters");
   CHECK(d.max < 1e-5);
@@ -131,6 +134,26 @@ TEST_CASE("Two-tower, 2 ranks of batch B/2 == 1 process of batch B: CBNS, the ba
   config.cbns_warmup_steps = 3;
   config.logq = "streaming";
   check_two_ranks_match_one(config);
+}
+
+// The self-supervised task across ranks: every rank draws the same global batch of 2 x 32 items (masks and
+// value dropout alike), encodes its half with the item tower's sharded tables (fetched in the towers' row
+// exchange), and all-gathers both views' outputs for L_self; the sums run in another order, so the same
+// tolerance as in-batch's holds. RFM with G = H; CFM with G's own last layer (its tables: H's shards) and
+// dropout of the multi-valued tags; spread-out (no views).
+TEST_CASE("Two-tower, 2 ranks of batch B/2 == 1 process of batch B: the self-supervised task (RFM, CFM, spread-out)", "[two_ranks]") {
+  REQUIRE(world().size() == 2);
+  for (const char* ssl : {"rfm", "cfm", "spread_out"}) {
+    INFO(ssl);
+    TrainConfig config = quick_config(32);
+    config.ssl = ssl;
+    config.ssl_alpha = 0.5f;
+    if (std::string(ssl) == "cfm") {
+      config.ssl_share_mlp = "partial";
+      config.ssl_dropout = 0.3f;
+    }
+    check_two_ranks_match_one(config);
+  }
 }
 
 TEST_CASE("Two-tower on 2 ranks: tables sharded by row == tables replicated, for every table optimiser", "[two_ranks]") {

@@ -27,8 +27,9 @@ struct GlobalBatch {
 // One step's forward and backward over this rank's users (`users`, whose positives are batch.items[first..])
 // against the global batch, plus the bank's columns. Sharded tables fetch their rows before and push their
 // gradients after; replicated parameters' gradients are left for GradientAllReduce. Collective. Returns the
-// global batch's mean loss (the same on every rank).
+// global batch's mean loss (the same on every rank). With the self-supervised task on, its step runs too, on
+// its own global batch split over the ranks (SelfSupervisedTask::draw), and `ssl_loss` receives L_self.
 double global_negatives_step(TwoTowerModel& model, Communicator& comm, std::span<const uint32_t> users, GlobalBatch& batch,
-                             const TrainConfig& config, const NegativeBank& bank);
+                             const TrainConfig& config, const NegativeBank& bank, double* ssl_loss = nullptr);
 
 }  // namespace funnel::train

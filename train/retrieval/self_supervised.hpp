@@ -16,6 +16,7 @@
 #include "train/data/dataset.hpp"
 #include "train/retrieval/feature_masking.hpp"
 #include "train/core/rng.hpp"
+#include "train/distributed/communicator.hpp"
 #include "train/retrieval/tower_net.hpp"
 
 namespace funnel::train {
@@ -33,8 +34,18 @@ class SelfSupervisedTask {
 
   // Draws a batch and computes L_self (unweighted); with `gradients`, also dL_self/d(outputs) scaled by
   // ssl_alpha, for backward(). Safe to run beside the user tower; not beside the item tower's own pass.
+  // One process: draw(0, 1), then forward(local_communicator(), gradients).
   double forward(bool gradients);
-  // Accumulates alpha * dL_self into H's (and G's) parameters from the last forward.
+  // Across ranks (docs/distributed.md): every rank draws the same global batch of `ranks` times the per-rank
+  // size (the same generator, the same draws: items, masks, value dropout) and encodes its contiguous part,
+  // local_rows(), whose table rows the caller fetches with the main batch's.
+  void draw(int rank, int ranks);
+  std::span<const uint32_t> local_rows() const { return {batch_.data() + local_begin_, local_count_}; }
+  // Collective: encodes the local rows' views, all-gathers both views' outputs, and computes L_self over the
+  // global batch on every rank (so every rank returns the same loss); with `gradients`, keeps the local rows'
+  // share of alpha * dL_self for backward(). The summed gradients over the ranks are one process's.
+  double forward(Communicator& comm, bool gradients);
+  // Accumulates alpha * dL_self into H's (and G's) parameters from the last forward (its local rows).
   void backward();
 
   // After H's tables were sharded (TwoTowerModel::shard_tables): G reads them through H's shards.
@@ -69,12 +80,15 @@ class SelfSupervisedTask {
   std::vector<uint32_t> batch_;
   std::vector<uint8_t> in_batch_;
   FeatureMasks masks_;
-  TowerAugmentation first_, second_;
+  size_t local_begin_ = 0, local_count_ = 0;  // this rank's rows of batch_
+  TowerAugmentation first_, second_;      // the views of the whole batch
+  TowerAugmentation local_first_, local_second_;  // of the local rows (when they are not the whole batch)
   TowerPass first_pass_, second_pass_;
   std::vector<float> d_first_, d_second_;
 
-  void draw_batch();
+  void draw_batch(size_t n);  // n distinct items, n <= the catalogue
   void make_view(const std::vector<uint8_t>& masked, TowerAugmentation* view);
+  const TowerAugmentation* local_view(const TowerAugmentation& whole, TowerAugmentation* local) const;
 };
 
 }  // namespace funnel::train

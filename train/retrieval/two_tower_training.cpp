@@ -288,7 +288,7 @@ double forward_backward(TwoTowerModel& model, Communicator& comm, const std::vec
                         double* ssl_loss) {
   if (!comm.distributed()) return two_tower_step(model, users, items, log_q, config, /*backward=*/true, negatives, ssl_loss);
   global.log_q = log_q;
-  return global_negatives_step(model, comm, users, global, config, negatives);
+  return global_negatives_step(model, comm, users, global, config, negatives, ssl_loss);
 }
 
 // Restores a checkpoint when asked: each rank its own file, all from one epoch.
@@ -523,10 +523,6 @@ TrainResult train_two_tower(const Dataset& data, const Split& split, Interaction
                             const TrainOptions& options) {
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
-  Communicator& comm = options.communicator ? *options.communicator : local_communicator();
-  if (comm.distributed() && config.ssl != "none")
-    throw ConfigError("ssl '" + config.ssl + "': the self-supervised task is not supported across ranks yet (it draws its own batches); "
-                      "train it on one process");
   TwoTowerLoop loop(data, split, rows, config, options);
   return loop.run();
 }
