@@ -2,10 +2,19 @@
 
 namespace funnel::train {
 
+SampledSoftmaxOptions softmax_options(const TrainConfig& config) {
+  SampledSoftmaxOptions options;
+  options.temperature = config.temperature;
+  options.logq_correction = config.logq != "none";
+  options.mask_accidental_hits = config.mask_accidental_hits;
+  return options;
+}
+
 double global_negatives_step(TwoTowerModel& model, Communicator& comm, std::span<const uint32_t> users, GlobalBatch& batch,
                              const TrainConfig& config, const NegativeBank& bank, double* ssl_loss) {
   TowerNet& user_tower = model.user_tower();
   TowerNet& item_tower = model.item_tower();
+  const bool distributed = comm.distributed();
   const std::span<const uint32_t> items(batch.items.data() + batch.first, batch.count);
   // The self-supervised task's global batch, drawn alike on every rank; this rank encodes its part of it.
   SelfSupervisedTask* ssl = model.self_supervised();
@@ -22,36 +31,44 @@ double global_negatives_step(TwoTowerModel& model, Communicator& comm, std::span
   if (exchange.tables() > 0) exchange.fetch();
   const float* u = nullptr;
   const float* v = nullptr;
+  double self_loss = 0.0;
+  // The towers are independent until the loss: one thread each. On one process the auxiliary task runs the
+  // item tower again on the item side; across ranks it is collective (the views' outputs all-gathered), so
+  // it runs on this thread after the towers' own passes.
 #pragma omp parallel sections
   {
 #pragma omp section
     u = user_tower.forward(users);
 #pragma omp section
-    v = item_tower.forward(items);
+    {
+      v = item_tower.forward(items);
+      if (ssl && !distributed) self_loss = ssl->forward(comm, /*gradients=*/true);
+    }
   }
-  // Collective (the views' outputs all-gathered), so on this thread, after the towers' own passes.
-  const double self_loss = ssl ? ssl->forward(comm, /*gradients=*/true) : 0.0;
+  if (ssl && distributed) self_loss = ssl->forward(comm, /*gradients=*/true);
   if (ssl_loss) *ssl_loss = self_loss;
   const size_t dim = user_tower.output_dim();
-  batch.embeddings = comm.allgatherv<float>(std::span<const float>(v, batch.count * dim));
-  if (batch.embeddings.size() != batch.items.size() * dim)
-    throw CommunicationError("rank " + std::to_string(comm.rank()) + ": the gathered item embeddings (" +
-                             std::to_string(batch.embeddings.size() / dim) + ") do not match the global batch (" +
-                             std::to_string(batch.items.size()) + " items)");
+  const float* all_v = v;  // the global batch's item embeddings: on one process, this rank's
+  if (distributed) {
+    batch.embeddings = comm.allgatherv<float>(std::span<const float>(v, batch.count * dim));
+    if (batch.embeddings.size() != batch.items.size() * dim)
+      throw CommunicationError("rank " + std::to_string(comm.rank()) + ": the gathered item embeddings (" +
+                               std::to_string(batch.embeddings.size() / dim) + ") do not match the global batch (" +
+                               std::to_string(batch.items.size()) + " items)");
+    all_v = batch.embeddings.data();
+  }
 
-  SampledSoftmaxOptions options;
-  options.temperature = config.temperature;
-  options.logq_correction = config.logq != "none";
-  options.mask_accidental_hits = config.mask_accidental_hits;
   std::vector<float> du(users.size() * dim), dv(batch.items.size() * dim);
-  double loss = sampled_softmax(u, batch.embeddings.data(), batch.items, batch.log_q, dim, options, du.data(), dv.data(), bank,
+  double loss = sampled_softmax(u, all_v, batch.items, batch.log_q, dim, softmax_options(config), du.data(), dv.data(), bank,
                                 {batch.first, batch.count, batch.items.size()});
-  // Every rank's share of every item's gradient: summed, each rank keeps its own items' rows; the loss rides
-  // along as one more float (one call less per step; a float's rounding, ~1e-7 relative, on the loss alone).
-  dv.push_back(static_cast<float>(loss));
-  comm.allreduce_sum(dv);
-  loss = dv.back();
-  dv.pop_back();
+  if (distributed) {
+    // Every rank's share of every item's gradient: summed, each rank keeps its own items' rows; the loss rides
+    // along as one more float (one call less per step; a float's rounding, ~1e-7 relative, on the loss alone).
+    dv.push_back(static_cast<float>(loss));
+    comm.allreduce_sum(dv);
+    loss = dv.back();
+    dv.pop_back();
+  }
   const float* dv_mine = dv.data() + batch.first * dim;
 #pragma omp parallel sections
   {

@@ -4,7 +4,7 @@
 // eq. 3-4 (logQ corrected, accidental hits masked) spans world x batch_size columns as one process with the
 // global batch would. The loss is normalised by the global batch; the gradient with respect to the gathered
 // item embeddings is summed over the ranks and each rank backpropagates the rows of its own items. With 1
-// rank this is the in-batch softmax of two_tower_step.
+// rank (local_communicator) this is the in-batch softmax: two_tower_step is that case.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,9 @@ struct GlobalBatch {
 // gradients after; replicated parameters' gradients are left for GradientAllReduce. Collective. Returns the
 // global batch's mean loss (the same on every rank). With the self-supervised task on, its step runs too, on
 // its own global batch split over the ranks (SelfSupervisedTask::draw), and `ssl_loss` receives L_self.
+// The sampled softmax's options of a config (eq. 3-4: temperature, logQ correction, accidental hits).
+SampledSoftmaxOptions softmax_options(const TrainConfig& config);
+
 double global_negatives_step(TwoTowerModel& model, Communicator& comm, std::span<const uint32_t> users, GlobalBatch& batch,
                              const TrainConfig& config, const NegativeBank& bank, double* ssl_loss = nullptr);
 

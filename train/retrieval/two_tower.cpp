@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "train/retrieval/global_negatives.hpp"
+
 namespace funnel::train {
 
 TwoTowerModel::TwoTowerModel(const Dataset& data, const TrainConfig& config)
@@ -41,42 +43,22 @@ std::vector<size_t> TwoTowerModel::whole_rows() {
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
                       std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank,
                       double* ssl_loss) {
+  if (backward) {
+    // One rank's global negatives: its batch is the global batch.
+    GlobalBatch batch{{items.begin(), items.end()}, {log_q.begin(), log_q.end()}, 0, items.size(), {}};
+    return global_negatives_step(model, local_communicator(), users, batch, config, bank, ssl_loss);
+  }
+  if (ssl_loss) *ssl_loss = 0.0;
   const float* u = nullptr;
   const float* v = nullptr;
-  SelfSupervisedTask* ssl = backward ? model.self_supervised() : nullptr;
-  double self_loss = 0.0;
-  // The towers are independent until the loss: one thread each. The auxiliary task runs the item tower
-  // again, on the item side.
 #pragma omp parallel sections
   {
 #pragma omp section
     u = model.user_tower().forward(users);
 #pragma omp section
-    {
-      v = model.item_tower().forward(items);
-      if (ssl) self_loss = ssl->forward(/*gradients=*/true);
-    }
+    v = model.item_tower().forward(items);
   }
-  if (ssl_loss) *ssl_loss = self_loss;
-  const size_t dim = model.user_tower().output_dim();
-  SampledSoftmaxOptions options;
-  options.temperature = config.temperature;
-  options.logq_correction = config.logq != "none";
-  options.mask_accidental_hits = config.mask_accidental_hits;
-  if (!backward) return sampled_softmax(u, v, items, log_q, dim, options, nullptr, nullptr, bank);
-  std::vector<float> du(users.size() * dim), dv(items.size() * dim);
-  const double loss = sampled_softmax(u, v, items, log_q, dim, options, du.data(), dv.data(), bank);
-#pragma omp parallel sections
-  {
-#pragma omp section
-    model.user_tower().backward(du.data());
-#pragma omp section
-    {
-      model.item_tower().backward(dv.data());
-      if (ssl) ssl->backward();
-    }
-  }
-  return loss;
+  return sampled_softmax(u, v, items, log_q, model.user_tower().output_dim(), softmax_options(config), nullptr, nullptr, bank);
 }
 
 }  // namespace funnel::train

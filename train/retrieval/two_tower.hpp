@@ -46,7 +46,7 @@ class TwoTowerModel {
 // Mean loss and gradients for one batch of (user row, item row) positives, with optional memory-bank
 // negatives. The batch's item embeddings stay readable in model.item_tower().output(). With `backward` and
 // the self-supervised task on, its step runs too (on its own batch) and `ssl_loss` receives L_self; the
-// return value is the main task's loss.
+// return value is the main task's loss. With `backward` it is global_negatives_step on one process.
 double two_tower_step(TwoTowerModel& model, std::span<const uint32_t> users, std::span<const uint32_t> items,
                       std::span<const float> log_q, const TrainConfig& config, bool backward, const NegativeBank& bank = {},
                       double* ssl_loss = nullptr);
