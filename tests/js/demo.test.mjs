@@ -44,8 +44,8 @@ async function serve(datasets) {
 }
 
 // The training, once for all the tests, on its own budget: on a fresh --out the server trains a three-stage file
-// per dataset first (MovieLens 100K took about 4 minutes with --quick on a loaded 2-core machine, the built-in one
-// about 1), so the hook may take long while each test stays short.
+// per dataset first (with --quick, both together about 2 minutes on a loaded 2-core machine: docs/wasm.md), so the
+// hook may take long while each test stays short.
 before(async () => {
   if (skip) return;
   mkdirSync(shots, { recursive: true });
