@@ -11,6 +11,7 @@
 #include "train/core/rng.hpp"
 #include "train/data/dataset.hpp"
 #include "train/data/prepared.hpp"
+#include "train/data/shard_shuffle.hpp"
 
 namespace funnel::train {
 
@@ -45,48 +46,26 @@ class InMemoryInteractions final : public InteractionBatches {
   size_t at_ = 0;
 };
 
-// A prepared folder's shards i with i % world == rank, streamed in chunks (a folder with fewer shards than
-// ranks is refused: a rank would have no rows). Per epoch: the shards' order is
-// shuffled; rows fill a buffer of `buffer_rows`; once full, each new row takes the place of a uniformly drawn
-// one, which is emitted; when the shards are done, the buffer is shuffled (Fisher-Yates) and emitted in
-// order. With one shard and a buffer at least as large as it, an epoch is exactly InMemoryInteractions'
-// permutation of the shard's rows (the same draws from the same generator), which the tests check.
-// Every row is checked as it is read (user and item in range) and each shard's XXH3 against the manifest
-// at its end: a corrupt shard stops training with the file and offset.
+// A prepared folder's shards i with i % world == rank (a folder with fewer shards than ranks is refused: a rank
+// would have no rows), streamed in chunks through ShuffledRows
+// (shard_shuffle.hpp: shard order shuffled per epoch, then a seeded shuffle buffer), with memory bounded by
+// the buffer and a read chunk. With one shard and a buffer at least as large as it, an epoch is exactly
+// InMemoryInteractions' permutation of the shard's rows, which the tests check. Every row is checked as it is
+// read (user and item in range) and each shard's XXH3 against the manifest at its end: a corrupt shard stops
+// training with the file and offset.
 class ShuffledShards final : public InteractionBatches {
  public:
   ShuffledShards(const PreparedDataset& prepared, uint64_t buffer_rows, uint32_t rank = 0, uint32_t world = 1,
                  size_t chunk_rows = size_t{1} << 16);
   ~ShuffledShards() override;
-  uint64_t rows() const override { return rows_; }
-  void start_epoch(Rng& rng) override;
+  uint64_t rows() const override { return rows_->rows(); }
+  void start_epoch(Rng& rng) override { rows_->start_epoch(rng); }
   size_t next(size_t count, std::vector<Interaction>* out) override;
   bool rank_local() const override { return world_ > 1; }
 
  private:
-  bool pull(Interaction* row);  // the next row of the shards in this epoch's order; false after the last
-  void open_shard(size_t index);
-  void finish_shard();
-
-  std::vector<PreparedShard> shards_;  // this rank's
-  uint64_t users_, items_;
+  std::unique_ptr<ShuffledRows> rows_;
   uint32_t world_;
-  uint64_t buffer_rows_;
-  size_t chunk_rows_;
-  uint64_t rows_ = 0;
-  Rng* rng_ = nullptr;
-  std::vector<size_t> order_;
-  size_t next_shard_ = 0;
-  std::unique_ptr<PreparedFile> file_;
-  const PreparedShard* shard_ = nullptr;
-  uint64_t shard_at_ = 0;  // rows of the current shard read so far
-  std::vector<Interaction> chunk_;
-  size_t chunk_at_ = 0;
-  struct Hash;
-  std::unique_ptr<Hash> hash_;
-  std::vector<Interaction> buffer_;
-  bool draining_ = false;
-  size_t drain_at_ = 0;
 };
 
 }  // namespace funnel::train
