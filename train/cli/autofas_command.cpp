@@ -12,6 +12,7 @@
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
 #include "train/data/ctr_data.hpp"
+#include "train/data/ctr_stream.hpp"
 #include "train/data/split.hpp"
 #include "train/distributed/communicator.hpp"
 #include "train/pre_ranking/autofas_training.hpp"
@@ -34,7 +35,6 @@ AutoFasConfig effective_autofas_config(const TrainArgs& args) {
 }  // namespace
 
 int run_autofas(const TrainArgs& args) {
-  require_description(args, "autofas");
   // The teacher, search and student are one process's work (docs/distributed.md): under mpirun every rank
   // would run them all and write the same files.
   if (world().distributed())
@@ -45,10 +45,12 @@ int run_autofas(const TrainArgs& args) {
     throw ConfigError("autofas needs latency_table: measure it on the deployment target with `funnel bench-layers --out latency.json` "
                       "(or wasm/tools/bench_layers.mjs for WASM) and pass --set latency_table=latency.json");
   const LatencyTable table = LatencyTable::load(config.latency_table);
-  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.teacher.ctr_options());
+  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.teacher.ctr_options(), args.shuffle_buffer);
+  if (ctr.streamed && config.two_tower_epochs > 0)
+    throw ConfigError(args.data + ": a prepared folder; the two-tower baseline (two_tower_epochs) reads the dataset description");
   const CtrInstances& in = ctr.instances;
-  spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {}", ctr.data.name, ctr.data.users.size(),
-               ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size());
+  spdlog::info("dataset '{}': {} users, {} items; instances train {}{} / validation {} / test {}", ctr.data.name, ctr.data.users.size(),
+               ctr.data.items.size(), train_instance_count(ctr), ctr.streamed ? " (streamed)" : "", in.validation.size(), in.test.size());
   spdlog::info("latency table: {} ({} candidates per measurement)", table.target(), table.candidates());
 
   MetricsLog metrics_log(args.metrics_log);

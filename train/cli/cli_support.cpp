@@ -57,11 +57,17 @@ json parse_config_file(const std::string& path) { return config_io::parse_file(p
 
 void require_description(const TrainArgs& args, const std::string& verb) {
   if (is_prepared_dataset(args.data))
-    throw ConfigError(args.data + ": a prepared folder; " + verb + " reads a dataset description (JSON) — only train streams prepared data so far");
+    throw ConfigError(args.data + ": a prepared folder; " + verb + " reads a dataset description (JSON) — train, train-ranker and autofas stream prepared data");
+}
+
+void add_ctr_stream_option(CLI::App* command, TrainArgs& args) {
+  command->add_option("--shuffle-buffer", args.shuffle_buffer,
+                      "with a prepared folder (funnel prepare --ctr): CTR instances held in the shuffle buffer (16 + 4 max_history bytes each)")
+      ->capture_default_str();
 }
 
 void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example) {
-  command->add_option("--data", args.data, "dataset description (JSON); for train also a prepared folder (funnel prepare)")
+  command->add_option("--data", args.data, "dataset description (JSON); for train, train-ranker and autofas also a prepared folder (funnel prepare)")
       ->required()
       ->check(CLI::ExistingPath);
   command->add_option("--data-root", args.data_root, "folder the description's file paths are relative to");

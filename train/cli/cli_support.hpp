@@ -27,6 +27,7 @@ struct TrainArgs {
   std::optional<uint32_t> epochs, batch_size, threads;
   std::optional<uint64_t> seed;
   std::vector<std::string> set;
+  uint64_t shuffle_buffer = uint64_t{1} << 18;  // train-ranker and autofas on a prepared folder: CTR rows in the shuffle buffer
 };
 
 // The run's config as JSON: the file (or the defaults), then --set key=value pairs, then the shortcut flags.
@@ -40,6 +41,8 @@ void require_description(const TrainArgs& args, const std::string& verb);
 
 // --data, --config, --out, --epochs, --set... of a training command.
 void add_training_options(CLI::App* command, TrainArgs& args, const std::string& config_name, const std::string& set_example);
+// --shuffle-buffer of a trainer of CTR instances that streams a prepared folder (train-ranker, autofas).
+void add_ctr_stream_option(CLI::App* command, TrainArgs& args);
 // --checkpoint and --resume of a trainer whose runs resume (train, train-ranker, autofas).
 void add_checkpoint_options(CLI::App* command, TrainArgs& args);
 

@@ -26,6 +26,15 @@ class DataCommands final : public CommandFamily {
         ->capture_default_str();
     prepare->add_option("--sort-rows", options.sort_rows, "rows held in memory at once while grouping by user (16 bytes each)")
         ->capture_default_str();
+    prepare->add_flag("--ctr", options.ctr,
+                      "also write the ranking stage's CTR instances (DIN protocol: histories, sampled negatives) that train-ranker, "
+                      "autofas and train-funnel stream; their options are fixed here");
+    prepare->add_option("--ctr-max-history", options.ctr_options.max_history, "behaviours kept before a target (a ranker may use fewer)")
+        ->capture_default_str();
+    prepare->add_option("--ctr-negatives", options.ctr_options.negatives, "sampled negatives per positive")->capture_default_str();
+    prepare->add_option("--ctr-data-seed", options.ctr_options.data_seed, "seeds the negative sampling")->capture_default_str();
+    prepare->add_option("--ctr-shard-rows", options.ctr_shard_rows, "CTR instances per shard (16 + 4 max_history bytes each)")
+        ->capture_default_str();
   }
 
   std::optional<int> run() override {
@@ -35,6 +44,10 @@ class DataCommands final : public CommandFamily {
     spdlog::info("prepared {}: {} users, {} items, {} interactions, {} training rows in {} shards ({} grouping passes) in {}", out, s.users,
                  s.items, s.interactions, s.train_rows, s.shards, s.grouping_passes,
                  format_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+    if (options.ctr)
+      spdlog::info("CTR instances: {} training rows in {} shards (max_history {}, {} negative{} per positive, data_seed {})", s.ctr_train_rows,
+                   s.ctr_shards, options.ctr_options.max_history, options.ctr_options.negatives, options.ctr_options.negatives == 1 ? "" : "s",
+                   options.ctr_options.data_seed);
     return 0;
   }
 

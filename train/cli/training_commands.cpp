@@ -19,6 +19,7 @@
 #include "train/data/ctr_data.hpp"
 #include "train/data/dataset.hpp"
 #include "train/data/interaction_stream.hpp"
+#include "train/data/ctr_stream.hpp"
 #include "train/data/prepared.hpp"
 #include "train/data/split.hpp"
 #include "train/data/synthetic.hpp"
@@ -130,7 +131,6 @@ int run_train(const TrainArgs& args) {
 
 // ---- train-ranker ------------------------------------------------------------------------------------
 int run_train_ranker(const TrainArgs& args) {
-  require_description(args, "train-ranker");
   const RankerConfig config = ranker_config_from_json(
       apply_overrides(ranker_config_to_json(args.config.empty() ? RankerConfig{} : load_ranker_config(args.config)), args),
       config_source(args));
@@ -139,12 +139,15 @@ int run_train_ranker(const TrainArgs& args) {
   Communicator& comm = world();
   const bool root = comm.rank() == 0;
   const auto start = std::chrono::steady_clock::now();
-  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options());
+  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options(), args.shuffle_buffer);
   const CtrInstances& in = ctr.instances;
   if (root)
-    spdlog::info("dataset '{}': {} users, {} items; instances train {} / validation {} / test {} ({} negative{} per positive){}", ctr.data.name,
-                 ctr.data.users.size(), ctr.data.items.size(), in.train.size(), in.validation.size(), in.test.size(), config.negatives,
-                 config.negatives == 1 ? "" : "s",
+    spdlog::info("dataset '{}': {} users, {} items; instances train {}{} / validation {} / test {} ({} negative{} per positive){}", ctr.data.name,
+                 ctr.data.users.size(), ctr.data.items.size(), train_instance_count(ctr),
+                 ctr.streamed ? fmt::format(" (streamed from {} shards through a shuffle buffer of {} rows)", ctr.streamed->shards.size(),
+                                            ctr.streamed->shuffle_buffer)
+                              : "",
+                 in.validation.size(), in.test.size(), config.negatives, config.negatives == 1 ? "" : "s",
                  comm.distributed() ? fmt::format("; {} ranks, global batch {}", comm.size(), size_t{config.batch_size} * comm.size()) : "");
 
   MetricsLog metrics_log(root ? args.metrics_log : "");
@@ -174,7 +177,8 @@ int run_train_ranker(const TrainArgs& args) {
     const json report = {{"dataset", ctr.data.name},
                          {"config", ranker_config_to_json(config)},
                          {"parameters", result.parameters},
-                         {"instances", {{"train", in.train.size()}, {"validation", in.validation.size()}, {"test", in.test.size()}}},
+                         {"instances", {{"train", train_instance_count(ctr)}, {"validation", in.validation.size()}, {"test", in.test.size()}}},
+                         {"streamed", ctr.streamed != nullptr},
                          {"best_epoch", result.best_epoch},
                          {"validation", ctr_metrics_json(result.validation)},
                          {"test", ctr_metrics_json(result.test)},
@@ -272,11 +276,13 @@ class TrainingCommands final : public CommandFamily {
     ranker_cmd = app.add_subcommand("train-ranker", "train a CTR ranking model (DNN or CAN) and export a .funnel file");
     add_training_options(ranker_cmd, ranker, "ranking config", "model=dnn");
     add_checkpoint_options(ranker_cmd, ranker);
+    add_ctr_stream_option(ranker_cmd, ranker);
     autofas_cmd = app.add_subcommand("autofas", "train a ranking teacher, search its pre-ranking student with AutoFAS on a measured "
                                                       "latency table, retrain the student, and export both stages in one file");
     add_training_options(autofas_cmd, autofas, "AutoFAS config (the teacher's ranking fields and the search's)",
                          "latency_table=latency.json");
     add_checkpoint_options(autofas_cmd, autofas);
+    add_ctr_stream_option(autofas_cmd, autofas);
     funnel_cmd = app.add_subcommand("train-funnel", "train retrieval (two-tower), ranking (CAN) and the AutoFAS pre-ranking student on one "
                                                     "split of a dataset and write the three stages in one file");
     add_training_options(funnel_cmd, funnel, "funnel config: sections retrieval, ranking, pre_ranking",

@@ -11,6 +11,8 @@
 
 #include "train/core/errors.hpp"
 #include "train/core/rng.hpp"
+#include "train/data/ctr_stream.hpp"
+#include "train/data/prepared.hpp"
 
 namespace funnel::train {
 
@@ -228,8 +230,19 @@ CtrInstances build_ctr_instances(const Dataset& data, const CtrOptions& options)
   return out;
 }
 
-CtrDataset load_ctr_dataset(const std::string& description_path, const std::string& root_override, const CtrOptions& options) {
+CtrDataset load_ctr_dataset(const std::string& description_path, const std::string& root_override, const CtrOptions& options,
+                            uint64_t shuffle_buffer) {
   check_options(options);
+  if (is_prepared_dataset(description_path)) {
+    if (shuffle_buffer == 0) throw ConfigError("shuffle_buffer must be at least 1 row");
+    PreparedDataset prepared = open_prepared(description_path);
+    CtrDataset out;
+    auto streamed = open_prepared_ctr(prepared, options, &out.instances);
+    streamed->shuffle_buffer = shuffle_buffer;
+    out.data = std::move(prepared.data);
+    out.streamed = std::move(streamed);
+    return out;
+  }
   const DatasetDescription description = read_dataset_description(description_path, root_override);
   if (const auto format = description.json.find("format"); format != description.json.end()) {
     if (!format->is_string() || format->get<std::string>() != "dien")

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "train/data/dataset.hpp"
@@ -42,16 +44,25 @@ struct CtrInstances {
 // user ever interacted with them; drawn once, seeded by data_seed, in the order train, validation, test.
 CtrInstances build_ctr_instances(const Dataset& data, const CtrOptions& options);
 
+struct PreparedCtr;
+
 struct CtrDataset {
+  CtrDataset() = default;
+  CtrDataset(Dataset data_, CtrInstances instances_) : data(std::move(data_)), instances(std::move(instances_)) {}
   Dataset data;
+  // In memory: every split. Streamed from a prepared folder (`streamed` set, ctr_stream.hpp): validation and test
+  // only; the training instances are read a batch at a time from the folder's CTR shards.
   CtrInstances instances;
+  std::shared_ptr<const PreparedCtr> streamed;
 };
 
-// Reads a dataset description (docs/dataset-format.md). A description with "format": "dien" names
+// Reads a dataset description (docs/dataset-format.md), or opens a prepared folder (`funnel prepare --ctr`)
+// whose training instances stream through a shuffle buffer of `shuffle_buffer` rows (open_prepared_ctr says how
+// `options` must agree with the prepared ones). A description with "format": "dien" names
 // the DIEN/CAN files "train" and "test" (label, uid, mid, cat, mid_history, cat_history; histories joined
 // by \x02) whose instances are used as they are; any other description is read by load_dataset and
 // turned into instances by build_ctr_instances. Throws DataError naming file, line and field.
 CtrDataset load_ctr_dataset(const std::string& description_path, const std::string& root_override,
-                            const CtrOptions& options);
+                            const CtrOptions& options, uint64_t shuffle_buffer = uint64_t{1} << 18);
 
 }  // namespace funnel::train

@@ -9,13 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
+#include "train/data/ctr_prepare.hpp"
 #include "train/data/dataset.hpp"
 #include "train/data/prepared.hpp"
+#include "train/data/prepared_writer.hpp"
 
 namespace funnel::train {
 
@@ -23,59 +22,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// One binary file of the folder: a placeholder header, the elements through a 1 MiB stdio buffer and an
-// XXH3 stream, then the real header at finish().
-class BinaryWriter {
- public:
-  BinaryWriter(const fs::path& path, PreparedKind kind, uint32_t element_bytes) : path_(path), kind_(kind), element_bytes_(element_bytes) {
-    file_ = std::fopen(path.c_str(), "wb");
-    if (!file_) fail("cannot create");
-    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
-    XXH3_64bits_reset(&hash_);
-    const PreparedHeader placeholder{};
-    if (std::fwrite(&placeholder, sizeof placeholder, 1, file_) != 1) fail("cannot write");
-  }
-  ~BinaryWriter() {
-    if (file_) std::fclose(file_);
-  }
-  BinaryWriter(const BinaryWriter&) = delete;
-  BinaryWriter& operator=(const BinaryWriter&) = delete;
-
-  void write(const void* data, uint64_t count) {
-    if (count == 0) return;
-    if (std::fwrite(data, element_bytes_, count, file_) != count) fail("cannot write");
-    XXH3_64bits_update(&hash_, data, count * element_bytes_);
-    count_ += count;
-  }
-  uint64_t count() const { return count_; }
-
-  // The manifest's entry: {"path", "count" or "rows", "xxh3"}.
-  json finish(const char* count_name = "count") {
-    PreparedHeader header{};
-    std::memcpy(header.magic, kPreparedMagic, 8);
-    header.kind = static_cast<uint32_t>(kind_);
-    header.element_bytes = element_bytes_;
-    header.count = count_;
-    if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(&header, sizeof header, 1, file_) != 1) fail("cannot write the header of");
-    if (std::fclose(file_) != 0) {
-      file_ = nullptr;
-      fail("cannot close");
-    }
-    file_ = nullptr;
-    return {{"path", path_.filename().string()}, {count_name, count_}, {"xxh3", xxh3_hex(XXH3_64bits_digest(&hash_))}};
-  }
-
- private:
-  [[noreturn]] void fail(const char* what) const { throw TrainingError(std::string(what) + " " + path_.string() + ": " + std::strerror(errno)); }
-
-  fs::path path_;
-  PreparedKind kind_;
-  uint32_t element_bytes_;
-  std::FILE* file_ = nullptr;
-  uint64_t count_ = 0;
-  XXH3_state_t hash_;
-};
 
 // Keys in order of first appearance, with the line each first appeared on (for a located error).
 struct KeyIndex {
@@ -143,7 +89,7 @@ json copy_entity_section(const DatasetDescription& described, const char* sectio
 }
 
 // The rows of users [first, last) from the encoded temporary file, in file order, then grouped by user and
-// ordered by (timestamp, item) within each, as leave_last_out orders them (a stable sort keeps file order on ties).
+// ordered by timestamp within each (a stable sort keeps file order on ties: build_ctr_instances' order).
 std::vector<Interaction> user_block(const PreparedFile& encoded, const std::vector<uint32_t>& user_row, const std::vector<uint32_t>& item_row,
                                     uint32_t first, uint32_t last, uint64_t rows) {
   std::vector<Interaction> block;
@@ -158,7 +104,7 @@ std::vector<Interaction> user_block(const PreparedFile& encoded, const std::vect
     }
   }
   std::stable_sort(block.begin(), block.end(), [](const Interaction& a, const Interaction& b) {
-    return a.user < b.user || (a.user == b.user && (a.timestamp < b.timestamp || (a.timestamp == b.timestamp && a.item < b.item)));
+    return a.user < b.user || (a.user == b.user && a.timestamp < b.timestamp);
   });
   return block;
 }
@@ -174,7 +120,9 @@ PrepareSummary prepare_dataset(const std::string& description_path, const std::s
   if (error) throw TrainingError("cannot create " + directory.string() + ": " + error.message());
   fs::remove(directory / "manifest.json", error);
   for (const auto& entry : fs::directory_iterator(directory))
-    if (entry.path().filename().string().rfind("train-", 0) == 0 && entry.path().extension() == ".bin") fs::remove(entry.path(), error);
+    if ((entry.path().filename().string().rfind("train-", 0) == 0 || entry.path().filename().string().rfind("ctr", 0) == 0) &&
+        entry.path().extension() == ".bin")
+      fs::remove(entry.path(), error);
 
   // Pass 1: the text, streamed, into encoded rows (appearance ids) in a temporary file.
   KeyIndex users, items;
@@ -236,18 +184,28 @@ PrepareSummary prepare_dataset(const std::string& description_path, const std::s
   BinaryWriter train_items(directory / "train_items.bin", PreparedKind::kTrainItems, sizeof(uint32_t));
   json shards = json::array();
   std::unique_ptr<BinaryWriter> shard;
+  std::unique_ptr<CtrInstanceWriter> ctr = options.ctr ? std::make_unique<CtrInstanceWriter>(directory, tables, options.ctr_options, options.ctr_shard_rows) : nullptr;
   std::vector<uint32_t> list;
   for (uint32_t first = 0; first < user_count;) {
     uint32_t last = first;
     uint64_t rows = 0;
     while (last < user_count && (last == first || rows + per_user[last] <= options.sort_rows)) rows += per_user[last++];
-    const std::vector<Interaction> block = user_block(encoded, user_row, item_row, first, last, rows);
+    std::vector<Interaction> block = user_block(encoded, user_row, item_row, first, last, rows);
     ++summary.grouping_passes;
     size_t at = 0;
     for (uint32_t u = first; u < last; ++u) {
       const size_t size = per_user[u];
-      const Interaction* history = block.data() + at;
+      Interaction* history = block.data() + at;
       at += size;
+      if (ctr) {
+        list.clear();
+        for (size_t i = 0; i < size; ++i) list.push_back(history[i].item);
+        ctr->add_user(u, list);
+      }
+      // leave_last_out's order: (timestamp, item), ties in file order.
+      std::stable_sort(history, history + size, [](const Interaction& a, const Interaction& b) {
+        return a.timestamp < b.timestamp || (a.timestamp == b.timestamp && a.item < b.item);
+      });
       size_t train_end = size;
       if (size >= 3) {
         holdouts[2 * u + 1] = history[size - 1].item;
@@ -286,7 +244,7 @@ PrepareSummary prepare_dataset(const std::string& description_path, const std::s
     writer.write(data, count);
     return writer.finish();
   };
-  const json manifest = {
+  json manifest = {
       {"format", kPreparedFormat},
       {"version", kPreparedVersion},
       {"name", described.name},
@@ -310,6 +268,11 @@ PrepareSummary prepare_dataset(const std::string& description_path, const std::s
          small_file("train_item_offsets", PreparedKind::kTrainItemOffsets, offsets.data(), offsets.size(), sizeof(uint64_t))},
         {"train_items", train_items.finish()}}},
       {"shards", shards}};
+  if (ctr) {
+    manifest["ctr"] = ctr->finish();
+    summary.ctr_train_rows = ctr->train_rows();
+    summary.ctr_shards = ctr->shards();
+  }
   write_file_atomically((directory / "manifest.json").string(), manifest.dump(2) + "\n");
   return summary;
 }

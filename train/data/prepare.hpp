@@ -7,12 +7,18 @@
 #include <cstdint>
 #include <string>
 
+#include "train/data/ctr_data.hpp"
+
 namespace funnel::train {
 
 struct PrepareOptions {
   uint64_t shard_rows = uint64_t{1} << 22;  // training rows per shard (4M rows, 64 MiB); ranks read shards i % world == rank
   uint64_t sort_rows = uint64_t{1} << 24;   // rows held at once while grouping by user (16M rows, 256 MiB)
   std::string root_override;                // as load_dataset's
+  // The ranking stage's CTR instances (ctr_prepare.hpp), written when `ctr` is set; the options are fixed here.
+  bool ctr = false;
+  CtrOptions ctr_options;
+  uint64_t ctr_shard_rows = uint64_t{1} << 18;  // CTR rows per shard (16 + 4 max_history bytes each: 56 MiB at 50)
 };
 
 struct PrepareSummary {
@@ -22,6 +28,8 @@ struct PrepareSummary {
   uint64_t train_rows = 0;
   uint64_t shards = 0;
   uint64_t grouping_passes = 0;
+  uint64_t ctr_train_rows = 0;  // with options.ctr
+  uint64_t ctr_shards = 0;
 };
 
 // Writes the prepared form of the dataset `description_path` describes into `directory` (created if needed;

@@ -30,6 +30,8 @@ const char* prepared_kind_name(PreparedKind kind) {
     case PreparedKind::kItemCounts: return "item training counts";
     case PreparedKind::kTrainItemOffsets: return "training-item offsets";
     case PreparedKind::kTrainItems: return "training items";
+    case PreparedKind::kCtrRows: return "CTR training instances";
+    case PreparedKind::kCtrEvaluation: return "CTR evaluation instances";
   }
   return "unknown";
 }
@@ -111,16 +113,6 @@ void TrainItemLists::read(size_t first, size_t last, std::vector<uint32_t>* star
 }
 
 namespace {
-
-template <typename T>
-T manifest_field(const json& object, const char* key, const std::string& where) {
-  if (!object.is_object() || !object.contains(key)) throw DataError(where + ": missing field '" + key + "'");
-  try {
-    return object.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw DataError(where + ": field '" + key + "' has the wrong type");
-  }
-}
 
 // A small file of the folder, read whole, its count and checksum checked against the manifest.
 template <typename T>

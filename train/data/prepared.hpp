@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "train/core/errors.hpp"
 #include "train/data/dataset.hpp"
 #include "train/data/split.hpp"
 
@@ -18,7 +19,15 @@ namespace funnel::train {
 
 // Every binary file of the folder: this 32-byte header, then `count` elements of `element_bytes` each,
 // little-endian. The manifest gives each file's XXH3-64 over the elements (not the header).
-enum class PreparedKind : uint32_t { kTrainRows = 1, kHoldouts = 2, kItemCounts = 3, kTrainItemOffsets = 4, kTrainItems = 5 };
+enum class PreparedKind : uint32_t {
+  kTrainRows = 1,
+  kHoldouts = 2,
+  kItemCounts = 3,
+  kTrainItemOffsets = 4,
+  kTrainItems = 5,
+  kCtrRows = 6,        // the ranking stage's training instances (ctr_stream.hpp), in shards
+  kCtrEvaluation = 7,  // its validation or test instances, one small file each
+};
 struct PreparedHeader {
   char magic[8];  // "FNLPREP1"
   uint32_t kind;
@@ -28,6 +37,17 @@ struct PreparedHeader {
 };
 static_assert(sizeof(PreparedHeader) == 32);
 static_assert(sizeof(Interaction) == 16, "a training row is an Interaction as it lies in memory: user, item, timestamp");
+// A CTR instance row (`funnel prepare --ctr`): this head, then max_history uint32 item rows, the history oldest
+// first and zero-padded after history_length of them. max_history is fixed at prepare time (the manifest's
+// "ctr" section), so a row is 16 + 4 * max_history bytes.
+struct CtrRowHead {
+  uint32_t user;    // row of the users table
+  uint32_t target;  // row of the items table
+  float label;      // 1 positive, 0 negative
+  uint32_t history_length;
+};
+static_assert(sizeof(CtrRowHead) == 16);
+constexpr uint32_t ctr_row_bytes(uint32_t max_history) { return static_cast<uint32_t>(sizeof(CtrRowHead)) + 4 * max_history; }
 constexpr uint32_t kPreparedVersion = 1;
 constexpr const char* kPreparedMagic = "FNLPREP1";
 constexpr const char* kPreparedFormat = "funnel-prepared";
@@ -90,6 +110,17 @@ struct PreparedDataset {
   uint64_t interactions = 0;  // in the source, before the split
   uint64_t train_rows = 0;
 };
+
+// A manifest's field, or a DataError naming `where` and the field when it is missing or of the wrong type.
+template <typename T>
+T manifest_field(const nlohmann::json& object, const char* key, const std::string& where) {
+  if (!object.is_object() || !object.contains(key)) throw DataError(where + ": missing field '" + key + "'");
+  try {
+    return object.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw DataError(where + ": field '" + key + "' has the wrong type");
+  }
+}
 
 // True when `path` is a folder holding a manifest.json: the dataset argument of the training verbs.
 bool is_prepared_dataset(const std::string& path);

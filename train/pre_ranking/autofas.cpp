@@ -1,5 +1,7 @@
 #include "train/pre_ranking/autofas.hpp"
 
+#include "train/data/ctr_stream.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -88,9 +90,8 @@ nlohmann::json AutoFasSearch::to_json(const AutoFasConfig& config, const Latency
 
 AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const AutoFasConfig& config, const LatencyTable& table,
                              const AutoFasObserver& observer) {
-  const CtrInstances& instances = ctr.instances;
-  const CtrSplit& train = instances.train;
-  if (train.size() == 0) throw TrainingError("autofas: the data gives no training instances");
+  const uint64_t train_size = train_instance_count(ctr);
+  if (train_size == 0) throw TrainingError("autofas: the data gives no training instances");
   AutoFasSearch search;
   search.fields = teacher.field_names();
   const size_t fields = search.fields.size();
@@ -116,20 +117,25 @@ AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const 
 
   const size_t width = teacher.view().input_dim();
   const size_t batch_size = config.teacher.batch_size;
-  const size_t n = std::max<size_t>(1, static_cast<size_t>(static_cast<double>(train.size()) * config.search_fraction));
+  const size_t n = std::max<size_t>(1, static_cast<size_t>(static_cast<double>(train_size) * config.search_fraction));
   const size_t steps = (n + batch_size - 1) / batch_size;
-  std::vector<uint32_t> order(train.size());
+  // The first search_fraction of each epoch's order (ctr_stream.hpp: in memory or streamed).
+  const std::unique_ptr<CtrBatches> source = ctr_batches(ctr, config.teacher.max_history);
+  CtrBatch batch_data;
+  std::vector<uint32_t> positions;
   std::vector<float> teacher_logits(batch_size), dteacher(batch_size), student_logits(batch_size), dstudent(batch_size), labels(batch_size),
       soft(batch_size), x(batch_size * student_dim), masks(fields);
   std::vector<double> theta(fields);
   std::vector<std::vector<double>> dlatency;
   for (uint32_t epoch = 1; epoch <= config.search_epochs; ++epoch) {
-    std::iota(order.begin(), order.end(), 0u);
-    rng.shuffle(order);
+    source->start_epoch(rng);
     double loss1_sum = 0, loss2_sum = 0, feature_latency = 0, architecture_latency = 0;
     for (size_t step = 0; step < steps; ++step) {
-      const size_t begin = step * batch_size, end = std::min(n, begin + batch_size), b = end - begin;
-      const std::span<const uint32_t> batch(order.data() + begin, b);
+      const size_t begin = step * batch_size, b = source->next(std::min(n, begin + batch_size) - begin, &batch_data);
+      const CtrSplit& train = batch_data.instances.train;
+      positions.resize(b);
+      std::iota(positions.begin(), positions.end(), 0u);
+      const std::span<const uint32_t> batch(positions);
       for (size_t k = 0; k < b; ++k) labels[k] = train.label[batch[k]];
 
       // Loss1 (eq. 5): the teacher with sampled masks (eq. 1); only the masks learn.
@@ -140,7 +146,7 @@ AutoFasSearch autofas_search(RankerModel& teacher, const CtrDataset& ctr, const 
         feature_latency += theta[f] * search.field_costs[f];  // eq. 3-4
       }
       teacher.set_field_masks(masks);
-      teacher.forward(instances, train, batch, teacher_logits.data());
+      teacher.forward(batch_data.instances, train, batch, teacher_logits.data());
       const float rank_loss = bce_loss({teacher_logits.data(), b}, {labels.data(), b}, {dteacher.data(), b});
       teacher.backward({dteacher.data(), b}, false);
       // Straight-through estimator: the sample's gradient d loss / d m_f stands for d loss / d theta_f (the

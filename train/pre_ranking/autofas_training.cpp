@@ -4,12 +4,14 @@
 
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <optional>
 
 #include "train/core/atomic_file.hpp"
 #include "train/core/errors.hpp"
 #include "train/core/subnormals.hpp"
 #include "train/core/training_state.hpp"
+#include "train/data/ctr_stream.hpp"
 #include "train/pre_ranking/distillation.hpp"
 
 namespace funnel::train {
@@ -18,18 +20,19 @@ namespace {
 
 using json = nlohmann::json;
 
-// The trained teacher's click probability for every training instance: the student's distillation target.
-std::vector<float> teacher_probabilities(RankerModel& teacher, const CtrInstances& instances, uint32_t batch_size) {
-  const CtrSplit& train = instances.train;
-  std::vector<float> out(train.size());
-  std::vector<uint32_t> batch;
-  for (size_t begin = 0; begin < train.size(); begin += batch_size) {
-    const size_t end = std::min(train.size(), begin + batch_size);
-    batch.resize(end - begin);
-    for (size_t k = 0; k < batch.size(); ++k) batch[k] = static_cast<uint32_t>(begin + k);
-    teacher.forward(instances, train, batch, out.data() + begin);
-  }
-  for (float& p : out) p = 1.0f / (1.0f + std::exp(-p));
+// The trained teacher's click probability for every training instance, by id (ctr_stream.hpp: the index in
+// memory, the row of the prepared shards when streamed, 4 bytes per instance either way): the student's
+// distillation target.
+std::vector<float> teacher_probabilities(RankerModel& teacher, const CtrDataset& ctr, const RankerConfig& config) {
+  const uint32_t batch_size = config.batch_size;
+  std::vector<float> out(train_instance_count(ctr)), logits(batch_size);
+  std::vector<uint32_t> positions;
+  ctr_batches(ctr, config.max_history)->for_each_in_order(batch_size, [&](const CtrBatch& batch) {
+    positions.resize(batch.size());
+    std::iota(positions.begin(), positions.end(), 0u);
+    teacher.forward(batch.instances, batch.instances.train, positions, logits.data());
+    for (size_t k = 0; k < batch.size(); ++k) out[batch.ids[k]] = 1.0f / (1.0f + std::exp(-logits[k]));
+  });
   return out;
 }
 
@@ -158,14 +161,14 @@ AutoFasResult train_autofas(const CtrDataset& ctr, const AutoFasConfig& config, 
 
   // 3. The student, from scratch, distilled from the teacher.
   result.student_config = student_config(config, result.search);
-  const std::vector<float> soft = teacher_probabilities(teacher, ctr.instances, config.teacher.batch_size);
+  const std::vector<float> soft = teacher_probabilities(teacher, ctr, config.teacher);
   std::unique_ptr<RankerModel> student;
   RankerCheckpoints student_checkpoints{checkpoints.checkpoint, resumed_stage == kStudentStage ? checkpoints.resume : "",
                                         autofas_identity(ctr, config, kStudentStage),
                                         [&](TrainingState& state) { register_teacher(state, teacher, result.teacher); },
                                         checkpoints.on_note, resumed_stage == kStudentStage ? &*resumed : nullptr};
   result.student = train_ranker(ctr, result.student_config, observer_for(observers, "student", result.student_config.epochs),
-                                distillation_term(soft, ctr.instances.train.size(), result.student_config.distillation), &student,
+                                distillation_term(soft, train_instance_count(ctr), result.student_config.distillation), &student,
                                 student_checkpoints);
 
   // 4. One file, both stages; what was chosen and why in its metadata.

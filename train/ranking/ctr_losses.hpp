@@ -47,7 +47,8 @@ class GhmC {
   std::vector<float> accumulated_;
 };
 
-// A term added to a batch's loss, beside BCE, focal or GHM-C: given the batch's training-instance indices,
+// A term added to a batch's loss, beside BCE, focal or GHM-C: given the batch's training-instance ids
+// (CtrBatch::ids: the index in CtrInstances::train, or the row of a prepared folder's CTR shards),
 // its logits, and the base loss with d loss / d logit in dlogits, it returns the new loss and rewrites
 // dlogits. The pre-ranking student's distillation from its teacher is one (pre_ranking/distillation.hpp).
 using LossTerm = std::function<float(std::span<const uint32_t> instances, std::span<const float> logits, float loss,

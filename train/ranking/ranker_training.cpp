@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "train/core/sparse_optimizer.hpp"
+#include "train/data/ctr_stream.hpp"
 #include "train/export/export.hpp"
 #include "train/ranking/ctr_losses.hpp"
 #include "train/core/errors.hpp"
@@ -135,7 +136,7 @@ nlohmann::json ranker_identity(const CtrDataset& ctr, const RankerConfig& config
   nlohmann::json identity = {{"dataset", ctr.data.name},
                              {"users", ctr.data.users.size()},
                              {"items", ctr.data.items.size()},
-                             {"train_instances", ctr.instances.train.size()},
+                             {"train_instances", train_instance_count(ctr)},
                              {"validation_instances", ctr.instances.validation.size()},
                              {"test_instances", ctr.instances.test.size()}};
   const nlohmann::json fields = ranker_config_to_json(config);
@@ -187,15 +188,111 @@ CtrMetrics evaluate_ranker(const Model& model, const Dataset& data, const CtrIns
   return ctr_metrics(split.user, logits, split.label);
 }
 
+namespace {
+
+// One training step and one epoch's end of train_ranker, over the pieces it set up.
+struct RankerLoop {
+  const CtrDataset& ctr;
+  const RankerConfig& config;
+  const RankerObserver& observer;
+  const LossTerm& extra_loss;
+  const RankerCheckpoints& checkpoints;
+  Communicator& comm;
+  RankerModel& model;
+  RankerParallel& parallel;
+  TrainerOptimizer& optimizer;
+  const RowCatchUp& catch_up;
+  GhmC& ghm;
+  RunState& run;
+  TrainingState& state;
+  CtrBatch& batch;  // the global batch; RankerParallel and RowCatchUp read it by reference
+  std::vector<uint32_t> positions;
+  std::vector<uint32_t> ids;
+  std::vector<float> logits, dlogits, labels;
+
+  // The step on the global batch in `batch` (this rank takes its part); returns the global batch's loss.
+  float step(uint32_t epoch, size_t step) {
+    const CtrSplit& train = batch.instances.train;
+    positions.resize(batch.size());
+    std::iota(positions.begin(), positions.end(), 0u);
+    // This rank's part of the global batch; the losses divide by the global batch's size.
+    const std::span<const uint32_t> local = parallel.local_part(positions);
+    const size_t b = local.size();
+    const double denominator = static_cast<double>(batch.size());
+    catch_up(local);
+    parallel.fetch_rows(local);
+    if (b > 0) model.forward(batch.instances, train, local, logits.data());
+    for (size_t k = 0; k < b; ++k) labels[k] = train.label[local[k]];
+    const std::span<const float> batch_logits(logits.data(), b), batch_labels(labels.data(), b);
+    const std::span<float> batch_dlogits(dlogits.data(), b);
+    const BatchSum sum_over_ranks = comm.distributed() ? BatchSum([this](std::span<double> v) { comm.allreduce_sum(v); }) : BatchSum();
+    const FocalOptions focal{config.focal_gamma, config.focal_alpha};
+    float loss = 0.0f;
+    if (config.loss == "focal") loss = focal_loss(batch_logits, batch_labels, focal, batch_dlogits, denominator);
+    else if (config.loss == "ghm") loss = ghm.loss(batch_logits, batch_labels, batch_dlogits, sum_over_ranks);
+    else loss = bce_loss(batch_logits, batch_labels, batch_dlogits, denominator);
+    if (extra_loss) {
+      ids.clear();
+      for (uint32_t k : local) ids.push_back(batch.ids[k]);
+      loss = extra_loss(ids, batch_logits, loss, batch_dlogits);
+    }
+    if (b > 0) model.backward(batch_dlogits);
+    loss = parallel.reduce_gradients(loss);
+    if (!std::isfinite(loss))
+      throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
+                          std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")" +
+                          (checkpoints.checkpoint.empty() ? "" : "; the last checkpoint holds the last good epoch"));
+    optimizer.step();
+    return loss;
+  }
+
+  std::vector<uint8_t> export_now() const {
+    const Metadata metadata = {{"dataset", ctr.data.name}, {"stage", "ranking"}, {"ranking_config", ranker_config_to_json(config).dump()},
+                               {"ranking_epochs", run.file_history().dump()}};
+    return export_ranker(ctr.data, model, metadata);
+  }
+
+  // On rank 0 (the others get rank 0's metrics through share()).
+  CtrMetrics evaluate(const std::vector<uint8_t>& file, const CtrSplit& split) const {
+    if (split.size() == 0 || comm.rank() != 0) return CtrMetrics{};
+    std::unique_ptr<Model> loaded;
+    if (Status s = Model::load_bytes(file.data(), file.size(), &loaded); !s) throw TrainingError("the exported model does not load: " + s.to_string());
+    return evaluate_ranker(*loaded, ctr.data, ctr.instances, split);
+  }
+
+  // The epoch's end: the rest of dense Adam's work (timed with the epoch), evaluation on rank 0, the best epoch
+  // kept, the checkpoint written before anyone hears of the epoch (whatever happens next, it holds it).
+  void end_epoch(uint32_t epoch, double loss_sum, size_t steps, uint64_t instances, Clock::time_point start) {
+    optimizer.adam().sync_all();
+    RankerEpoch record;
+    record.epoch = epoch;
+    record.loss = loss_sum / static_cast<double>(steps);
+    record.train_seconds = seconds_since(start);
+    record.samples_per_second = static_cast<double>(instances) / record.train_seconds;
+    parallel.gather_tables();
+    const std::vector<uint8_t> file = comm.rank() == 0 ? export_now() : std::vector<uint8_t>();
+    record.validation = evaluate(file, ctr.instances.validation);
+    record.test = evaluate(file, ctr.instances.test);
+    parallel.share(record.validation);
+    parallel.share(record.test);
+    run.finish_epoch(record, ctr.instances.validation.size() > 0, parallel.optimised());
+    if (!checkpoints.checkpoint.empty()) save_rank_checkpoint(comm, state, checkpoints.checkpoint, epoch);
+    if (observer.on_epoch) observer.on_epoch(record);
+  }
+};
+
+}  // namespace
+
 RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, const RankerObserver& observer,
                           const LossTerm& extra_loss, std::unique_ptr<RankerModel>* trained, const RankerCheckpoints& checkpoints,
                           Communicator& comm) {
   const Dataset& data = ctr.data;
-  const CtrInstances& instances = ctr.instances;
-  const CtrSplit& train = instances.train;
-  if (train.size() == 0) throw TrainingError("ranking: the data gives no training instances");
+  const uint64_t n = train_instance_count(ctr);
+  if (n == 0) throw TrainingError("ranking: the data gives no training instances");
   if (comm.distributed() && (extra_loss || checkpoints.register_more || checkpoints.resume_read))
     throw TrainingError("ranking: a run with more than the ranker (AutoFAS's distillation or search) is not data-parallel; run it without mpirun");
+  if (comm.distributed() && ctr.streamed)
+    throw TrainingError("ranking: a prepared folder is not read data-parallel yet; under mpirun give train-ranker the dataset description");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
@@ -204,8 +301,11 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
   Rng rng(Rng(config.seed).next());
   model.init(rng);
+  // The epoch's batches, in memory or streamed (ctr_stream.hpp); the global batch lives in `batch`.
+  const std::unique_ptr<CtrBatches> source = ctr_batches(ctr, config.max_history);
+  CtrBatch batch;
   // Under mpirun, the parameters this rank optimises and checkpoints (ranker_parallel.hpp); alone, the model's.
-  RankerParallel parallel(comm, model, config, instances);
+  RankerParallel parallel(comm, model, config, batch.instances);
   std::vector<Parameter*> parameters = parallel.optimised();
   AdamOptions adam_options;
   adam_options.learning_rate = config.learning_rate;
@@ -217,10 +317,8 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   // A shard is optimised as its whole table would be (sparse_optimizer_min_rows counts the table's rows).
   TrainerOptimizer optimizer(parameters, adam_options, config.sparse_optimizer, config.sparse_optimizer_min_rows, config.sparse_learning_rate,
                              parallel.whole_rows());
-  Adam& adam = optimizer.adam();
-  const RowCatchUp catch_up(model, adam, optimizer.adam_parameters(), instances, adam_options.deferred);
+  const RowCatchUp catch_up(model, optimizer.adam(), optimizer.adam_parameters(), batch.instances, adam_options.deferred);
   GhmC ghm(config.ghm_bins, config.ghm_momentum);
-  const FocalOptions focal{config.focal_gamma, config.focal_alpha};
 
   RunState run;
   nlohmann::json identity = ranker_identity(ctr, config);
@@ -250,79 +348,25 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       checkpoints.on_note("resumed from " + resume_path + " after epoch " + std::to_string(run.epochs_done));
   }
 
-  const nlohmann::json config_json = ranker_config_to_json(config);
-  const auto export_now = [&] {
-    const Metadata metadata = {{"dataset", data.name}, {"stage", "ranking"}, {"ranking_config", config_json.dump()},
-                               {"ranking_epochs", run.file_history().dump()}};
-    return export_ranker(data, model, metadata);
-  };
-  // On rank 0 (the others get rank 0's metrics through share()).
-  const auto evaluate = [&](const std::vector<uint8_t>& file, const CtrSplit& split) {
-    if (split.size() == 0 || comm.rank() != 0) return CtrMetrics{};
-    std::unique_ptr<Model> loaded;
-    if (Status s = Model::load_bytes(file.data(), file.size(), &loaded); !s) throw TrainingError("the exported model does not load: " + s.to_string());
-    return evaluate_ranker(*loaded, data, instances, split);
-  };
-
-  const size_t n = train.size();
+  RankerLoop loop{ctr, config, observer, extra_loss, checkpoints, comm, model, parallel, optimizer, catch_up, ghm, run, state, batch, {}, {},
+                  std::vector<float>(config.batch_size), std::vector<float>(config.batch_size), std::vector<float>(config.batch_size)};
   // A global batch is batch_size on every rank (ranker_parallel.hpp).
   const size_t global_batch = size_t{config.batch_size} * static_cast<size_t>(comm.size());
-  const size_t steps = (n + global_batch - 1) / global_batch;
-  const BatchSum sum_over_ranks = comm.distributed() ? BatchSum([&comm](std::span<double> v) { comm.allreduce_sum(v); }) : BatchSum();
-  std::vector<uint32_t> order(n);
+  const size_t steps = static_cast<size_t>((n + global_batch - 1) / global_batch);
   size_t steps_run = 0;
-  std::vector<float> logits(config.batch_size), dlogits(config.batch_size), labels(config.batch_size);
   for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs; ++epoch) {
     const auto start = Clock::now();
-    std::iota(order.begin(), order.end(), 0u);
-    rng.shuffle(order);
+    source->start_epoch(rng);
     double loss_sum = 0.0;
+    size_t seen = 0;
     steps_run += steps;
     for (size_t step = 0; step < steps; ++step) {
-      const size_t begin = step * global_batch, end = begin + parallel.global_size(begin, n);
-      // This rank's part of the global batch; the losses divide by the global batch's size.
-      const std::span<const uint32_t> batch = parallel.local_part(std::span<const uint32_t>(order.data() + begin, end - begin));
-      const size_t b = batch.size();
-      const double denominator = static_cast<double>(end - begin);
-      catch_up(batch);
-      parallel.fetch_rows(batch);
-      if (b > 0) model.forward(instances, train, batch, logits.data());
-      for (size_t k = 0; k < b; ++k) labels[k] = train.label[batch[k]];
-      const std::span<const float> batch_logits(logits.data(), b), batch_labels(labels.data(), b);
-      const std::span<float> batch_dlogits(dlogits.data(), b);
-      float loss = 0.0f;
-      if (config.loss == "focal") loss = focal_loss(batch_logits, batch_labels, focal, batch_dlogits, denominator);
-      else if (config.loss == "ghm") loss = ghm.loss(batch_logits, batch_labels, batch_dlogits, sum_over_ranks);
-      else loss = bce_loss(batch_logits, batch_labels, batch_dlogits, denominator);
-      if (extra_loss) loss = extra_loss(batch, batch_logits, loss, batch_dlogits);
-      if (b > 0) model.backward(batch_dlogits);
-      loss = parallel.reduce_gradients(loss);
-      if (!std::isfinite(loss))
-        throw TrainingError("the loss became " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + ", step " +
-                            std::to_string(step + 1) + " (learning rate " + std::to_string(config.learning_rate) + ")" +
-                            (checkpoints.checkpoint.empty() ? "" : "; the last checkpoint holds the last good epoch"));
-      optimizer.step();
-      loss_sum += loss;
+      seen += source->next(global_batch, &batch);
+      loss_sum += loop.step(epoch, step);
       if (observer.on_progress && ((step + 1) % 50 == 0 || step + 1 == steps))
-        observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1),
-                             static_cast<double>(end) / seconds_since(start));
+        observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1), static_cast<double>(seen) / seconds_since(start));
     }
-    adam.sync_all();  // the rest of dense Adam's work for this epoch, timed with it
-    RankerEpoch record;
-    record.epoch = epoch;
-    record.loss = loss_sum / static_cast<double>(steps);
-    record.train_seconds = seconds_since(start);
-    record.samples_per_second = static_cast<double>(n) / record.train_seconds;
-    parallel.gather_tables();
-    const std::vector<uint8_t> file = comm.rank() == 0 ? export_now() : std::vector<uint8_t>();
-    record.validation = evaluate(file, instances.validation);
-    record.test = evaluate(file, instances.test);
-    parallel.share(record.validation);
-    parallel.share(record.test);
-    run.finish_epoch(record, instances.validation.size() > 0, parameters);
-    // The checkpoint is written before anyone hears of the epoch: whatever happens next, it holds it.
-    if (!checkpoints.checkpoint.empty()) save_rank_checkpoint(comm, state, checkpoints.checkpoint, epoch);
-    if (observer.on_epoch) observer.on_epoch(record);
+    loop.end_epoch(epoch, loss_sum, steps, n, start);
   }
 
   RankerResult result;
@@ -331,7 +375,7 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   if (steps_run > 0) result.exchange_bytes_per_step = static_cast<double>(parallel.table_bytes_sent()) / static_cast<double>(steps_run);
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
   parallel.gather_tables();
-  if (comm.rank() == 0) result.model_file = export_now();
+  if (comm.rank() == 0) result.model_file = loop.export_now();
   if (trained) *trained = std::move(owned_model);
   return result;
 }
