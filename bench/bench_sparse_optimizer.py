@@ -61,7 +61,7 @@ def main():
                 r = json.load(open(report))
                 speed[(items, name)].append(r["samples_per_second"])
                 print(f"repeat {repeat + 1}/{args.repeats}: {items:,} items, {name}: {r['samples_per_second']:,.0f} samples/s "
-                      f"(load {load:.1f}, {int(r.get("train_samples", 0)):,} samples)", file=sys.stderr, flush=True)
+                      f"(load {load:.1f}, {int(r.get('train_samples', 0)):,} samples)", file=sys.stderr, flush=True)
     print(f"\nbatch 256, {args.users} users, {args.epochs} epoch(s) on {args.train_fraction:g} of the training interactions, "
           f"{args.threads} thread(s), {args.repeats} interleaved runs a cell; 1-minute load average at the runs' starts "
           f"{min(loads):.1f} to {max(loads):.1f} (median {statistics.median(loads):.1f}), {os.cpu_count()} cores\n")
