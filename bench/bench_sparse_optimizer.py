@@ -72,6 +72,11 @@ def main():
         median = [statistics.median(speed[(i, name)]) for i in args.items]
         print(f"| {name} | " + " | ".join(f"{b:,.0f} / {m:,.0f}" for b, m in zip(best, median)) +
               f" | {best[-1] / best[0]:.2f} / {median[-1] / median[0]:.2f} |")
+    # Paired by repeat (the runs of one repeat ran back to back, under about the same load): the ratio's spread.
+    for name in optimizers:
+        ratios = [large / small for large, small in zip(speed[(args.items[-1], name)], speed[(args.items[0], name)])]
+        print(f"\n{name}: largest / smallest paired by repeat: median {statistics.median(ratios):.2f}, "
+              f"range {min(ratios):.2f} to {max(ratios):.2f}")
     print("\nevery run (samples/s):")
     for (items, name), runs in speed.items():
         print(f"  {items:,} items, {name}: " + ", ".join(f"{s:,.0f}" for s in runs))
