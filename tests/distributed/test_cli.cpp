@@ -190,3 +190,43 @@ TEST_CASE("mpirun -np 2 funnel train on a prepared folder: ranks on their own sh
   CHECK_THAT(read_text(dir.file("err5")), Contains("1 shard for 2 ranks") && Contains("--shard-rows"));
 #endif
 }
+
+// `mpirun -np 2 funnel train-ranker --data <folder prepared with --ctr>`: each rank trains on its own CTR
+// shards (as many instances a step on every rank, the smallest rank's count an epoch); it trains, a run
+// resumed from its first epoch's checkpoint set equals the uninterrupted one, and a folder with fewer CTR
+// shards than ranks is refused, saying how to prepare it.
+TEST_CASE("mpirun -np 2 funnel train-ranker on a prepared --ctr folder: ranks on their own CTR shards, resuming == uninterrupted", "[cli]") {
+#ifndef FUNNEL_MPIEXEC
+  WARN("skipped: built without MPI");
+#else
+  funnel::test::TempDir dir;
+  funnel::train::SyntheticOptions synthetic;
+  synthetic.users = 300;
+  synthetic.items = 150;
+  synthetic.categories = 6;
+  synthetic.mean_interactions = 10;
+  const std::string data = funnel::train::write_synthetic_dataset(dir.file("data"), synthetic);
+  const std::string funnel = FUNNEL_CLI;
+  const std::string prepared = dir.file("prepared"), one = dir.file("one");
+  const std::string ctr = " --ctr --ctr-max-history 8";
+  REQUIRE(run(funnel + " prepare " + data + " --out " + prepared + ctr + " --ctr-shard-rows 900", dir.file("err_prepare")) == 0);
+  REQUIRE(std::filesystem::exists(prepared + "/ctr-train-00002.bin"));
+  const auto train = [&](const std::string& folder, int epochs) {
+    return std::string(FUNNEL_MPIEXEC) + " -np 2 " + funnel + " train-ranker --data " + folder + " --epochs " + std::to_string(epochs) +
+           " --batch-size 64 --threads 1 --shuffle-buffer 300 --set max_history=8 --set embedding_dim=4 --set hidden=[8] --checkpoint " +
+           dir.file("ck" + std::to_string(epochs));
+  };
+  REQUIRE(run(train(prepared, 2) + " --out " + dir.file("full.funnel") + " --report " + dir.file("full.json"), dir.file("err0")) == 0);
+  const nlohmann::json report = nlohmann::json::parse(read_text(dir.file("full.json")));
+  CHECK(report.at("ranks") == 2);
+  CHECK(report.at("streamed") == true);
+  CHECK(report.at("test").at("auc").get<double>() > 0.5);
+  REQUIRE(run(train(prepared, 1) + " --out " + dir.file("first.funnel"), dir.file("err1")) == 0);
+  REQUIRE(run(train(prepared, 2) + " --resume " + dir.file("ck1") + " --out " + dir.file("resumed.funnel"), dir.file("err2")) == 0);
+  CHECK(read_text(dir.file("resumed.funnel")) == read_text(dir.file("full.funnel")));
+
+  REQUIRE(run(funnel + " prepare " + data + " --out " + one + ctr, dir.file("err_one")) == 0);
+  CHECK(run(train(one, 1) + " --out " + dir.file("one.funnel"), dir.file("err3")) != 0);
+  CHECK_THAT(read_text(dir.file("err3")), Contains("1 CTR shard for 2 ranks") && Contains("--ctr-shard-rows"));
+#endif
+}

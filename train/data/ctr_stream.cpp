@@ -240,7 +240,14 @@ void ShuffledCtrShards::for_each_in_order(size_t count, const std::function<void
 }
 
 std::unique_ptr<CtrBatches> ctr_batches(const CtrDataset& ctr, uint32_t max_history, uint32_t rank, uint32_t world) {
-  if (ctr.streamed) return std::make_unique<ShuffledCtrShards>(*ctr.streamed, max_history, rank, world);
+  if (ctr.streamed) {
+    if (ctr.streamed->shards.size() < world)
+      throw ConfigError(ctr.streamed->directory + ": " + std::to_string(ctr.streamed->shards.size()) + " CTR shard" +
+                        (ctr.streamed->shards.size() == 1 ? "" : "s") + " for " + std::to_string(world) +
+                        " ranks: each rank reads its own shards; prepare it again with --ctr-shard-rows " +
+                        std::to_string(std::max<uint64_t>((ctr.streamed->train_rows + world - 1) / world, 1)) + " or fewer");
+    return std::make_unique<ShuffledCtrShards>(*ctr.streamed, max_history, rank, world);
+  }
   return std::make_unique<InMemoryCtrBatches>(ctr.instances);
 }
 

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -205,7 +206,8 @@ struct RankerLoop {
   GhmC& ghm;
   RunState& run;
   TrainingState& state;
-  CtrBatch& batch;  // the global batch; RankerParallel and RowCatchUp read it by reference
+  CtrBatch& batch;  // the global batch, or this rank's rows of it (rank_local); RankerParallel and RowCatchUp read it by reference
+  bool rank_local;  // under mpirun on a prepared folder: every rank reads its own shards, as many rows a step
   std::vector<uint32_t> positions;
   std::vector<uint32_t> ids;
   std::vector<float> logits, dlogits, labels;
@@ -215,10 +217,10 @@ struct RankerLoop {
     const CtrSplit& train = batch.instances.train;
     positions.resize(batch.size());
     std::iota(positions.begin(), positions.end(), 0u);
-    // This rank's part of the global batch; the losses divide by the global batch's size.
-    const std::span<const uint32_t> local = parallel.local_part(positions);
+    // This rank's part of the global batch (rank-local: all it read); the losses divide by the global batch's size.
+    const std::span<const uint32_t> local = rank_local ? std::span<const uint32_t>(positions) : parallel.local_part(positions);
     const size_t b = local.size();
-    const double denominator = static_cast<double>(batch.size());
+    const double denominator = static_cast<double>(batch.size()) * (rank_local ? static_cast<double>(comm.size()) : 1.0);
     catch_up(local);
     parallel.fetch_rows(local);
     if (b > 0) model.forward(batch.instances, train, local, logits.data());
@@ -291,8 +293,6 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   if (n == 0) throw TrainingError("ranking: the data gives no training instances");
   if (comm.distributed() && (extra_loss || checkpoints.register_more || checkpoints.resume_read))
     throw TrainingError("ranking: a run with more than the ranker (AutoFAS's distillation or search) is not data-parallel; run it without mpirun");
-  if (comm.distributed() && ctr.streamed)
-    throw TrainingError("ranking: a prepared folder is not read data-parallel yet; under mpirun give train-ranker the dataset description");
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
@@ -301,8 +301,11 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
   Rng rng(Rng(config.seed).next());
   model.init(rng);
-  // The epoch's batches, in memory or streamed (ctr_stream.hpp); the global batch lives in `batch`.
-  const std::unique_ptr<CtrBatches> source = ctr_batches(ctr, config.max_history);
+  // The epoch's batches, in memory or streamed (ctr_stream.hpp); the global batch lives in `batch`. Under mpirun
+  // a prepared folder's shards are split over the ranks (i % world == rank), each rank training on its own.
+  const bool rank_local = ctr.streamed && comm.distributed();
+  const std::unique_ptr<CtrBatches> source =
+      ctr_batches(ctr, config.max_history, static_cast<uint32_t>(comm.rank()), rank_local ? static_cast<uint32_t>(comm.size()) : 1);
   CtrBatch batch;
   // Under mpirun, the parameters this rank optimises and checkpoints (ranker_parallel.hpp); alone, the model's.
   RankerParallel parallel(comm, model, config, batch.instances);
@@ -348,30 +351,47 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
       checkpoints.on_note("resumed from " + resume_path + " after epoch " + std::to_string(run.epochs_done));
   }
 
-  RankerLoop loop{ctr, config, observer, extra_loss, checkpoints, comm, model, parallel, optimizer, catch_up, ghm, run, state, batch, {}, {},
+  RankerLoop loop{ctr,     config,   observer, extra_loss, checkpoints, comm,  model, parallel,
+                  optimizer, catch_up, ghm,    run,        state,       batch, rank_local, {}, {},
                   std::vector<float>(config.batch_size), std::vector<float>(config.batch_size), std::vector<float>(config.batch_size)};
-  // A global batch is batch_size on every rank (ranker_parallel.hpp).
+  // A global batch is batch_size on every rank (ranker_parallel.hpp). Rank-local, every rank trains as many rows
+  // an epoch as the smallest holds (one all-gather of the counts); the rest of its shuffled stream is dropped.
   const size_t global_batch = size_t{config.batch_size} * static_cast<size_t>(comm.size());
-  const size_t steps = static_cast<size_t>((n + global_batch - 1) / global_batch);
+  uint64_t rank_rows = n, trained_rows = n;
+  if (rank_local) {
+    const uint64_t mine = source->rows();
+    const std::vector<uint64_t> counts = comm.allgatherv<uint64_t>(std::span<const uint64_t>(&mine, 1));
+    rank_rows = *std::min_element(counts.begin(), counts.end());
+    trained_rows = rank_rows * static_cast<uint64_t>(comm.size());
+    if (checkpoints.on_note)
+      checkpoints.on_note("each rank trains on its own CTR shards: " + std::to_string(rank_rows) + " instances an epoch (the smallest rank's); " +
+                          std::to_string(n - trained_rows) + " past it are dropped each epoch");
+  }
+  const size_t steps = static_cast<size_t>(rank_local ? (rank_rows + config.batch_size - 1) / config.batch_size : (n + global_batch - 1) / global_batch);
   size_t steps_run = 0;
   for (uint32_t epoch = run.epochs_done + 1; epoch <= config.epochs; ++epoch) {
     const auto start = Clock::now();
-    source->start_epoch(rng);
+    // Rank-local: each rank shuffles its shards and buffer from the epoch's seed (drawn from the checkpointed
+    // generator, the same on every rank) and its rank; otherwise from the generator itself.
+    Rng epoch_rng(0);
+    if (rank_local) epoch_rng = Rng(rng.next() + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(comm.rank() + 1));
+    source->start_epoch(rank_local ? epoch_rng : rng);
     double loss_sum = 0.0;
     size_t seen = 0;
     steps_run += steps;
     for (size_t step = 0; step < steps; ++step) {
-      seen += source->next(global_batch, &batch);
+      seen += source->next(rank_local ? static_cast<size_t>(std::min<uint64_t>(config.batch_size, rank_rows - seen)) : global_batch, &batch);
       loss_sum += loop.step(epoch, step);
       if (observer.on_progress && ((step + 1) % 50 == 0 || step + 1 == steps))
-        observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1), static_cast<double>(seen) / seconds_since(start));
+        observer.on_progress(epoch, step + 1, steps, loss_sum / static_cast<double>(step + 1),
+                             static_cast<double>(seen) * (rank_local ? comm.size() : 1) / seconds_since(start));
     }
-    loop.end_epoch(epoch, loss_sum, steps, n, start);
+    loop.end_epoch(epoch, loss_sum, steps, trained_rows, start);
   }
 
   RankerResult result;
   result.parameters = model.parameter_count();
-  run.fill(&result, n);
+  run.fill(&result, trained_rows);
   if (steps_run > 0) result.exchange_bytes_per_step = static_cast<double>(parallel.table_bytes_sent()) / static_cast<double>(steps_run);
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i]->value = run.best_values[i];
   parallel.gather_tables();
