@@ -225,6 +225,14 @@ TEST_CASE("mpirun -np 2 funnel train-ranker on a prepared --ctr folder: ranks on
   REQUIRE(run(train(prepared, 2) + " --resume " + dir.file("ck1") + " --out " + dir.file("resumed.funnel"), dir.file("err2")) == 0);
   CHECK(read_text(dir.file("resumed.funnel")) == read_text(dir.file("full.funnel")));
 
+  // Rank 1's CTR shard ctr-train-00001.bin missing: rank 1 stops at the start, naming itself and the file.
+  const std::string missing = dir.file("missing");
+  std::filesystem::copy(prepared, missing);
+  std::filesystem::remove(missing + "/ctr-train-00001.bin");
+  CHECK(run(train(missing, 1) + " --out " + dir.file("missing.funnel"), dir.file("err4")) != 0);
+  CHECK_THAT(read_text(dir.file("err4")), Contains("rank 1: ") && Contains("ctr-train-00001.bin"));
+  CHECK(!std::filesystem::exists(dir.file("missing.funnel")));
+
   REQUIRE(run(funnel + " prepare " + data + " --out " + one + ctr, dir.file("err_one")) == 0);
   CHECK(run(train(one, 1) + " --out " + dir.file("one.funnel"), dir.file("err3")) != 0);
   CHECK_THAT(read_text(dir.file("err3")), Contains("1 CTR shard for 2 ranks") && Contains("--ctr-shard-rows"));

@@ -139,7 +139,9 @@ int run_train_ranker(const TrainArgs& args) {
   Communicator& comm = world();
   const bool root = comm.rank() == 0;
   const auto start = std::chrono::steady_clock::now();
-  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options(), args.shuffle_buffer);
+  // Under mpirun with a prepared folder each rank opens only its own CTR shards.
+  const CtrDataset ctr = load_ctr_dataset(args.data, args.data_root, config.ctr_options(), args.shuffle_buffer, static_cast<uint32_t>(comm.rank()),
+                                          static_cast<uint32_t>(comm.size()));
   const CtrInstances& in = ctr.instances;
   if (root)
     spdlog::info("dataset '{}': {} users, {} items; instances train {}{} / validation {} / test {} ({} negative{} per positive){}", ctr.data.name,

@@ -231,13 +231,13 @@ CtrInstances build_ctr_instances(const Dataset& data, const CtrOptions& options)
 }
 
 CtrDataset load_ctr_dataset(const std::string& description_path, const std::string& root_override, const CtrOptions& options,
-                            uint64_t shuffle_buffer) {
+                            uint64_t shuffle_buffer, uint32_t rank, uint32_t world) {
   check_options(options);
   if (is_prepared_dataset(description_path)) {
     if (shuffle_buffer == 0) throw ConfigError("shuffle_buffer must be at least 1 row");
-    PreparedDataset prepared = open_prepared(description_path);
+    PreparedDataset prepared = open_prepared(description_path, rank, world);
     CtrDataset out;
-    auto streamed = open_prepared_ctr(prepared, options, &out.instances);
+    auto streamed = open_prepared_ctr(prepared, options, &out.instances, rank, world);
     streamed->shuffle_buffer = shuffle_buffer;
     out.data = std::move(prepared.data);
     out.streamed = std::move(streamed);

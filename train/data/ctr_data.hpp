@@ -58,11 +58,11 @@ struct CtrDataset {
 
 // Reads a dataset description (docs/dataset-format.md), or opens a prepared folder (`funnel prepare --ctr`)
 // whose training instances stream through a shuffle buffer of `shuffle_buffer` rows (open_prepared_ctr says how
-// `options` must agree with the prepared ones). A description with "format": "dien" names
+// `options` must agree with the prepared ones); rank `rank` of `world` opens only its own shards. A description with "format": "dien" names
 // the DIEN/CAN files "train" and "test" (label, uid, mid, cat, mid_history, cat_history; histories joined
 // by \x02) whose instances are used as they are; any other description is read by load_dataset and
 // turned into instances by build_ctr_instances. Throws DataError naming file, line and field.
 CtrDataset load_ctr_dataset(const std::string& description_path, const std::string& root_override,
-                            const CtrOptions& options, uint64_t shuffle_buffer = uint64_t{1} << 18);
+                            const CtrOptions& options, uint64_t shuffle_buffer = uint64_t{1} << 18, uint32_t rank = 0, uint32_t world = 1);
 
 }  // namespace funnel::train

@@ -48,7 +48,8 @@ std::span<const uint32_t> row_history(const uint8_t* row, uint32_t max_history, 
 
 }  // namespace
 
-std::shared_ptr<PreparedCtr> open_prepared_ctr(const PreparedDataset& prepared, const CtrOptions& requested, CtrInstances* evaluation) {
+std::shared_ptr<PreparedCtr> open_prepared_ctr(const PreparedDataset& prepared, const CtrOptions& requested, CtrInstances* evaluation,
+                                               uint32_t rank, uint32_t world) {
   const std::string manifest_path = (fs::path(prepared.directory) / "manifest.json").string();
   if (!prepared.manifest.contains("ctr"))
     throw ConfigError(prepared.directory + ": prepared without CTR instances; run `funnel prepare --ctr` (with the ranker's max_history, "
@@ -82,8 +83,11 @@ std::shared_ptr<PreparedCtr> open_prepared_ctr(const PreparedDataset& prepared, 
     const std::string here = where + ".shards";
     PreparedShard s{(fs::path(prepared.directory) / manifest_field<std::string>(shard, "path", here)).string(), manifest_field<uint64_t>(shard, "rows", here), 0};
     s.checksum = std::stoull(manifest_field<std::string>(shard, "xxh3", here), nullptr, 16);
-    if (PreparedFile file(s.path, PreparedKind::kCtrRows, out->row_bytes); file.count() != s.rows)
-      throw DataError(s.path + ": offset 16: field 'count' is " + std::to_string(file.count()) + ", the manifest expects " + std::to_string(s.rows));
+    if (out->shards.size() % std::max<uint32_t>(world, 1) == rank) {
+      const PreparedFile file(s.path, PreparedKind::kCtrRows, out->row_bytes);
+      if (file.count() != s.rows)
+        throw DataError(s.path + ": offset 16: field 'count' is " + std::to_string(file.count()) + ", the manifest expects " + std::to_string(s.rows));
+    }
     rows += s.rows;
     out->shards.push_back(std::move(s));
   }

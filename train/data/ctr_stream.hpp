@@ -37,8 +37,10 @@ struct PreparedCtr {
 // prepared one is an error, a smaller one is used (each history is its last `requested.max_history` items,
 // which is what build_ctr_instances gives). Fills `evaluation` with the validation and test instances (a
 // positive and its negatives share one history, as build_ctr_instances stores them). Throws DataError naming
-// the file and field.
-std::shared_ptr<PreparedCtr> open_prepared_ctr(const PreparedDataset& prepared, const CtrOptions& requested, CtrInstances* evaluation);
+// the file and field. Rank `rank` of `world` opens only its own shards (i % world == rank): the others are
+// listed from the manifest and need not be on its machine.
+std::shared_ptr<PreparedCtr> open_prepared_ctr(const PreparedDataset& prepared, const CtrOptions& requested, CtrInstances* evaluation,
+                                               uint32_t rank = 0, uint32_t world = 1);
 
 // A batch of training instances: its own CtrInstances whose train split is the batch, each with its history.
 struct CtrBatch {
