@@ -134,6 +134,29 @@ TEST_CASE("ShardedTable: owners partition the rows; fetch, push and gather move 
     CHECK(gathered.empty());
 }
 
+// The gather for export goes in rounds of bounded row ranges (MPI's int counts cap one call at 2 GiB): with
+// chunks of 7, 1 or more rows than the table has, several rounds or one, the same table on the root, and one
+// gather call per round.
+TEST_CASE("ShardedTable: the gather in bounded chunks gives the whole table", "[distributed]") {
+  Communicator& comm = world();
+  const uint32_t rows = 50;
+  const size_t dim = 3;
+  const std::vector<float> full = full_table(rows, dim);
+  ShardedTable table(comm, "t", rows, dim);
+  table.take_owned_rows(full.data());
+  for (const auto& [chunk, rounds] : {std::pair<size_t, uint64_t>{7, 8}, {1, 50}, {64, 1}, {0, 1}}) {
+    INFO("chunk of " << chunk << " rows");
+    const uint64_t before = comm.collective_calls();
+    const std::vector<float> gathered = table.gather(0, chunk);
+    if (comm.distributed()) CHECK((comm.collective_calls() - before) % rounds == 0);
+    if (comm.distributed()) CHECK(comm.collective_calls() - before >= rounds);
+    if (comm.rank() == 0)
+      CHECK(gathered == full);
+    else
+      CHECK(gathered.empty());
+  }
+}
+
 // Several tables in one RowExchange: each table's cache, owners' gradient sums and bytes are what its own
 // exchange gives, and the whole step makes 4 collective MPI calls (ids' counts, ids, values, gradients)
 // whatever the number of tables; one table fetched alone makes as many.

@@ -216,14 +216,37 @@ void RowExchange::push_gradients() {
   }
 }
 
-std::vector<float> ShardedTable::gather(int root) {
-  std::vector<uint32_t> owned(owned_);
-  const std::vector<uint32_t> all_rows = comm_.gatherv<uint32_t>(owned, root);
-  const std::vector<float> all_values = comm_.gatherv<float>(shard_.value, root);
-  if (comm_.rank() != root) return {};
-  std::vector<float> full(static_cast<size_t>(rows_) * dim_);
-  for (size_t i = 0; i < all_rows.size(); ++i)
-    std::copy_n(all_values.begin() + static_cast<long>(i * dim_), dim_, full.begin() + static_cast<long>(all_rows[i] * dim_));
+std::vector<float> ShardedTable::gather(int root, size_t chunk_rows) {
+  // In rounds over bounded ranges of global rows: MPI's counts are ints (a gather of more than 2 GiB in one
+  // call cannot be described), and root never holds more than the table plus one chunk. In a range each rank
+  // sends the values of its rows there, ascending (a contiguous part of its shard); root knows every row's
+  // owner, so no ids travel. Every rank makes the same rounds.
+  if (chunk_rows == 0) chunk_rows = std::max<size_t>(1, kGatherChunkBytes / (dim_ * sizeof(float)));
+  const bool is_root = comm_.rank() == root;
+  const int world = comm_.size();
+  std::vector<float> full(is_root ? static_cast<size_t>(rows_) * dim_ : 0);
+  std::vector<int> counts;
+  std::vector<size_t> cursor(static_cast<size_t>(world));
+  size_t mine = 0;  // the first owned row not yet sent
+  for (size_t begin = 0; begin < rows_; begin += chunk_rows) {
+    const size_t end = std::min<size_t>(rows_, begin + chunk_rows);
+    const size_t first = mine;
+    while (mine < owned_.size() && owned_[mine] < end) ++mine;
+    const std::span<const float> part(shard_.value.data() + first * dim_, (mine - first) * dim_);
+    const std::vector<float> values = comm_.gatherv<float>(part, root, &counts);
+    if (!is_root) continue;
+    // counts: floats per rank; each rank's rows of [begin, end) in ascending order.
+    size_t at = 0;
+    for (int r = 0; r < world; ++r) {
+      cursor[static_cast<size_t>(r)] = at;
+      at += static_cast<size_t>(counts[static_cast<size_t>(r)]);
+    }
+    for (size_t row = begin; row < end; ++row) {
+      size_t& from = cursor[static_cast<size_t>(owner(static_cast<uint32_t>(row), world))];
+      std::copy_n(values.begin() + static_cast<long>(from), dim_, full.begin() + static_cast<long>(row * dim_));
+      from += dim_;
+    }
+  }
   return full;
 }
 

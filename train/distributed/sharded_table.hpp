@@ -26,10 +26,11 @@
 // and the optimiser's moments), the cache (the batch's rows) and 8 B per table row (the slot map and, on the
 // owner, the global-to-local index).
 //
-// Used by the two-tower trainer (train/retrieval/two_tower_training.cpp); a trainer with other tables uses
-// it the same way: build one per table from the identical initial full table (take_owned_rows), hand
-// shard() to the optimiser and the checkpoint, fetch before the forward, push after the backward, gather()
-// before evaluation or export. See docs/distributed.md.
+// Used by the two-tower trainer (train/retrieval/two_tower_training.cpp) and the ranker
+// (train/ranking/ranker_parallel.cpp): build one per table, fill shard() with the owned rows (drawn per row,
+// train/core/row_init.hpp, or kept from an identical full table with take_owned_rows), hand shard() to the
+// optimiser and the checkpoint, bind the model's reads and writes to cache() through slots(), fetch before
+// the forward, push after the backward, gather() before evaluation or export. See docs/distributed.md.
 #pragma once
 
 #include <cstdint>
@@ -64,13 +65,16 @@ class ShardedTable {
   void fetch(std::span<const uint32_t> rows);
   // [fetched rows, dim]: values to read, gradients to accumulate (sparse, per cache row).
   Parameter& cache() { return cache_; }
+  const Parameter& cache() const { return cache_; }
   // Global id -> cache row, valid for the ids of the last fetch (indexable by any id below rows()).
   const std::vector<uint32_t>& slots() const { return slots_; }
   // Collective: the cache's gradients to the owners, summed into shard().grad (touched rows marked); the
   // cache's gradients are zeroed.
   void push_gradients();
-  // Collective: the whole table ([rows, dim]) on `root`; empty elsewhere.
-  std::vector<float> gather(int root);
+  // Collective: the whole table ([rows, dim]) on `root`; empty elsewhere. In rounds of at most `chunk_rows`
+  // global rows (0: as many as kGatherChunkBytes of values), so that no MPI call carries 2 GiB or more.
+  static constexpr size_t kGatherChunkBytes = size_t{256} << 20;
+  std::vector<float> gather(int root, size_t chunk_rows = 0);
 
   // Bytes this rank sent to other ranks since construction, and the number of fetches (steps).
   uint64_t bytes_sent() const { return bytes_sent_; }
