@@ -4,35 +4,53 @@
 
 namespace funnel::train {
 
-GradientAllReduce::GradientAllReduce(Communicator& comm, std::vector<Parameter*> replicated)
-    : comm_(comm), parameters_(std::move(replicated)) {}
+size_t allreduce_touched_gradients(Communicator& comm, std::span<Parameter* const> dense, std::span<Parameter* const> tables,
+                                   std::span<float> extra, std::vector<float>& buffer) {
+  // The rows any rank touched, per table, the same sorted list everywhere.
+  std::vector<std::vector<uint32_t>> rows(tables.size());
+  size_t total = extra.size();
+  for (const Parameter* p : dense) total += p->grad.size();
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const Parameter& table = *tables[t];
+    rows[t] = comm.allgatherv<uint32_t>(table.touched);
+    std::sort(rows[t].begin(), rows[t].end());
+    rows[t].erase(std::unique(rows[t].begin(), rows[t].end()), rows[t].end());
+    total += rows[t].size() * table.row_size;
+  }
+  buffer.resize(total);
+  auto at = buffer.begin();
+  for (const Parameter* p : dense) at = std::copy(p->grad.begin(), p->grad.end(), at);
+  for (size_t t = 0; t < tables.size(); ++t)
+    for (uint32_t row : rows[t]) at = std::copy_n(tables[t]->grad.begin() + static_cast<long>(size_t{row} * tables[t]->row_size), tables[t]->row_size, at);
+  std::copy(extra.begin(), extra.end(), at);
+  comm.allreduce_sum(buffer);
+  auto from = buffer.cbegin();
+  for (Parameter* p : dense) {
+    std::copy_n(from, p->grad.size(), p->grad.begin());
+    from += static_cast<long>(p->grad.size());
+  }
+  for (size_t t = 0; t < tables.size(); ++t) {
+    Parameter& table = *tables[t];
+    // The union, in its sorted order, on every rank.
+    for (uint32_t row : table.touched) table.is_touched[row] = 0;
+    table.touched.clear();
+    for (uint32_t row : rows[t]) {
+      std::copy_n(from, table.row_size, table.grad.begin() + static_cast<long>(size_t{row} * table.row_size));
+      from += static_cast<long>(table.row_size);
+      table.touch(row);  // so that the optimiser steps a row another rank touched too
+    }
+  }
+  std::copy_n(from, extra.size(), extra.begin());
+  return total;
+}
+
+GradientAllReduce::GradientAllReduce(Communicator& comm, std::vector<Parameter*> replicated) : comm_(comm) {
+  for (Parameter* p : replicated) (p->sparse ? tables_ : dense_).push_back(p);
+}
 
 void GradientAllReduce::reduce() {
   if (!comm_.distributed()) return;
-  size_t total = 0;
-  for (const Parameter* p : parameters_) total += p->grad.size();
-  buffer_.resize(total);
-  size_t at = 0;
-  for (const Parameter* p : parameters_) {
-    std::copy(p->grad.begin(), p->grad.end(), buffer_.begin() + static_cast<long>(at));
-    at += p->grad.size();
-  }
-  comm_.allreduce_sum(buffer_);
-  bytes_ += total * sizeof(float);
-  at = 0;
-  for (Parameter* p : parameters_) {
-    std::copy_n(buffer_.begin() + static_cast<long>(at), p->grad.size(), p->grad.begin());
-    at += p->grad.size();
-    if (!p->sparse) continue;
-    // The union of the touched rows, in the same order on every rank.
-    std::vector<uint32_t> mine(p->touched);
-    std::vector<uint32_t> all = comm_.allgatherv<uint32_t>(mine);
-    std::sort(all.begin(), all.end());
-    for (uint32_t row : p->touched) p->is_touched[row] = 0;
-    p->touched.clear();
-    for (size_t i = 0; i < all.size(); ++i)
-      if (i == 0 || all[i] != all[i - 1]) p->touch(all[i]);
-  }
+  bytes_ += allreduce_touched_gradients(comm_, dense_, tables_, {}, buffer_) * sizeof(float);
 }
 
 }  // namespace funnel::train
