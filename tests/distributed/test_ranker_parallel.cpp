@@ -26,6 +26,7 @@
 
 #include "support.hpp"
 #include "train/data/ctr_data.hpp"
+#include "train/data/dataset.hpp"
 #include "train/data/synthetic.hpp"
 #include "train/distributed/communicator.hpp"
 #include "train/core/rng.hpp"
@@ -183,6 +184,82 @@ TEST_CASE("Distributed ranker: a sharded step makes 5 collective calls for all i
     CHECK(comm.collective_calls() - before == 5);
     CHECK(loss == 2.0f);  // the loss rides in the dense all-reduce
   }
+}
+
+// Memory divided: under sharding the model reads and writes the batch's rows in the shards' caches
+// (RankerModel::bind_rows), so no rank holds a whole table's values or gradients: each holds the rows it owns
+// (the ranks' shards are the table once) and a cache of the rows its batch reads, on a table (6,000 items) far
+// bigger than a batch's rows. Rank 0 holds whole tables from gather_tables (the export) to the next step only.
+TEST_CASE("Distributed ranker: sharded tables hold only each rank's rows", "[distributed][ranker][two_ranks]") {
+  Communicator& comm = world();
+  if (comm.size() != 2) {
+    WARN("skipped: needs mpirun -np 2 (ctest's distributed_2_ranks runs it)");
+    return;
+  }
+  funnel::test::TempDir dir;  // each rank writes the same dataset (same options) to its own folder
+  const Dataset data = load_dataset(write_synthetic_dataset(dir.path(), SyntheticOptions{100, 6000, 8, 6, 0.8, 3, 0.0}));
+  const CtrInstances instances = build_ctr_instances(data, CtrOptions{5, 1, 3});
+  RankerConfig config = small_config("can", "bce");
+  config.batch_size = 8;
+  RankerModel model(data, config, /*whole_tables=*/false);  // as train_ranker makes it for a sharded run
+  Rng rng(config.seed);
+  model.init(rng);
+  RankerParallel parallel(comm, model, config, instances);
+  REQUIRE(parallel.sharded());
+  // Each rank drew its own rows (per-row initialisation), the values the whole table has in one process.
+  RankerModel whole(data, config);
+  Rng same(config.seed);
+  whole.init(same);
+  for (size_t t = 0; t < parallel.shards().size(); ++t) {
+    const ShardedTable& shard = *parallel.shards()[t];
+    const Parameter& table = *whole.parameters()[t];
+    REQUIRE(table.name == shard.shard().name);
+    bool same_rows = true;
+    for (size_t i = 0; i < shard.owned().size(); ++i)
+      for (size_t k = 0; k < table.row_size; ++k)
+        same_rows = same_rows && shard.shard().value[i * table.row_size + k] == table.value[shard.owned()[i] * table.row_size + k];
+    CHECK(same_rows);
+  }
+  std::vector<const Parameter*> tables;
+  for (const Parameter* p : model.parameters())
+    if (p->sparse) tables.push_back(p);
+  REQUIRE(parallel.shards().size() == tables.size());
+  const auto check_divided = [&](size_t max_cache_rows) {
+    for (size_t t = 0; t < tables.size(); ++t) {
+      INFO(tables[t]->name);
+      const ShardedTable& shard = *parallel.shards()[t];
+      const size_t rows = tables[t]->shape[0], dim = tables[t]->shape[1];
+      CHECK(tables[t]->value.capacity() == 0);  // the model's own array: none
+      CHECK(tables[t]->grad.capacity() == 0);
+      CHECK(shard.shard().value.size() == shard.owned().size() * dim);
+      CHECK(shard.shard().grad.size() == shard.owned().size() * dim);
+      std::vector<double> owned{static_cast<double>(shard.owned().size())};
+      comm.allreduce_sum(owned);
+      CHECK(owned[0] == static_cast<double>(rows));  // the shards partition the table
+      if (rows >= 1000) CHECK(shard.owned().size() < rows * 6 / 10);  // about half each
+      CHECK(shard.cache().value.size() <= max_cache_rows * dim);
+    }
+  };
+  check_divided(0);
+  std::vector<uint32_t> global(16);
+  std::iota(global.begin(), global.end(), 0u);
+  std::vector<float> logits(8), dlogits(8, 0.01f);
+  // A batch reads at most 8 x (1 candidate + 5 behaviours) rows of an item table.
+  const size_t max_rows = 8 * 6;
+  for (int step = 0; step < 2; ++step) {
+    const std::span<const uint32_t> batch = parallel.local_part(global);
+    parallel.fetch_rows(batch);
+    model.forward(instances, instances.train, batch, logits.data());
+    model.backward(dlogits);
+    parallel.reduce_gradients(0.0f);
+    check_divided(max_rows);
+    std::iota(global.begin(), global.end(), 16u);
+  }
+  parallel.gather_tables();
+  for (const Parameter* table : tables) CHECK(table->value.size() == (comm.rank() == 0 ? table->shape[0] * table->shape[1] : 0));
+  CHECK((model.view().item_inputs[0].table != nullptr) == (comm.rank() == 0));  // the SDK's view over rank 0's gathered tables
+  parallel.fetch_rows(parallel.local_part(global));  // frees them
+  check_divided(max_rows);
 }
 
 // The same run with tables sharded (each rank optimises the rows it owns) and replicated (every rank all of

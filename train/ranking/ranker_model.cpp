@@ -17,7 +17,8 @@ int find_feature(const EntityTable& table, const std::string& name) {
 
 }  // namespace
 
-RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data_(data), config_(config) {
+RankerModel::RankerModel(const Dataset& data, const RankerConfig& config, bool whole_tables)
+    : data_(data), config_(config), whole_tables_(whole_tables) {
   const auto table = [this](std::string name, std::vector<uint64_t> shape) { return sparse_table(std::move(name), std::move(shape)); };
   user_offset_ = static_cast<uint32_t>(feature_offset(data, data.users));
   const size_t item_offset = feature_offset(data, data.items);
@@ -94,7 +95,12 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
   view_.item_columns = static_cast<uint32_t>(columns);
   view_.max_behaviours = config.max_history;
   rebuild_view();
-  uint32_t width = view_.input_dim();
+  // The MLP's input width from the model's structure (the view's counts a table without values as 1 wide).
+  input_dim_ = user_tables_.size() * config.embedding_dim;
+  for (uint32_t c : candidate_columns_) input_dim_ += item_dims_[c];
+  for (uint32_t c : behaviour_columns_) input_dim_ += item_dims_[c];
+  for (const CoActionUnit& unit : units_) input_dim_ += unit.shape().output_dim();
+  uint32_t width = static_cast<uint32_t>(input_dim_);
   std::vector<uint32_t> sizes = config.hidden;
   sizes.push_back(1);
   for (size_t l = 0; l < sizes.size(); ++l) {
@@ -111,8 +117,11 @@ RankerModel::RankerModel(const Dataset& data, const RankerConfig& config) : data
 }
 
 Parameter* RankerModel::sparse_table(std::string name, std::vector<uint64_t> shape) {
-  owned_.push_back(std::make_unique<Parameter>(std::move(name), std::move(shape)));
+  // Without whole tables the arrays are never allocated: the Parameter is made empty, then given its shape.
+  owned_.push_back(std::make_unique<Parameter>(std::move(name), whole_tables_ ? shape : std::vector<uint64_t>{0, shape.at(1)}));
+  bindings_.emplace_back();
   Parameter* p = owned_.back().get();
+  p->shape = std::move(shape);
   p->make_sparse(static_cast<size_t>(p->shape[1]));
   return p;
 }
@@ -233,6 +242,30 @@ void RankerModel::set_field_masks(std::vector<float> masks) {
   field_masks_ = std::move(masks);
 }
 
+void RankerModel::bind_rows(const Parameter* table, Parameter* cache, const std::vector<uint32_t>* slots) {
+  for (size_t t = 0; t < owned_.size(); ++t)
+    if (owned_[t].get() == table) {
+      if (cache && (!slots || cache->row_size != table->row_size))
+        throw TrainingError("ranking: table " + table->name + " bound to a cache without slots or of another row width");
+      bindings_[t] = {cache, cache ? slots : nullptr};
+      return;
+    }
+  throw TrainingError("ranking: bind_rows of a parameter that is not one of the model's tables");
+}
+
+RankerModel::RowSource RankerModel::source(const Parameter* table) const {
+  for (size_t t = 0; t < owned_.size(); ++t)
+    if (owned_[t].get() == table)
+      return bindings_[t].cache ? RowSource{bindings_[t].cache, bindings_[t].slots->data()} : RowSource{owned_[t].get(), nullptr};
+  throw TrainingError("ranking: " + table->name + " is not one of the model's tables");
+}
+
+std::vector<RankerModel::RowSource> RankerModel::sources(const std::vector<Parameter*>& tables) const {
+  std::vector<RowSource> out;
+  for (const Parameter* table : tables) out.push_back(source(table));
+  return out;
+}
+
 void RankerModel::rebuild_view() {
   view_.user_inputs.clear();
   for (size_t k = 0; k < user_tables_.size(); ++k)
@@ -265,13 +298,27 @@ void RankerModel::rebuild_view() {
   }
 }
 
+RowInit RankerModel::row_init(const Parameter& table) const {
+  return {table_seed(table_base_, table.name), table.shape.at(0), static_cast<uint32_t>(table.shape.at(1)), RowDistribution::kGlorotUniform};
+}
+
 void RankerModel::init(Rng& rng) {
-  for (auto& p : owned_) glorot_uniform(*p, rng);
+  table_base_ = rng.next();
+  initialised_ = true;
+  for (auto& p : owned_)
+    if (!p->value.empty()) init_all_rows(row_init(*p), p->value.data());
   for (auto& layer : layers_) {
     glorot_uniform(layer->weight, rng);
     std::fill(layer->bias.value.begin(), layer->bias.value.end(), 0.0f);
     std::fill(layer->alpha.value.begin(), layer->alpha.value.end(), 0.1f);
   }
+}
+
+void RankerModel::init_rows(const Parameter& table, std::span<const uint32_t> rows, float* out) const {
+  if (!initialised_) throw TrainingError("ranking: rows of " + table.name + " drawn before the model's init");
+  for (const auto& p : owned_)
+    if (p.get() == &table) return funnel::train::init_rows(row_init(table), rows, out);
+  throw TrainingError("ranking: " + table.name + " is not one of the model's tables");
 }
 
 std::vector<Parameter*> RankerModel::parameters() {
@@ -287,7 +334,8 @@ std::vector<Parameter*> RankerModel::parameters() {
 
 size_t RankerModel::parameter_count() const {
   size_t n = 0;
-  for (const auto& p : owned_) n += p->size();
+  // From the shapes: a table sharded over ranks holds no values of its own (bind_rows).
+  for (const auto& p : owned_) n += static_cast<size_t>(p->shape.at(0) * p->shape.at(1));
   for (const auto& layer : layers_) n += layer->weight.size() + layer->bias.size() + layer->alpha.size();
   return n;
 }
@@ -303,11 +351,13 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
   split_ = &split;
   batch_.assign(batch.begin(), batch.end());
   const size_t n = batch.size();
-  const size_t width = view_.input_dim();
+  const size_t width = input_dim_;
   const size_t columns = view_.item_columns;
   inputs_.assign(n * width, 0.0f);
   coaction_cache_.resize(units_.size());
   for (size_t k = 0; k < units_.size(); ++k) coaction_cache_[k].resize(n * units_[k].cache_size(config_.max_history));
+  const std::vector<RowSource> user_rows = sources(user_tables_), item_rows = sources(item_tables_),
+                               induction_rows = sources(induction_tables_), feed_rows = sources(feed_tables_);
 
 #pragma omp parallel
   {
@@ -322,12 +372,14 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
       for (size_t k = 0; k < user_tables_.size(); ++k) {
         const auto ids = data_.users.features[user_rows_[k]].ids_of(user);
         const float inv = 1.0f / static_cast<float>(ids.size());
-        for (uint32_t id : ids)
-          for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] += inv * user_tables_[k]->value[id * config_.embedding_dim + d];
+        for (uint32_t id : ids) {
+          const float* e = user_rows[k].value(id);
+          for (uint32_t d = 0; d < config_.embedding_dim; ++d) row[offset + d] += inv * e[d];
+        }
         offset += config_.embedding_dim;
       }
       for (uint32_t c : candidate_columns_) {
-        const float* e = item_tables_[c]->value.data() + size_t{item_ids_[target * columns + c]} * item_dims_[c];
+        const float* e = item_rows[c].value(item_ids_[target * columns + c]);
         std::copy(e, e + item_dims_[c], row + offset);
         offset += item_dims_[c];
       }
@@ -335,7 +387,7 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
       for (uint32_t c : behaviour_columns_) {
         const uint32_t width_c = item_dims_[c];
         for (uint32_t h : history) {
-          const float* e = item_tables_[c]->value.data() + size_t{item_ids_[h * columns + c]} * width_c;
+          const float* e = item_rows[c].value(item_ids_[h * columns + c]);
           for (uint32_t d = 0; d < width_c; ++d) row[offset + d] += e[d];
         }
         for (uint32_t d = 0; d < width_c; ++d) row[offset + d] *= scale;
@@ -348,11 +400,11 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
         for (size_t r = 0; r < rows; ++r) {
           const uint32_t id = shape.feed_sequence ? item_ids_[history[r] * columns + shape.feed]
                                                   : data_.users.features[shape.feed - user_offset_].ids_of(user)[0];
-          const float* e = feed_tables_[k]->value.data() + size_t{id} * feed_tables_[k]->row_size;
+          const float* e = feed_rows[k].value(id);
           std::copy(e, e + shape.feed_dim, feed.data() + r * shape.feed_dim);
         }
         const uint32_t induction = item_ids_[target * columns + shape.induction_column];
-        units_[k].forward(induction_tables_[k]->value.data() + size_t{induction} * shape.induction_width(), feed.data(), rows,
+        units_[k].forward(induction_rows[k].value(induction), feed.data(), rows,
                           coaction_cache_[k].data() + b * units_[k].cache_size(config_.max_history), row + offset);
         offset += shape.output_dim();
       }
@@ -388,7 +440,7 @@ void RankerModel::forward(const CtrInstances& instances, const CtrSplit& split, 
 
 void RankerModel::backward(std::span<const float> dlogits, bool update_parameters) {
   const size_t n = batch_.size();
-  const size_t width = view_.input_dim();
+  const size_t width = input_dim_;
   const size_t columns = view_.item_columns;
   const uint32_t dim = config_.embedding_dim;
 
@@ -435,6 +487,8 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
 
   // Co-action gradients per instance, in parallel; the scatter into shared rows comes after, in order.
   const size_t coaction_offset = student_input_dim_;
+  const std::vector<RowSource> user_rows = sources(user_tables_), item_rows = sources(item_tables_),
+                               induction_rows = sources(induction_tables_), feed_rows = sources(feed_tables_);
   dinduction_.resize(units_.size());
   dfeed_.resize(units_.size());
   for (size_t k = 0; k < units_.size(); ++k) {
@@ -454,7 +508,7 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
         const size_t rows = shape.feed_sequence ? history : 1;
         scratch.resize(units_[k].scratch_size(rows));
         const uint32_t induction = item_ids_[split_->target[i] * columns + shape.induction_column];
-        units_[k].backward(induction_tables_[k]->value.data() + size_t{induction} * shape.induction_width(), rows,
+        units_[k].backward(induction_rows[k].value(induction), rows,
                            coaction_cache_[k].data() + b * units_[k].cache_size(config_.max_history), dx.data() + b * width + offset,
                            scratch.data(), dinduction_[k].data() + b * shape.induction_width(),
                            dfeed_[k].data() + b * config_.max_history * shape.feed_dim);
@@ -464,8 +518,8 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
   }
 
   // Adds scale * g to the first `size` values of row `id` (a feed may be the prefix of a wider row).
-  const auto add_row = [](Parameter& table, uint32_t id, const float* g, size_t size, float scale) {
-    float* row = table.grad.data() + size_t{id} * table.row_size;
+  const auto add_row = [](const RowSource& table, uint32_t id, const float* g, size_t size, float scale) {
+    float* row = table.grad(id);
     for (size_t d = 0; d < size; ++d) row[d] += scale * g[d];
     table.touch(id);
   };
@@ -476,29 +530,29 @@ void RankerModel::backward(std::span<const float> dlogits, bool update_parameter
     const float* g = dx.data() + b * width;
     for (size_t k = 0; k < user_tables_.size(); ++k) {
       const auto ids = data_.users.features[user_rows_[k]].ids_of(user);
-      for (uint32_t id : ids) add_row(*user_tables_[k], id, g, dim, 1.0f / static_cast<float>(ids.size()));
+      for (uint32_t id : ids) add_row(user_rows[k], id, g, dim, 1.0f / static_cast<float>(ids.size()));
       g += dim;
     }
     for (uint32_t c : candidate_columns_) {
-      add_row(*item_tables_[c], item_ids_[target * columns + c], g, item_dims_[c], 1.0f);
+      add_row(item_rows[c], item_ids_[target * columns + c], g, item_dims_[c], 1.0f);
       g += item_dims_[c];
     }
     const float scale = config_.pooling == "mean" && history.size() > 1 ? 1.0f / static_cast<float>(history.size()) : 1.0f;
     for (uint32_t c : behaviour_columns_) {
-      for (uint32_t h : history) add_row(*item_tables_[c], item_ids_[h * columns + c], g, item_dims_[c], scale);
+      for (uint32_t h : history) add_row(item_rows[c], item_ids_[h * columns + c], g, item_dims_[c], scale);
       g += item_dims_[c];
     }
     for (size_t k = 0; k < units_.size(); ++k) {
       const CoActionView& shape = units_[k].shape();
-      add_row(*induction_tables_[k], item_ids_[target * columns + shape.induction_column],
+      add_row(induction_rows[k], item_ids_[target * columns + shape.induction_column],
               dinduction_[k].data() + b * shape.induction_width(), shape.induction_width(), 1.0f);
       const float* dfeed = dfeed_[k].data() + b * config_.max_history * shape.feed_dim;
       if (shape.feed_sequence) {
         for (size_t r = 0; r < history.size(); ++r)
-          add_row(*feed_tables_[k], item_ids_[history[r] * columns + shape.feed], dfeed + r * shape.feed_dim, shape.feed_dim, 1.0f);
+          add_row(feed_rows[k], item_ids_[history[r] * columns + shape.feed], dfeed + r * shape.feed_dim, shape.feed_dim, 1.0f);
       } else {
         const uint32_t id = data_.users.features[shape.feed - user_offset_].ids_of(user)[0];
-        add_row(*feed_tables_[k], id, dfeed, shape.feed_dim, 1.0f);
+        add_row(feed_rows[k], id, dfeed, shape.feed_dim, 1.0f);
       }
     }
   }

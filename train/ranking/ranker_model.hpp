@@ -17,18 +17,25 @@
 #include "train/core/parameter.hpp"
 #include "train/ranking/ranker_config.hpp"
 #include "train/core/rng.hpp"
+#include "train/core/row_init.hpp"
 
 namespace funnel::train {
 
 class RankerModel {
  public:
-  // Resolves the config's feature names against the dataset; throws ConfigError naming a bad one.
-  RankerModel(const Dataset& data, const RankerConfig& config);
+  // Resolves the config's feature names against the dataset; throws ConfigError naming a bad one. With
+  // `whole_tables` false the embedding tables get no arrays (a sharded run: their rows live in the shards,
+  // drawn by init_rows and read through bind_rows); they keep their names and shapes.
+  RankerModel(const Dataset& data, const RankerConfig& config, bool whole_tables = true);
   RankerModel(const RankerModel&) = delete;
   RankerModel& operator=(const RankerModel&) = delete;
 
-  // Glorot-uniform tables and kernels, zero biases, PReLU alpha 0.1 (the official CAN code's choices).
+  // Glorot-uniform tables and kernels, zero biases, PReLU alpha 0.1 (the official CAN code's choices). The
+  // tables are drawn per row (train/core/row_init.hpp): a row's values depend on rng's first draw, the table's
+  // name and the row alone, so a shard draws its rows as the whole table has them (init_rows).
   void init(Rng& rng);
+  // After init: rows `rows` of `table` (one of parameters()' tables) as init draws them, into `out`.
+  void init_rows(const Parameter& table, std::span<const uint32_t> rows, float* out) const;
   std::vector<Parameter*> parameters();
   size_t parameter_count() const;
 
@@ -36,6 +43,16 @@ class RankerModel {
   // exception: a co-action feed read as the prefix of a wider embedding (parameter_independence off) has
   // a null feed_table; the exporter writes that prefix as a table of its own.
   const RankerView& view() const { return view_; }
+  // Recomputes view() after a table's whole values were replaced or freed (rank 0's gather for export, the
+  // release after it): the view holds pointers into them.
+  void refresh_view() { rebuild_view(); }
+
+  // Where the forward reads and the backward accumulates the rows of embedding table `table` (one of
+  // parameters()): the table itself (the default, and after bind_rows(table, nullptr, nullptr)), or the
+  // fetched-row cache of the table's shard, global row id at cache row (*slots)[id]
+  // (train/distributed/sharded_table.hpp). The cache may be refilled between steps: its rows are looked up
+  // again at every forward and backward. The table's own values are then neither read nor written.
+  void bind_rows(const Parameter* table, Parameter* cache, const std::vector<uint32_t>* slots);
   // Encoded item rows: item_columns() ids per row of the dataset's items table (the SDK's item table).
   const std::vector<uint32_t>& item_ids() const { return item_ids_; }
   uint32_t item_columns() const { return view_.item_columns; }
@@ -71,6 +88,7 @@ class RankerModel {
   // are the embeddings (user, candidate, pooled behaviours), the rest the co-action outputs.
   const std::vector<float>& inputs() const { return inputs_; }
   size_t student_input_dim() const { return student_input_dim_; }
+  size_t input_dim() const { return input_dim_; }
   // Input fields for AutoFAS's feature masks: "user:<feature>", "candidate:<feature>", "behaviours:<feature>".
   // A span of the input belongs to one field, or to two (a co-action output: its induction and its feed).
   struct InputSpan {
@@ -85,6 +103,22 @@ class RankerModel {
   const std::vector<double>& field_mask_gradients() const { return field_gradients_; }
 
  private:
+  // A table's rows as the forward and backward reach them (bind_rows): resolved once per pass.
+  struct RowSource {
+    Parameter* storage;
+    const uint32_t* slots;  // null: row id is storage row id
+    size_t row(uint32_t id) const { return slots ? slots[id] : id; }
+    const float* value(uint32_t id) const { return storage->value.data() + row(id) * storage->row_size; }
+    float* grad(uint32_t id) const { return storage->grad.data() + row(id) * storage->row_size; }
+    void touch(uint32_t id) const { storage->touch(static_cast<uint32_t>(row(id))); }
+  };
+  struct Binding {
+    Parameter* cache = nullptr;
+    const std::vector<uint32_t>* slots = nullptr;
+  };
+  RowSource source(const Parameter* table) const;
+  RowInit row_init(const Parameter& table) const;
+  std::vector<RowSource> sources(const std::vector<Parameter*>& tables) const;
   void rebuild_view();
   void describe_fields(const std::vector<std::string>& item_names);
   // A sparse embedding table [rows, width], owned by the model.
@@ -103,6 +137,10 @@ class RankerModel {
   const Dataset& data_;
   RankerConfig config_;
   std::vector<std::unique_ptr<Parameter>> owned_;
+  std::vector<Binding> bindings_;         // per owned_ table (bind_rows)
+  bool whole_tables_ = true;
+  bool initialised_ = false;
+  uint64_t table_base_ = 0;               // init's first draw: the tables' seeds (row_init.hpp)
   uint32_t user_offset_ = 0;              // model feature index of the first user feature
   std::vector<Parameter*> user_tables_;   // per user input
   std::vector<uint32_t> user_features_;   // model feature index per user input
@@ -114,7 +152,7 @@ class RankerModel {
   std::vector<uint32_t> candidate_columns_, behaviour_columns_;  // the item columns each reads
   std::vector<std::string> field_names_;
   std::vector<InputSpan> spans_;
-  size_t student_input_dim_ = 0;
+  size_t student_input_dim_ = 0, input_dim_ = 0;
   std::vector<float> field_masks_, raw_inputs_;
   std::vector<double> field_gradients_;
   std::vector<CoActionUnit> units_;

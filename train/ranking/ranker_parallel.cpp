@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "train/data/ctr_data.hpp"
+#include "train/distributed/gradient_allreduce.hpp"
 #include "train/ranking/ranker_model.hpp"
 
 namespace funnel::train {
@@ -17,13 +18,24 @@ RankerParallel::RankerParallel(Communicator& comm, RankerModel& model, const Ran
       optimised_.push_back(p);
       continue;
     }
-    // Every rank initialised the whole table identically (same seed): each keeps its own rows of it.
+    // Each rank draws its own rows, as the whole table has them (rows drawn per row: RankerModel::init_rows).
     shards_.push_back(std::make_unique<ShardedTable>(comm, p->name, static_cast<uint32_t>(p->shape[0]), p->row_size));
-    shards_.back()->take_owned_rows(p->value.data());
+    model.init_rows(*p, shards_.back()->owned(), shards_.back()->shard().value.data());
     optimised_.push_back(&shards_.back()->shard());
+    // The model reads and writes the batch's rows in the shard's cache; the whole table's floats go (the
+    // Parameter keeps its name and shape for rank 0's gather and the export).
+    model.bind_rows(p, &shards_.back()->cache(), &shards_.back()->slots());
+    release(*p);
   }
+  model.refresh_view();
   rows_.resize(tables_.size());
   for (const Parameter* p : tables_) marked_.emplace_back(shard ? p->shape[0] : 0, 0);
+}
+
+RankerParallel::~RankerParallel() {
+  if (!sharded()) return;
+  for (Parameter* table : tables_) model_.bind_rows(table, nullptr, nullptr);
+  model_.refresh_view();
 }
 
 std::vector<size_t> RankerParallel::whole_rows() const {
@@ -45,8 +57,21 @@ std::span<const uint32_t> RankerParallel::local_part(std::span<const uint32_t> g
   return global.subspan(begin, std::min(global.size() - begin, size_t{batch_size_}));
 }
 
+void RankerParallel::release(Parameter& table) {
+  std::vector<float>().swap(table.value);
+  std::vector<float>().swap(table.grad);
+  std::vector<uint8_t>().swap(table.is_touched);
+  table.touched.clear();
+}
+
 void RankerParallel::fetch_rows(std::span<const uint32_t> batch) {
   if (!sharded()) return;
+  if (gathered_) {
+    // Rank 0's whole tables, gathered for the export, are not read by training: free them.
+    for (Parameter* table : tables_) release(*table);
+    model_.refresh_view();
+    gathered_ = false;
+  }
   std::unordered_map<const Parameter*, size_t> index;
   for (size_t t = 0; t < tables_.size(); ++t) {
     index[tables_[t]] = t;
@@ -64,86 +89,27 @@ void RankerParallel::fetch_rows(std::span<const uint32_t> batch) {
     for (uint32_t row : rows_[t]) marked_[t][row] = 0;
     exchange_.add(*shards_[t], rows_[t]);
   }
-  exchange_.fetch();
-  // The model reads its whole-table copy (see ranker_parallel.hpp's limits): the fetched rows go there.
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    ShardedTable& shard = *shards_[t];
-    Parameter& table = *tables_[t];
-    const size_t width = table.row_size;
-    for (uint32_t row : rows_[t])
-      std::copy_n(shard.cache().value.begin() + static_cast<long>(shard.slots()[row] * width), width,
-                  table.value.begin() + static_cast<long>(row * width));
-  }
-}
-
-void RankerParallel::sum_replicated_rows() {
-  // The rows any rank touched, the same sorted list everywhere; their gradients summed in one all-reduce.
-  std::vector<std::vector<uint32_t>> rows(tables_.size());
-  size_t floats = 0;
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    Parameter& table = *tables_[t];
-    rows[t] = comm_.allgatherv<uint32_t>(table.touched);
-    std::sort(rows[t].begin(), rows[t].end());
-    rows[t].erase(std::unique(rows[t].begin(), rows[t].end()), rows[t].end());
-    floats += rows[t].size() * table.row_size;
-  }
-  std::vector<float> buffer(floats);
-  size_t at = 0;
-  for (size_t t = 0; t < tables_.size(); ++t)
-    for (uint32_t row : rows[t]) {
-      const float* g = tables_[t]->grad.data() + size_t{row} * tables_[t]->row_size;
-      at = static_cast<size_t>(std::copy_n(g, tables_[t]->row_size, buffer.begin() + static_cast<long>(at)) - buffer.begin());
-    }
-  comm_.allreduce_sum(buffer);
-  at = 0;
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    Parameter& table = *tables_[t];
-    for (uint32_t row : rows[t]) {
-      std::copy_n(buffer.begin() + static_cast<long>(at), table.row_size, table.grad.begin() + static_cast<long>(size_t{row} * table.row_size));
-      at += table.row_size;
-      table.touch(row);  // so that the optimiser steps a row another rank touched
-    }
-  }
+  exchange_.fetch();  // into the caches the model is bound to
 }
 
 float RankerParallel::reduce_gradients(float local_loss) {
   if (!distributed()) return local_loss;
-  if (sharded()) {
-    for (size_t t = 0; t < tables_.size(); ++t) {
-      // The model accumulated into its whole-table copy: the touched rows go to the cache, then to the owners.
-      Parameter& table = *tables_[t];
-      ShardedTable& shard = *shards_[t];
-      const size_t width = table.row_size;
-      for (uint32_t row : table.touched) {
-        float* g = table.grad.data() + size_t{row} * width;
-        std::copy_n(g, width, shard.cache().grad.begin() + static_cast<long>(shard.slots()[row] * width));
-        std::fill_n(g, width, 0.0f);
-        table.is_touched[row] = 0;
-      }
-      table.touched.clear();
-    }
-    exchange_.push_gradients();  // every table at once
-  } else {
-    sum_replicated_rows();
-  }
-  // The dense gradients and the loss, summed in one call.
-  dense_buffer_.clear();
-  for (const Parameter* p : dense_) dense_buffer_.insert(dense_buffer_.end(), p->grad.begin(), p->grad.end());
-  dense_buffer_.push_back(local_loss);
-  comm_.allreduce_sum(dense_buffer_);
-  size_t at = 0;
-  for (Parameter* p : dense_) {
-    std::copy_n(dense_buffer_.begin() + static_cast<long>(at), p->grad.size(), p->grad.begin());
-    at += p->grad.size();
-  }
-  return dense_buffer_.back();
+  if (sharded()) exchange_.push_gradients();  // the caches' gradients to the owners, every table at once
+  // The dense gradients, the replicated tables' touched rows (none when sharded) and the loss: one all-reduce.
+  float loss = local_loss;
+  allreduce_touched_gradients(comm_, dense_, sharded() ? std::span<Parameter* const>() : std::span<Parameter* const>(tables_),
+                              std::span<float>(&loss, 1), dense_buffer_);
+  return loss;
 }
 
 void RankerParallel::gather_tables() {
+  if (!sharded()) return;
   for (size_t t = 0; t < shards_.size(); ++t) {
-    const std::vector<float> full = shards_[t]->gather(0);
-    if (comm_.rank() == 0) std::copy(full.begin(), full.end(), tables_[t]->value.begin());
+    std::vector<float> full = shards_[t]->gather(0);
+    if (comm_.rank() == 0) tables_[t]->value = std::move(full);
   }
+  model_.refresh_view();  // over the new arrays (rank 0) or none
+  gathered_ = comm_.rank() == 0;
 }
 
 void RankerParallel::share(CtrMetrics& metrics) {

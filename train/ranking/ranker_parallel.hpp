@@ -11,8 +11,9 @@
 //   tables      every embedding table, including CAN's co-action tables (an induction row is a micro-MLP's
 //               weights, eq. 5-9: a row like any other, sharded with its table; this model has no dense
 //               micro-MLP parameter): "sharded" (ShardedTable, owner = hash(row) mod world: the rows a batch
-//               reads are fetched from their owners before the forward and their gradients sent back after the
-//               backward, the owner applies the optimiser to its rows; all the tables in one RowExchange: 4
+//               reads are fetched from their owners into the shard's cache, which the model reads and writes
+//               (RankerModel::bind_rows; no rank holds a whole table, rank 0 only while it exports), their
+//               gradients sent back after the backward, the owner applies the optimiser to its rows; all the tables in one RowExchange: 4
 //               collective calls per step however many tables) or "replicated" (every rank holds and
 //               updates the whole table; the gradients of the rows any rank touched are summed over the ranks).
 //   evaluation  on rank 0, through the SDK on the exported file, after the shards are gathered there; the
@@ -39,11 +40,18 @@ struct CtrInstances;
 class RankerParallel {
  public:
   RankerParallel(Communicator& comm, RankerModel& model, const RankerConfig& config, const CtrInstances& instances);
+  // Binds the model's tables back to their own arrays (the caches go with this object); under sharding they
+  // hold the whole table on rank 0 after gather_tables, nothing elsewhere.
+  ~RankerParallel();
+  RankerParallel(const RankerParallel&) = delete;
+  RankerParallel& operator=(const RankerParallel&) = delete;
 
   Communicator& comm() const { return comm_; }
   bool distributed() const { return comm_.distributed(); }
   // Tables sharded over the ranks (under mpirun with embedding_sharding "sharded").
   bool sharded() const { return !shards_.empty(); }
+  // Per embedding table of the model (in parameters() order), its shard when sharded.
+  const std::vector<std::unique_ptr<ShardedTable>>& shards() const { return shards_; }
   // What the optimiser updates and the checkpoint keeps: the model's parameters, with each sharded table
   // replaced by this rank's shard of it.
   const std::vector<Parameter*>& optimised() const { return optimised_; }
@@ -62,6 +70,7 @@ class RankerParallel {
   // ranks (replicated), and the dense gradients summed; returns the global batch's loss from this rank's part.
   float reduce_gradients(float local_loss);
   // Collective: the whole tables into rank 0's model (sharded; nothing otherwise), for export and evaluation.
+  // Rank 0 holds them until the next fetch_rows, which frees them; no other rank ever holds a whole table.
   void gather_tables();
   // Rank 0's metrics on every rank.
   void share(CtrMetrics& metrics);
@@ -69,7 +78,7 @@ class RankerParallel {
   uint64_t table_bytes_sent() const;
 
  private:
-  void sum_replicated_rows();
+  static void release(Parameter& table);
 
   Communicator& comm_;
   RankerModel& model_;
@@ -84,6 +93,7 @@ class RankerParallel {
   std::vector<std::vector<uint32_t>> rows_;
   std::vector<std::vector<uint8_t>> marked_;
   std::vector<float> dense_buffer_;
+  bool gathered_ = false;  // rank 0 holds the whole tables (gather_tables)
 };
 
 }  // namespace funnel::train

@@ -296,7 +296,8 @@ RankerResult train_ranker(const CtrDataset& ctr, const RankerConfig& config, con
   omp_set_num_threads(config.threads > 0 ? static_cast<int>(config.threads) : omp_get_num_procs());
   flush_subnormals_to_zero();
 
-  auto owned_model = std::make_unique<RankerModel>(data, config);
+  // A sharded run's tables live in the ranks' shards (ranker_parallel.hpp): the model allocates none whole.
+  auto owned_model = std::make_unique<RankerModel>(data, config, !(comm.distributed() && config.embedding_sharding == "sharded"));
   RankerModel& model = *owned_model;
   // Rng(seed + 1) is Rng(seed) one draw later; mixing the seed first gives each seed its own stream.
   Rng rng(Rng(config.seed).next());
