@@ -1,9 +1,11 @@
 // The row exchange's bytes per step, predicted (docs/distributed.md): for each embedding table of the two
 // towers, a rank's batch of b positives reads U distinct rows; a row's owner is another rank with probability
 // (N-1)/N (the hash spreads rows evenly); per remote row the rank sends its id (4 B) and its gradient
-// (4 dim B), and it serves as many rows to the others in expectation (4 dim B each). So
+// (4 dim B), and it serves as many rows to the others in expectation (4 dim B each); and the id request to
+// each other rank opens with the table's id count (4 B per table per other rank, sent even with no ids). So
 //
-//   bytes/step/rank = sum over tables of E[U] (N-1)/N (4 + 8 dim),   E[U] = sum over ids v of 1 - (1 - q_v)^b,
+//   bytes/step/rank = sum over tables of [ 4 (N-1) + E[U] (N-1)/N (4 + 8 dim) ],
+//   E[U] = sum over ids v of 1 - (1 - q_v)^b,
 //
 // q_v the share of training positives whose (user or item) row lists id v (b draws with replacement). Usage:
 //   funnel_distributed_bytes_model <dataset.json> <batch per rank> <ranks> <embedding_dim>
@@ -45,7 +47,7 @@ int main(int argc, char** argv) {
       double unique = 0.0;
       for (double h : hits)
         if (h > 0) unique += 1.0 - std::pow(1.0 - h / positives, b);
-      const double bytes = unique * (ranks - 1.0) / ranks * (4.0 + 8.0 * dim);
+      const double bytes = 4.0 * (ranks - 1.0) + unique * (ranks - 1.0) / ranks * (4.0 + 8.0 * dim);
       total += bytes;
       tables.push_back({{"table", table->name + "/" + f.def.name}, {"expected_unique_rows", unique}, {"bytes_per_step", bytes}});
     }
