@@ -101,6 +101,9 @@ void save_rank_checkpoint(Communicator& comm, const TrainingState& state, const 
     std::filesystem::remove(file, ignored);  // the set of this epoch is not whole: the manifest keeps the last
     const bool mine = !failure.empty() && static_cast<int>(r) == rank;
     comm.broadcast(failure, static_cast<int>(r));
+    // No rank throws (and its abort ends the others) before every rank has removed its file of this set: the
+    // failing rank's broadcast returns at once, and its abort could otherwise kill a rank before its remove.
+    comm.barrier();
     throw TrainingError(mine ? failure : "stopped: rank " + std::to_string(r) + ": " + failure);
   }
   // Phase 3: rank 0 names the set; the others learn whether it could.
