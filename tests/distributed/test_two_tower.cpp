@@ -27,6 +27,7 @@
 #include "train/data/split.hpp"
 #include "train/distributed/communicator.hpp"
 #include "train/distributed/gradient_allreduce.hpp"
+#include "train/distributed/sharded_table.hpp"
 #include "train/retrieval/global_negatives.hpp"
 #include "train/retrieval/two_tower.hpp"
 #include "train/retrieval/two_tower_training.hpp"
@@ -186,6 +187,62 @@ TEST_CASE("Two-tower on 2 ranks: tables sharded by row == tables replicated, for
     INFO("max |diff| " << d.max << " over " << d.elements << " parameters");
     CHECK(d.max < 1e-6);
   }
+}
+
+// A sharded model holds no whole table on any rank: each tower table's own arrays are empty, each rank's shard
+// has exactly the rows it owns, with the values one process draws there, and the layers drawn after the tables
+// start as one process's (the draws happen in one process's order on every rank).
+TEST_CASE("Two-tower on 2 ranks: sharded tables hold only each rank's rows, drawn as one process draws them", "[two_ranks]") {
+  Communicator& comm = world();
+  REQUIRE(comm.size() == 2);
+  const Dataset& data = funnel::test::small_dataset();
+  TrainConfig config = quick_config(32);
+  config.ssl = "cfm";  // the second encoder reads the item tower's shards
+  TwoTowerModel sharded(data, config, &comm);
+  TwoTowerModel whole(data, config);
+  const std::vector<Parameter*> parts = sharded.parameters();
+  const std::vector<Parameter*> reference = whole.parameters();
+  REQUIRE(parts.size() == reference.size());
+  size_t shards = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Parameter& part = *parts[i];
+    const Parameter& full = *reference[i];
+    INFO(full.name);
+    REQUIRE(part.name == full.name);
+    if (!sharded.user_tower().is_shard(&part) && !sharded.item_tower().is_shard(&part)) {
+      CHECK(part.value == full.value);  // a replicated parameter, drawn after the tables
+      continue;
+    }
+    ++shards;
+    const size_t rows = full.shape[0], dim = full.shape[1];
+    std::vector<uint32_t> owned;
+    for (uint32_t r = 0; r < rows; ++r)
+      if (ShardedTable::owner(r, comm.size()) == comm.rank()) owned.push_back(r);
+    REQUIRE(part.value.size() == owned.size() * dim);
+    bool same_rows = true;
+    for (size_t k = 0; k < owned.size(); ++k)
+      same_rows = same_rows && std::equal(part.value.begin() + static_cast<long>(k * dim), part.value.begin() + static_cast<long>((k + 1) * dim),
+                                          full.value.begin() + static_cast<long>(owned[k] * dim));
+    CHECK(same_rows);
+    std::vector<double> counted{static_cast<double>(owned.size())};
+    comm.allreduce_sum(counted);
+    CHECK(counted[0] == static_cast<double>(rows));  // the shards partition the table
+    CHECK(owned.size() < rows);
+  }
+  CHECK(shards > 0);
+  // The towers' own table Parameters keep name and shape, without arrays.
+  const auto check_empty = [](const TowerNet& tower, const EntityTable& table) {
+    for (size_t f = 0; f < table.features.size(); ++f) {
+      const Parameter* embedding = tower.embedding(f);
+      if (!embedding) continue;
+      INFO(embedding->name);
+      CHECK(embedding->value.capacity() == 0);
+      CHECK(embedding->grad.capacity() == 0);
+      CHECK(embedding->shape.at(0) == table.features[f].cardinality);
+    }
+  };
+  check_empty(sharded.user_tower(), data.users);
+  check_empty(sharded.item_tower(), data.items);
 }
 
 // A sharded two-tower step makes a fixed, small number of collective calls whatever its tables: the batch's

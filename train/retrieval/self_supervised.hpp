@@ -48,10 +48,6 @@ class SelfSupervisedTask {
   // Accumulates alpha * dL_self into H's (and G's) parameters from the last forward (its local rows).
   void backward();
 
-  // After H's tables were sharded (TwoTowerModel::shard_tables): G reads them through H's shards.
-  void follow_shards() {
-    if (own_g_) own_g_->share_tables_of(h_);
-  }
   // G's own parameters (none when G is H).
   std::vector<Parameter*> parameters();
   // The item features' mutual information ([k, k], eq. 4), computed once from the catalogue for CFM.

@@ -17,21 +17,49 @@ void TowerNet::add_linear(const std::string& name, size_t in, size_t out, Rng& r
   linears_.back().init(rng);
 }
 
+Parameter* TowerNet::own_embedding(std::string name, uint64_t rows, uint32_t dim, size_t feature, Rng& rng) {
+  if (!comm_) {
+    Parameter* p = own(std::move(name), {rows, dim});
+    p->make_sparse(dim);
+    for (float& x : p->value) x = static_cast<float>(rng.normal());
+    return p;
+  }
+  // No arrays: the Parameter is made empty, then given the whole table's shape (its name and shape serve the
+  // export's gather_tables).
+  Parameter* p = own(name, {0, dim});
+  p->shape = {rows, dim};
+  p->make_sparse(dim);
+  auto shard = std::make_unique<ShardedTable>(*comm_, std::move(name), static_cast<uint32_t>(rows), dim);
+  const std::vector<uint32_t>& owned = shard->owned();  // ascending
+  float* kept = shard->shard().value.data();
+  size_t next = 0;
+  for (uint64_t row = 0; row < rows; ++row) {
+    const bool mine = next < owned.size() && owned[next] == row;
+    for (uint32_t d = 0; d < dim; ++d) {
+      const float x = static_cast<float>(rng.normal());
+      if (mine) kept[next * dim + d] = x;
+    }
+    next += mine ? 1 : 0;
+  }
+  shards_[feature] = std::move(shard);
+  return p;
+}
+
 TowerNet::TowerNet(const EntityTable& table, size_t first_feature, const TrainConfig& config, const std::string& prefix,
-                   Rng& rng, bool default_inputs)
-    : table_(table), first_feature_(first_feature) {
+                   Rng& rng, bool default_inputs, Communicator* shard_over)
+    : table_(table), first_feature_(first_feature), comm_(shard_over) {
+  if (comm_) shards_.resize(table.features.size());
   for (const FeatureColumn& column : table.features) {
     if (column.def.kind == FeatureKind::kDense) {
       embeddings_.push_back(nullptr);
       input_dim_ += 1;
       continue;
     }
-    Parameter* p = own(prefix + "/embedding/" + column.def.name, {column.cardinality, config.embedding_dim});
-    p->make_sparse(config.embedding_dim);
-    // PyTorch's nn.Embedding default, N(0, 1), as the reference uses.
-    for (float& x : p->value) x = static_cast<float>(rng.normal());
+    const size_t f = embeddings_.size();
+    Parameter* p = own_embedding(prefix + "/embedding/" + column.def.name, column.cardinality, config.embedding_dim, f, rng);
     embeddings_.push_back(p);
     bags_.emplace_back(p, /*mean_pooling=*/true);
+    if (comm_) bags_.back().bind(&shards_[f]->cache(), &shards_[f]->slots());
     input_dim_ += config.embedding_dim;
   }
   std::vector<uint32_t> widths = config.hidden;
@@ -147,25 +175,6 @@ std::vector<Parameter*> TowerNet::parameters() {
     out.push_back(listed);
   }
   return out;
-}
-
-void TowerNet::shard_tables(Communicator& comm) {
-  comm_ = &comm;
-  shards_.resize(embeddings_.size());
-  size_t bag = 0;
-  for (size_t f = 0; f < embeddings_.size(); ++f) {
-    Parameter* table = embeddings_[f];
-    if (!table) continue;
-    auto shard = std::make_unique<ShardedTable>(comm, table->name, static_cast<uint32_t>(table->shape[0]), static_cast<size_t>(table->shape[1]));
-    shard->take_owned_rows(table->value.data());
-    // The whole table's floats go; the Parameter keeps its name and shape for the export (gather_tables).
-    std::vector<float>().swap(table->value);
-    std::vector<float>().swap(table->grad);
-    std::vector<uint8_t>().swap(table->is_touched);
-    table->touched.clear();
-    bags_[bag++].bind(&shard->cache(), &shard->slots());
-    shards_[f] = std::move(shard);
-  }
 }
 
 bool TowerNet::is_shard(const Parameter* p) const {

@@ -41,10 +41,12 @@ class TowerNet {
   // `first_feature`: the table's first feature index in the model's feature order. `default_inputs`: give
   // every feature a learned default input (an embedding row, or one value for a dense feature) that masked
   // features read; drawn after every other parameter, so a tower without them initialises as before.
+  // `shard_over` (a distributed run with sharded tables, docs/distributed.md): every embedding table is sharded
+  // by row over its ranks from the start; this rank allocates and keeps only its rows (see "A sharded tower" below).
   TowerNet(const EntityTable& table, size_t first_feature, const TrainConfig& config, const std::string& prefix, Rng& rng,
-           bool default_inputs = false);
-  // A second encoder over the same table: shares `base`'s embedding tables, default inputs and first
-  // `shared_layers` linear layers, and owns the layers above them (initialised from `rng`).
+           bool default_inputs = false, Communicator* shard_over = nullptr);
+  // A second encoder over the same table: shares `base`'s embedding tables (its shards' caches when sharded),
+  // default inputs and first `shared_layers` linear layers, and owns the layers above them (from `rng`).
   TowerNet(const TowerNet& base, size_t shared_layers, const std::string& prefix, Rng& rng);
 
   size_t output_dim() const { return linears_.back().out(); }
@@ -66,14 +68,11 @@ class TowerNet {
   const Parameter* embedding(size_t f) const { return embeddings_[f]; }
   TowerView view() const;
 
-  // Distributed runs (docs/distributed.md): shards every embedding table by row over `comm`. The values come
-  // from the tables as initialised (drawn whole, identically, on every rank), so sharding changes no value.
-  // parameters() then lists the shards in place of the tables; between fetch_rows and push_gradients the
-  // forward and backward read and write the batch's rows in the shards' caches.
-  void shard_tables(Communicator& comm);
-  // A second encoder (the constructor from a base) reads its base's tables as they are now: call after the
-  // base's shard_tables, so that it reads the shards' caches too.
-  void share_tables_of(const TowerNet& base) { bags_ = base.bags_; }
+  // A sharded tower (`shard_over`): its tables' Parameters keep their names and shapes but hold no values;
+  // every rank draws the whole tables' value sequence from `rng` as one process does and keeps its own rows, so
+  // sharding changes no value, no rank ever holds a whole table, and the layers drawn after them start alike.
+  // parameters() lists the shards in place of the tables; between fetch_rows and push_gradients the forward and
+  // backward read and write the batch's rows in the shards' caches.
   bool sharded() const { return !shards_.empty(); }
   // Whether `p` is one of this tower's shards (exchanged by the row exchange, not all-reduced).
   bool is_shard(const Parameter* p) const;
@@ -96,8 +95,8 @@ class TowerNet {
   std::vector<std::unique_ptr<Parameter>> storage_;
   std::vector<Parameter*> embeddings_;  // per table feature; nullptr for dense
   std::vector<Parameter*> defaults_;    // per table feature when default_inputs; empty otherwise
-  std::vector<std::unique_ptr<ShardedTable>> shards_;  // per table feature once sharded (nullptr for dense)
-  Communicator* comm_ = nullptr;                       // once sharded
+  std::vector<std::unique_ptr<ShardedTable>> shards_;  // per table feature when sharded (nullptr for dense)
+  Communicator* comm_ = nullptr;                       // when sharded
   std::vector<EmbeddingBag> bags_;      // per categorical feature, in feature order
   std::vector<Linear> linears_;
   size_t input_dim_ = 0;
@@ -106,6 +105,9 @@ class TowerNet {
   std::vector<float> grad_a_, grad_b_;
 
   Parameter* own(std::string name, std::vector<uint64_t> shape);
+  // Embedding table `name` [rows, dim] drawn from N(0, 1), PyTorch's nn.Embedding default, as the reference
+  // uses; sharded (comm_ set), the same draws, this rank's rows kept in shards_[feature].
+  Parameter* own_embedding(std::string name, uint64_t rows, uint32_t dim, size_t feature, Rng& rng);
   void add_linear(const std::string& name, size_t in, size_t out, Rng& rng);
 };
 

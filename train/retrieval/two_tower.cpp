@@ -6,10 +6,11 @@
 
 namespace funnel::train {
 
-TwoTowerModel::TwoTowerModel(const Dataset& data, const TrainConfig& config)
+TwoTowerModel::TwoTowerModel(const Dataset& data, const TrainConfig& config, Communicator* shard_over)
     : rng_(config.seed),
-      user_(data.users, feature_offset(data, data.users), config, "user", rng_),
-      item_(data.items, feature_offset(data, data.items), config, "item", rng_, /*default_inputs=*/self_supervised_masks(config)) {
+      user_(data.users, feature_offset(data, data.users), config, "user", rng_, /*default_inputs=*/false, shard_over),
+      item_(data.items, feature_offset(data, data.items), config, "item", rng_, /*default_inputs=*/self_supervised_masks(config), shard_over) {
+  // The second encoder G is made from the item tower as it is, sharded or not: it reads the same rows.
   if (config.ssl != "none") ssl_ = std::make_unique<SelfSupervisedTask>(item_, data.items, config, rng_);
 }
 
@@ -19,12 +20,6 @@ std::vector<Parameter*> TwoTowerModel::parameters() {
   if (ssl_)
     for (Parameter* p : ssl_->parameters()) out.push_back(p);
   return out;
-}
-
-void TwoTowerModel::shard_tables(Communicator& comm) {
-  user_.shard_tables(comm);
-  item_.shard_tables(comm);
-  if (ssl_) ssl_->follow_shards();
 }
 
 std::vector<Parameter*> TwoTowerModel::replicated_parameters() {

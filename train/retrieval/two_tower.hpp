@@ -18,7 +18,9 @@ namespace funnel::train {
 
 class TwoTowerModel {
  public:
-  TwoTowerModel(const Dataset& data, const TrainConfig& config);
+  // `shard_over`: a distributed run with sharded tables; both towers' embedding tables are sharded by row over its
+  // ranks from the start (TowerNet), and the self-supervised task's second encoder reads the item tower's shards.
+  TwoTowerModel(const Dataset& data, const TrainConfig& config, Communicator* shard_over = nullptr);
 
   // The self-supervised auxiliary task, when config.ssl is not "none" (nullptr otherwise).
   SelfSupervisedTask* self_supervised() { return ssl_.get(); }
@@ -27,9 +29,6 @@ class TwoTowerModel {
   const TowerNet& user_tower() const { return user_; }
   const TowerNet& item_tower() const { return item_; }
   std::vector<Parameter*> parameters();
-  // Distributed runs: shards both towers' embedding tables by row over `comm` (TowerNet::shard_tables); the
-  // self-supervised task's second encoder reads the item tower's shards.
-  void shard_tables(Communicator& comm);
   // The parameters whole on every rank of a distributed run: all but the towers' table shards.
   std::vector<Parameter*> replicated_parameters();
   // Per parameter (parameters()' order), the rows of the whole table it holds rows of (a shard: its table's),

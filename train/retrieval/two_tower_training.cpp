@@ -314,8 +314,8 @@ class TwoTowerLoop {
         comm_(options.communicator ? *options.communicator : local_communicator()),
         observer_(comm_.rank() == 0 ? options.observer : quiet_),
         plan_(plan_epochs(rows, comm_, config, observer_)),
-        model_(data, config),
-        allreduce_(comm_, shard_then_list(model_, comm_, config)),
+        model_(data, config, comm_.distributed() && config.embedding_sharding == "sharded" ? &comm_ : nullptr),
+        allreduce_(comm_, model_.replicated_parameters()),
         parameters_(model_.parameters()),
         adam_(parameters_, {config.learning_rate, 0.9f, 0.999f, 1e-8f, config.optimizer == "lazy_adam"}, config.sparse_optimizer,
               config.sparse_optimizer_min_rows, config.sparse_learning_rate, model_.whole_rows()),
@@ -383,12 +383,6 @@ class TwoTowerLoop {
   std::vector<uint32_t> users_, items_;
   std::vector<float> log_q_;
   GlobalBatch global_;
-
-  // Distributed with sharded tables, each rank keeps its rows of every table before the optimiser sees them.
-  static std::vector<Parameter*> shard_then_list(TwoTowerModel& model, Communicator& comm, const TrainConfig& config) {
-    if (comm.distributed() && config.embedding_sharding == "sharded") model.shard_tables(comm);
-    return model.replicated_parameters();
-  }
 
   // The epoch's order. Rank-local rows: each rank shuffles its shards and buffer from the epoch's seed (drawn
   // from the shuffle generator, the same on every rank) and its rank; otherwise every rank draws the same
